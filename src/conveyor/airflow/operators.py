@@ -1,0 +1,154 @@
+"""``ConveyorStepOperator``: run one Conveyor step as an Airflow task.
+
+The operator is thin on purpose: it turns the task context into a spec (with overrides from
+the DAG run's params and conf) and a Conveyor run id, and hands the step to the core
+executor. Heavy imports (the executor pulls in pandas, scikit-learn and MLflow) happen inside
+:meth:`ConveyorStepOperator.execute`, never when a DAG file is parsed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from conveyor.airflow.run_ids import conveyor_run_id
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = ["ConveyorStepOperator", "runtime_overrides"]
+
+log = logging.getLogger(__name__)
+
+
+def _encode(value: Any) -> str:
+    # JSON is valid YAML, and the spec loader reads override values as YAML: types survive.
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+def runtime_overrides(
+    params: Mapping[str, Any],
+    conf: Mapping[str, Any] | None,
+    defaults: Mapping[str, Any],
+) -> list[str]:
+    """Spec overrides (``key.path=value``) asked for by one DAG run.
+
+    A dotted key is a spec key path. A declared param counts only when its value differs from
+    the spec's own (its default), so an untouched trigger form changes nothing; any dotted key
+    in the run's ``conf`` counts, declared or not.
+
+    Args:
+        params: the task's resolved params (DAG params merged with the run's conf).
+        conf: the DAG run's conf, if any.
+        defaults: the declared params' defaults (the spec's values at parse time).
+
+    Returns:
+        Overrides sorted by key, for :func:`conveyor.spec.load_spec`.
+    """
+    chosen: dict[str, Any] = {}
+    for key, value in params.items():
+        if "." in key and (key not in defaults or defaults[key] != value):
+            chosen[key] = value
+    for key, value in (conf or {}).items():
+        if "." in key:
+            chosen[key] = value
+    return [f"{key}={_encode(value)}" for key, value in sorted(chosen.items())]
+
+
+class ConveyorStepOperator(BaseOperator):
+    """Run one step of a Conveyor pipeline spec as an Airflow task.
+
+    Every task of a DAG run derives the same Conveyor run id from the DAG run, so all of them
+    share one run folder in the Store and one MLflow run; the task that finishes the run
+    writes the manifest and ends the MLflow run. The XCom value is the step record: artifact
+    URIs, hashes and a few numbers, never data.
+
+    Bad input (an invalid spec or data, a rejected gate) fails the task at once without
+    retries; any other failure is left to Airflow's retries.
+
+    Args:
+        spec_path: the pipeline spec (YAML) on the worker's filesystem.
+        step: the step to run; ``None`` with ``finish=True`` only finishes the run.
+        profile: a profile overlaid on the spec (``<stem>.<profile>.yaml``).
+        overrides: fixed ``key.path=value`` overrides, applied before the run's own.
+        finish: finish the Conveyor run (manifest, end of the MLflow run) after the step.
+        use_cache: reuse a step's outputs when its inputs and config did not change.
+        param_defaults: declared params and their defaults, to tell chosen values apart.
+        conveyor_conn_id: an Airflow connection of type ``conveyor`` whose extras give the
+            store root and tracking URI (see :class:`conveyor.airflow.hooks.ConveyorHook`).
+        **kwargs: passed to :class:`airflow.sdk.BaseOperator` (``task_id`` defaults to
+            ``step``).
+
+    Example:
+        >>> train = ConveyorStepOperator(spec_path="pipelines/churn.yaml", step="train")
+    """
+
+    template_fields: Sequence[str] = ("spec_path", "overrides")
+    ui_color = "#d8ecf3"
+
+    def __init__(
+        self,
+        *,
+        spec_path: str,
+        step: str | None,
+        profile: str | None = None,
+        overrides: Sequence[str] = (),
+        finish: bool = False,
+        use_cache: bool = True,
+        param_defaults: Mapping[str, Any] | None = None,
+        conveyor_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if step is None and not finish:
+            raise ValueError("ConveyorStepOperator needs a step, or finish=True to finish the run")
+        kwargs.setdefault("task_id", step or "finish")
+        super().__init__(**kwargs)
+        self.spec_path = str(spec_path)
+        self.step = step
+        self.profile = profile
+        self.overrides = list(overrides)
+        self.finish = finish
+        self.use_cache = use_cache
+        self.param_defaults = dict(param_defaults or {})
+        self.conveyor_conn_id = conveyor_conn_id
+
+    def _overrides(self, context: Context) -> list[str]:
+        chosen = list(self.overrides)
+        if self.conveyor_conn_id:
+            from conveyor.airflow.hooks import ConveyorHook
+
+            chosen += ConveyorHook(conveyor_conn_id=self.conveyor_conn_id).spec_overrides()
+        dag_run = context.get("dag_run")
+        conf = getattr(dag_run, "conf", None) or {}
+        chosen += runtime_overrides(context.get("params") or {}, conf, self.param_defaults)
+        return chosen
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Run the step in the DAG run's Conveyor run; return the step record as a dict."""
+        from conveyor.errors import BadInputError, GateRejectedError
+        from conveyor.runners.executor import execute_step, finish_run, open_run
+        from conveyor.spec import load_spec
+
+        dag_run = context["dag_run"]
+        run_id = conveyor_run_id(dag_run.dag_id, dag_run.run_id)
+        overrides = self._overrides(context)
+        log.info("conveyor run %s, step %s, overrides %s", run_id, self.step, overrides)
+        try:
+            loaded = load_spec(self.spec_path, overrides, profile=self.profile)
+            run = open_run(loaded, run_id=run_id)
+            record: dict[str, Any] = {"run_id": run_id}
+            if self.step is not None:
+                record = execute_step(run, self.step, use_cache=self.use_cache).to_dict()
+                record.setdefault("run_id", run_id)
+            if self.finish:
+                manifest = finish_run(run, status="ok")
+                record["manifest"] = {"uri": manifest.uri, "sha256": manifest.sha256}
+        except (BadInputError, GateRejectedError) as exc:
+            # Retrying cannot fix the spec, the data or the model's quality.
+            raise AirflowFailException(str(exc)) from exc
+        return record

@@ -1,0 +1,345 @@
+"""Run one step of one run: the mechanism every runner shares (local, Airflow).
+
+A run is a folder in the Store, ``{root}/{pipeline}/{run_id}/``, holding ``_run.json`` (the
+resolved spec and its hash), one ``{step}/_record.json`` per finished step (its outputs with
+hashes, metrics, facts), and ``manifest.json``, written last. A run without a manifest is
+incomplete by definition.
+
+Caching: a step's cache key is the hash of its code version, its slice of the spec and its
+inputs' hashes. A finished step's record is indexed under ``{root}/{pipeline}/_cache/``; a
+later run with the same key reuses the record (its artifacts stay where they are).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version as package_version
+from typing import Any
+
+from conveyor.errors import ConveyorRuntimeError, SpecError
+from conveyor.spec import LoadedSpec
+from conveyor.steps import BaseStep, StepContext, check_spec, pipeline_steps
+from conveyor.store import ArtifactRef, Store, check_key, home_dir, to_uri
+from conveyor.tracking import Tracker, flatten
+
+__all__ = [
+    "Run",
+    "StepRecord",
+    "conveyor_version",
+    "execute_step",
+    "fail_run",
+    "finish_run",
+    "new_run_id",
+    "open_run",
+    "store_for",
+]
+
+log = logging.getLogger(__name__)
+_LOGGED_SUFFIXES = (".json", ".html", ".png")
+_MAX_LOGGED_BYTES = 5 * 1024 * 1024
+
+
+def conveyor_version() -> str:
+    try:
+        return package_version("conveyor-ml")
+    except Exception:  # noqa: BLE001 - running from a source tree without metadata
+        return "0+unknown"
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: ``20261123T101500-3f9a1c``."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class StepRecord:
+    """What a finished step left: written to ``{step}/_record.json`` after its outputs."""
+
+    step: str
+    status: str
+    cache_key: str
+    outputs: dict[str, ArtifactRef] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    duration: float = 0.0
+    finished_at: str = ""
+    cached_from: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step, "status": self.status, "cache_key": self.cache_key,
+            "outputs": {k: v.to_dict() for k, v in self.outputs.items()},
+            "metrics": self.metrics, "info": self.info, "duration": round(self.duration, 4),
+            "finished_at": self.finished_at, "cached_from": self.cached_from,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepRecord:
+        return cls(
+            step=data["step"], status=data["status"], cache_key=data["cache_key"],
+            outputs={k: ArtifactRef.from_dict(v) for k, v in data.get("outputs", {}).items()},
+            metrics=data.get("metrics", {}), info=data.get("info", {}),
+            duration=float(data.get("duration", 0.0)), finished_at=data.get("finished_at", ""),
+            cached_from=data.get("cached_from"),
+        )
+
+
+def store_for(loaded: LoadedSpec) -> Store:
+    """The artifact store of a spec: ``store.root``, or ``CONVEYOR_HOME/artifacts``."""
+    spec = loaded.spec.store
+    root = to_uri(spec.root, loaded.base_dir) if spec.root else (home_dir() / "artifacts").as_uri()
+    return Store(root, spec.storage_options)
+
+
+@dataclass
+class Run:
+    """One pipeline run: its spec, id, store and tracker."""
+
+    loaded: LoadedSpec
+    run_id: str
+    store: Store
+    tracker: Tracker
+    steps: dict[str, BaseStep]
+
+    @property
+    def pipeline(self) -> str:
+        return self.loaded.spec.name
+
+    @property
+    def uri(self) -> str:
+        return self.store.uri(self.pipeline, self.run_id)
+
+    def record_uri(self, step: str) -> str:
+        return self.store.uri(self.pipeline, self.run_id, step, "_record.json")
+
+    def read_record(self, step: str) -> StepRecord | None:
+        uri = self.record_uri(step)
+        if not self.store.exists(uri):
+            return None
+        return StepRecord.from_dict(self.store.get_json(uri))
+
+    def records(self) -> dict[str, StepRecord]:
+        found = {name: self.read_record(name) for name in self.steps}
+        return {name: record for name, record in found.items() if record is not None}
+
+
+def _git_sha(folder: Any) -> str | None:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True,
+                              text=True, timeout=3, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def open_run(
+    loaded: LoadedSpec, run_id: str | None = None, *, tags: dict[str, str] | None = None
+) -> Run:
+    """Create a run, or attach to an existing one with the same spec (any process may call it).
+
+    Raises:
+        SpecError: the spec fails a semantic check, or the run exists with another spec.
+    """
+    check_spec(loaded)
+    spec = loaded.spec
+    run_id = check_key(run_id or new_run_id(), "run id")
+    store = store_for(loaded)
+    tracker = Tracker(spec.tracking.uri, spec.tracking.experiment or spec.name)
+    run = Run(loaded=loaded, run_id=run_id, store=store, tracker=tracker,
+              steps={s.name: s for s in pipeline_steps(spec)})
+    meta_uri = store.uri(spec.name, run_id, "_run.json")
+    created = not store.exists(meta_uri)
+    if not created:
+        meta = store.get_json(meta_uri)
+        if meta.get("spec_hash") != loaded.spec_hash:
+            raise SpecError(
+                f"run {run_id} was started with another spec (hash {meta.get('spec_hash', '')[:12]}"
+                f", now {loaded.spec_hash[:12]}); start a new run instead (drop --run-id)",
+                file=str(loaded.path),
+            )
+    run_tags = {
+        "conveyor.pipeline": spec.name,
+        "conveyor.spec_hash": loaded.spec_hash,
+        "conveyor.version": conveyor_version(),
+        "conveyor.spec_path": str(loaded.path),
+        **({"conveyor.git_sha": sha} if (sha := _git_sha(loaded.base_dir)) else {}),
+        **({"conveyor.profile": loaded.profile} if loaded.profile else {}),
+        **(tags or {}),
+    }
+    mlflow_run_id = tracker.attach(run_id, tags=run_tags)
+    if created:
+        store.put_json(meta_uri, {
+            "pipeline": spec.name, "run_id": run_id, "spec_hash": loaded.spec_hash,
+            "spec": spec.dump(), "overrides": list(loaded.overrides), "profile": loaded.profile,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "conveyor_version": conveyor_version(), "mlflow_run_id": mlflow_run_id,
+            "tracking_uri": tracker.uri,
+        })
+        tracker.log_params(flatten(spec.dump()))
+        tracker.log_text(json.dumps(spec.dump(), indent=2), "spec.json")
+    return run
+
+
+def _cache_key(step: BaseStep, config: dict[str, Any], inputs: dict[str, ArtifactRef]) -> str:
+    material = {
+        "step": step.name, "code": step.code_version,
+        "config": config, "inputs": {k: v.sha256 for k, v in sorted(inputs.items())},
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _outputs_exist(store: Store, record: StepRecord) -> bool:
+    return all(store.exists(ref.uri) for ref in record.outputs.values())
+
+
+def execute_step(run: Run, name: str, *, use_cache: bool = True, force: bool = False) -> StepRecord:
+    """Run step ``name`` of ``run`` (or reuse an identical earlier result) and record it.
+
+    Args:
+        run: the run, from :func:`open_run`.
+        name: the step.
+        use_cache: reuse a result of another run with the same cache key.
+        force: run the step even when this run already holds a result with the same key.
+
+    Raises:
+        BadInputError: the spec or data is wrong (do not retry).
+        ConveyorRuntimeError: anything else (may be retried).
+    """
+    step = run.steps.get(name)
+    if step is None:
+        raise SpecError(f"unknown step {name!r}; steps are {', '.join(run.steps)}")
+    upstream: dict[str, StepRecord] = {}
+    for before in run.steps:
+        if before == name:
+            break
+        record = run.read_record(before)
+        if record is not None:
+            upstream[before] = record
+    inputs: dict[str, ArtifactRef] = {}
+    for wanted in step.inputs:
+        producer, _, artifact = wanted.partition(".")
+        record = upstream.get(producer)
+        if record is None or artifact not in record.outputs:
+            raise ConveyorRuntimeError(
+                f"step {name} needs {wanted}, which run {run.run_id} does not have; "
+                f"run step {producer} first"
+            )
+        inputs[wanted] = record.outputs[artifact]
+    key = _cache_key(step, step.config(run.loaded.spec), inputs)
+
+    started = time.perf_counter()
+    record = None
+    if step.cacheable and not force:
+        own = upstream.get(name) or run.read_record(name)
+        if own is not None and own.cache_key == key and _outputs_exist(run.store, own):
+            log.info("step %s: already done in run %s", name, run.run_id)
+            return own
+        if use_cache:
+            record = _from_cache(run, step, key)
+    if record is None:
+        ctx = StepContext(loaded=run.loaded, run_id=run.run_id, store=run.store,
+                          tracker=run.tracker, inputs=inputs,
+                          upstream={k: v.info for k, v in upstream.items()}, step=name)
+        result = step.run(ctx)
+        record = StepRecord(step=name, status=result.status, cache_key=key,
+                            outputs=result.outputs, metrics=result.metrics, info=result.info)
+    record.duration = time.perf_counter() - started
+    record.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+    _track(run, record)
+    run.store.put_json(run.record_uri(name), record.to_dict())
+    if step.cacheable and record.status == "ok" and record.cached_from is None:
+        run.store.put_json(_cache_uri(run, name, key), {**record.to_dict(),
+                                                         "cached_from": run.run_id})
+    return record
+
+
+def _cache_uri(run: Run, step: str, key: str) -> str:
+    return run.store.uri(run.pipeline, "_cache", step, f"{key[:40]}.json")
+
+
+def _from_cache(run: Run, step: BaseStep, key: str) -> StepRecord | None:
+    uri = _cache_uri(run, step.name, key)
+    if not run.store.exists(uri):
+        return None
+    record = StepRecord.from_dict(run.store.get_json(uri))
+    if record.cache_key != key or not _outputs_exist(run.store, record):
+        return None
+    record.status = "cached"
+    log.info("step %s: cached from run %s", step.name, record.cached_from)
+    return record
+
+
+def _track(run: Run, record: StepRecord) -> None:
+    """Log a step's metrics, facts and small reports to the MLflow run (cached ones too)."""
+    tracker = run.tracker
+    if record.metrics:
+        tracker.log_metrics(record.metrics)
+    tags = {f"conveyor.step.{record.step}": record.status}
+    if record.step == "ingest" and "data_hash" in record.info:
+        tags["conveyor.data_hash"] = record.info["data_hash"]
+    if record.step == "gate" and "passed" in record.info:
+        tags["conveyor.gate"] = "passed" if record.info["passed"] else "rejected"
+    if record.step == "register" and "version" in record.info:
+        tags["conveyor.registered_version"] = record.info["version"]
+    tracker.set_tags(tags)
+    for artifact, ref in record.outputs.items():
+        if ref.uri.endswith(_LOGGED_SUFFIXES) and ref.size <= _MAX_LOGGED_BYTES:
+            filename = ref.uri.rsplit("/", 1)[-1]
+            if filename.startswith("_"):
+                continue
+            tracker.log_bytes(run.store.get_bytes(ref.uri, sha256=ref.sha256),
+                              f"{record.step}/{filename}")
+
+
+def finish_run(run: Run) -> tuple[ArtifactRef, dict[str, Any]]:
+    """Write the run's manifest (last) and end the MLflow run.
+
+    Returns:
+        The manifest's reference and content. Its ``status`` is ``ok``, or ``rejected`` when
+        the gate refused the model.
+    """
+    records = run.records()
+    missing = [name for name in run.steps if name not in records]
+    if missing:
+        raise ConveyorRuntimeError(f"run {run.run_id} cannot finish: steps {missing} have "
+                                   "not run")
+    gate = records.get("gate")
+    status = "ok" if gate is None or gate.info.get("passed", True) else "rejected"
+    manifest = {
+        "pipeline": run.pipeline, "run_id": run.run_id, "status": status,
+        "spec_hash": run.loaded.spec_hash, "conveyor_version": conveyor_version(),
+        "mlflow_run_id": run.tracker.run_id, "tracking_uri": run.tracker.uri,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "metrics": {k: v for r in records.values() for k, v in r.metrics.items()},
+        "steps": {name: {"status": r.status, "duration": round(r.duration, 4),
+                         "cached_from": r.cached_from, "info": r.info}
+                  for name, r in records.items()},
+        "artifacts": {f"{name}/{artifact}": ref.to_dict()
+                      for name, r in records.items() for artifact, ref in r.outputs.items()},
+    }
+    ref = run.store.put_json(f"{run.uri}/manifest.json", manifest)
+    run.tracker.set_tags({"conveyor.status": status, "conveyor.manifest": ref.uri})
+    run.tracker.log_text(json.dumps(manifest, indent=2, sort_keys=True), "manifest.json")
+    run.tracker.end("FINISHED")
+    return ref, manifest
+
+
+def fail_run(run: Run, error: BaseException, *, partial: bool = False) -> None:
+    """Mark the MLflow run failed (or, for a deliberately partial run, finished-partial)."""
+    try:
+        if partial:
+            run.tracker.set_tags({"conveyor.status": "partial"})
+            run.tracker.end("FINISHED")
+        else:
+            run.tracker.set_tags({"conveyor.status": "failed",
+                                  "conveyor.error": str(error)[:500]})
+            run.tracker.end("FAILED")
+    except Exception:  # noqa: BLE001 - never hide the original failure behind a tracking one
+        log.warning("could not mark MLflow run of %s as failed", run.run_id, exc_info=True)

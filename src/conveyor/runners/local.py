@@ -1,0 +1,127 @@
+"""The local runner: every step in-process, in order, with caching, partial runs and resume."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from conveyor.errors import ConveyorError, SpecError
+from conveyor.runners.executor import (
+    Run,
+    StepRecord,
+    execute_step,
+    fail_run,
+    finish_run,
+    open_run,
+)
+from conveyor.spec import LoadedSpec
+from conveyor.steps import STEP_NAMES
+from conveyor.store import ArtifactRef
+
+__all__ = ["LocalRunner", "RunSummary", "plan_steps"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    """What a local run did."""
+
+    run_id: str
+    records: dict[str, StepRecord] = field(default_factory=dict)
+    manifest: dict[str, Any] | None = None
+    manifest_ref: ArtifactRef | None = None
+    mlflow_run_id: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.manifest is not None
+
+    @property
+    def status(self) -> str:
+        return self.manifest["status"] if self.manifest else "partial"
+
+
+def plan_steps(
+    *, start: str | None = None, until: str | None = None, only: str | None = None
+) -> tuple[list[str], set[str]]:
+    """The steps to execute and the ones to force (re-run even when cached).
+
+    ``only`` runs one step (forced); ``start`` forces that step and all after it; ``until``
+    stops after that step.
+    """
+    for flag, value in (("--from", start), ("--until", until), ("--step", only)):
+        if value is not None and value not in STEP_NAMES:
+            raise SpecError(f"{flag} {value!r} is not a step; steps are {', '.join(STEP_NAMES)}")
+    names = list(STEP_NAMES)
+    if only is not None:
+        return [only], {only}
+    end = names.index(until) + 1 if until else len(names)
+    begin = names.index(start) if start else 0
+    if begin >= end:
+        raise SpecError(f"--from {start} comes after --until {until}")
+    return names[:end], set(names[begin:end]) if start else set()
+
+
+class LocalRunner:
+    """Runs a pipeline in this process.
+
+    Args:
+        loaded: the validated spec.
+        use_cache: reuse results of earlier runs with identical inputs and config.
+        on_event: called with ``("start", step, None)`` and ``("end", step, record)``.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedSpec,
+        *,
+        use_cache: bool = True,
+        on_event: Callable[[str, str, StepRecord | None], None] | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.use_cache = use_cache
+        self.on_event = on_event or (lambda kind, step, record: None)
+
+    def run(
+        self, run_id: str | None = None, *, start: str | None = None, until: str | None = None,
+        only: str | None = None,
+    ) -> RunSummary:
+        """Run the planned steps; write the manifest when the last step has run."""
+        names, forced = plan_steps(start=start, until=until, only=only)
+        if (start or only) and run_id is None:
+            flag = "--from" if start else "--step"
+            raise SpecError(f"{flag} needs --run-id: the run whose earlier steps to reuse")
+        run = open_run(self.loaded, run_id)
+        summary = RunSummary(run_id=run.run_id, mlflow_run_id=run.tracker.run_id)
+        if start or only:
+            self._check_earlier(run, names[0] if only else start)
+        try:
+            for name in names:
+                if name in forced or not (start or only):
+                    self.on_event("start", name, None)
+                    record = execute_step(run, name, use_cache=self.use_cache,
+                                          force=name in forced)
+                    summary.records[name] = record
+                    self.on_event("end", name, record)
+            if names[-1] == STEP_NAMES[-1] or all(n in run.records() for n in STEP_NAMES):
+                summary.manifest_ref, summary.manifest = finish_run(run)
+            else:
+                fail_run(run, RuntimeError("partial run"), partial=True)
+        except ConveyorError as exc:
+            fail_run(run, exc)
+            raise
+        except BaseException as exc:
+            fail_run(run, exc)
+            raise
+        return summary
+
+    @staticmethod
+    def _check_earlier(run: Run, first: str) -> None:
+        have = run.records()
+        for name in STEP_NAMES[: STEP_NAMES.index(first)]:
+            if name not in have:
+                raise SpecError(f"run {run.run_id} has no result of step {name}; run the "
+                                f"pipeline without --from/--step, or --until {name} first")

@@ -1,0 +1,396 @@
+"""Load a spec: safe YAML with line numbers, profiles, ``${ENV}``, dotted overrides, pydantic.
+
+Every failure is a :class:`~conveyor.errors.SpecError` naming the file, the line and the key,
+with the nearest valid key for a typo.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import re
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from conveyor.errors import SpecError
+from conveyor.spec.models import Spec
+
+__all__ = ["LoadedSpec", "load_spec", "parse_override", "read_yaml"]
+
+MAX_NODES = 20_000  # a YAML "billion laughs" expands aliases; refuse trees past this size
+MAX_BYTES = 1024 * 1024
+_STANDARD_TAGS = {
+    "tag:yaml.org,2002:" + t
+    for t in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp", "binary", "set")
+}
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|API_?KEY|ACCESS_KEY|CREDENTIAL)", re.I)
+Path_ = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    """A validated spec and where it came from.
+
+    Attributes:
+        spec: the validated spec.
+        path: the base spec file.
+        base_dir: the folder relative paths in the spec are resolved against.
+        resolved: the spec as plain data after profile, interpolation and overrides.
+        overrides: the dotted overrides that were applied, in order.
+        profile: the profile overlaid on the base, if any.
+    """
+
+    spec: Spec
+    path: Path
+    resolved: dict[str, Any]
+    overrides: tuple[str, ...] = ()
+    profile: str | None = None
+    base_dir: Path = field(default_factory=Path.cwd)
+    sources: dict[Path_, tuple[str, int | None]] = field(default_factory=dict, repr=False)
+
+    def error(self, key: str, message: str) -> SpecError:
+        """A SpecError for ``key`` (dotted), naming the file and line it came from."""
+        path = tuple(key.split("."))
+        file, line = _source(self.sources, path) if self.sources else (str(self.path), None)
+        return SpecError(message, file=file, line=line, key=key)
+
+    @property
+    def spec_hash(self) -> str:
+        """sha256 of the validated spec's canonical JSON: the config identity of a run."""
+        canonical = json.dumps(self.spec.dump(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- YAML
+
+
+def read_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
+    """Read one YAML file safely; return the data and the line of every key path.
+
+    Duplicate keys, non-standard tags (``!!python/object``) and alias bombs are errors.
+    """
+    name = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SpecError("spec file not found", file=name) from None
+    except OSError as exc:
+        raise SpecError(f"cannot read spec file: {exc.strerror}", file=name) from exc
+    if len(raw) > MAX_BYTES:
+        raise SpecError(f"spec file is {len(raw)} bytes, more than {MAX_BYTES}", file=name)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"spec is not UTF-8 (byte {exc.start})", file=name) from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise SpecError("spec file is empty", file=name)
+        lines: dict[Path_, int] = {}
+        budget = [MAX_NODES]
+        data = _construct(loader, node, (), lines, name, budget)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise SpecError(f"invalid YAML: {exc.problem or exc}", file=name, line=line) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"invalid YAML: {exc}", file=name) from None
+    finally:
+        loader.dispose()
+    return data, lines
+
+
+def _construct(
+    loader: yaml.SafeLoader,
+    node: yaml.Node,
+    path: Path_,
+    lines: dict[Path_, int],
+    file: str,
+    budget: list[int],
+) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise SpecError(
+            f"spec expands to more than {MAX_NODES} values (YAML aliases?)", file=file
+        )
+    line = node.start_mark.line + 1
+    if node.tag not in _STANDARD_TAGS:
+        raise SpecError(
+            f"YAML tag {node.tag!r} is not allowed; specs hold plain data only",
+            file=file, line=line, key=".".join(path) or None,
+        )
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)):
+                raise SpecError("mapping keys must be plain scalars", file=file,
+                                line=key_node.start_mark.line + 1, key=".".join(path) or None)
+            key = str(key)
+            child = (*path, key)
+            if key in out:
+                raise SpecError(
+                    f"duplicate key {key!r} (first on line {lines[child]})",
+                    file=file, line=key_node.start_mark.line + 1, key=".".join(child),
+                )
+            lines[child] = key_node.start_mark.line + 1
+            out[key] = _construct(loader, value_node, child, lines, file, budget)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for index, item in enumerate(node.value):
+            child = (*path, str(index))
+            lines.setdefault(child, item.start_mark.line + 1)
+            items.append(_construct(loader, item, child, lines, file, budget))
+        return items
+    return loader.construct_object(node, deep=True)
+
+
+# --------------------------------------------------------------------------- layering
+
+
+def _deep_merge(
+    base: Any, overlay: Any, path: Path_, sources: dict[Path_, tuple[str, int | None]],
+    origin: tuple[str, dict[Path_, int]],
+) -> Any:
+    file, lines = origin
+    if (
+        isinstance(base, dict) and isinstance(overlay, dict)
+        and base.get("source", overlay.get("source")) == overlay.get("source", base.get("source"))
+    ):  # a section whose ``source`` changes is replaced whole, not merged
+        out = dict(base)
+        for key, value in overlay.items():
+            child = (*path, key)
+            sources[child] = (file, lines.get(child))
+            out[key] = _deep_merge(base.get(key), value, child, sources, origin)
+        return out
+    for child_path, line in lines.items():
+        if child_path[: len(path)] == path:
+            sources[child_path] = (file, line)
+    return overlay
+
+
+def parse_override(text: str) -> tuple[Path_, Any]:
+    """Parse one ``a.b.c=value`` override; the value is read as YAML (``0.3``, ``true``, ``[1, 2]``)."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise SpecError(
+            f"override {text!r} is not of the form key.path=value (e.g. model.params.C=0.3)",
+            file="<command line>",
+        )
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    return tuple(key.split(".")), parsed
+
+
+def _set_path(data: dict[str, Any], path: Path_, value: Any, text: str) -> None:
+    node: Any = data
+    for depth, part in enumerate(path[:-1]):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+            continue
+        if not isinstance(node, dict):
+            raise SpecError(
+                f"override {text!r}: {'.'.join(path[:depth])} is not a mapping",
+                file="<command line>",
+            )
+        node = node.setdefault(part, {})
+    if isinstance(node, list) and path[-1].isdigit() and int(path[-1]) < len(node):
+        node[int(path[-1])] = value
+    elif isinstance(node, dict):
+        node[path[-1]] = value
+    else:
+        raise SpecError(f"override {text!r}: cannot set a key inside a value",
+                        file="<command line>")
+
+
+def _interpolate(
+    value: Any, path: Path_, sources: dict[Path_, tuple[str, int | None]],
+    env: Mapping[str, str],
+) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, (*path, k), sources, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, (*path, str(i)), sources, env) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if _SECRET_NAME.search(name):
+            file, line = _source(sources, path)
+            raise SpecError(
+                f"${{{name}}} looks like a secret; secrets never go through the spec "
+                "(use the environment or a credentials profile read by the client)",
+                file=file, line=line, key=".".join(path),
+            )
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        file, line = _source(sources, path)
+        raise SpecError(
+            f"environment variable {name} is not set (write ${{{name}:-default}} for a default)",
+            file=file, line=line, key=".".join(path),
+        )
+
+    return _ENV.sub(replace, value)
+
+
+def _source(sources: dict[Path_, tuple[str, int | None]], path: Path_) -> tuple[str, int | None]:
+    for end in range(len(path), 0, -1):
+        if path[:end] in sources:
+            return sources[path[:end]]
+    return next(iter(sources.values()), ("<spec>", None))
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    """The model classes an annotation can hold (through Optional, Annotated, unions)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [m for arg in typing.get_args(annotation) for m in _unwrap(arg)]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return []
+
+
+def _field_keys(model: type[BaseModel]) -> dict[str, str]:
+    """YAML key -> attribute name for a model's fields."""
+    return {(f.alias or name): name for name, f in model.model_fields.items()}
+
+
+def _walk(loc: tuple[Any, ...], *, descend: bool = False) -> tuple[Path_, list[type[BaseModel]]]:
+    """Turn a pydantic error location into a YAML key path and the models at its end.
+
+    Without ``descend`` the models are those holding the last key; with it, those the last
+    key's value may be.
+    """
+    models: list[type[BaseModel]] = [Spec]
+    path: list[str] = []
+    for index, part in enumerate(loc):
+        part = str(part)
+        matched = [m for m in models if part in _field_keys(m)]
+        if matched:
+            path.append(part)
+            if index == len(loc) - 1 and not descend:
+                break
+            model = matched[0]
+            attr = _field_keys(model)[part]
+            models = _unwrap(model.model_fields[attr].annotation)
+            continue
+        tagged = [m for m in models if "source" in m.model_fields
+                  and part in typing.get_args(m.model_fields["source"].annotation)]
+        if tagged:  # a discriminated-union tag in the location, not a key of the YAML
+            models = tagged
+            continue
+        path.append(part)
+        models = []
+    return tuple(path), models
+
+
+def _explain(exc: ValidationError, sources: dict[Path_, tuple[str, int | None]]) -> SpecError:
+    error = exc.errors(include_url=False)[0]
+    path, models = _walk(tuple(error["loc"]))
+    key = ".".join(path) or None
+    file, line = _source(sources, path) if path else next(iter(sources.values()))
+    kind = error["type"]
+    if kind == "extra_forbidden" and path:
+        _, parent_models = _walk(tuple(error["loc"])[:-1], descend=True)
+        valid = sorted({k for m in parent_models for k in _field_keys(m)})
+        close = difflib.get_close_matches(path[-1], valid, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(valid)}"
+        message = f"unknown key {path[-1]!r}; {hint}"
+    elif kind == "missing":
+        message = "required key is missing"
+    elif kind in ("literal_error", "enum"):
+        message = f"{error['msg'].lower()}, got {error.get('input')!r}"
+    elif kind == "union_tag_invalid":
+        message = error["msg"]
+    else:
+        text = error["msg"]
+        if text.startswith("Value error, "):
+            text = text[len("Value error, "):]
+        got = error.get("input")
+        message = text if kind == "value_error" or isinstance(got, dict) else f"{text}, got {got!r}"
+    return SpecError(message, file=file, line=line, key=key)
+
+
+def load_spec(
+    path: str | os.PathLike[str],
+    overrides: Iterable[str] = (),
+    *,
+    profile: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> LoadedSpec:
+    """Load, layer and validate a spec.
+
+    Args:
+        path: the base spec file (YAML).
+        overrides: dotted ``key.path=value`` overrides, applied last, in order.
+        profile: overlay ``<stem>.<profile>.yaml`` from the same folder on the base.
+        env: the variables ``${VAR}`` is resolved from; the process environment by default.
+
+    Returns:
+        The validated spec and its provenance.
+
+    Raises:
+        SpecError: on any problem, naming the file, line and key.
+    """
+    base = Path(path)
+    data, lines = read_yaml(base)
+    if not isinstance(data, dict):
+        raise SpecError("a spec is a YAML mapping of sections (name, data, schema, model, ...)",
+                        file=str(base), line=1)
+    sources: dict[Path_, tuple[str, int | None]] = {(): (str(base), 1)}
+    sources.update({p: (str(base), ln) for p, ln in lines.items()})
+    if profile:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", profile):
+            raise SpecError(f"profile {profile!r} must be letters, digits, '_' or '-'",
+                            file="<command line>")
+        overlay_path = base.with_name(f"{base.stem}.{profile}{base.suffix or '.yaml'}")
+        if not overlay_path.is_file():
+            raise SpecError(f"profile {profile!r} needs the file {overlay_path.name} beside "
+                            "the spec", file=str(base))
+        overlay, overlay_lines = read_yaml(overlay_path)
+        if not isinstance(overlay, dict):
+            raise SpecError("a profile is a YAML mapping", file=str(overlay_path), line=1)
+        data = _deep_merge(data, overlay, (), sources, (str(overlay_path), overlay_lines))
+    overrides = tuple(overrides)
+    for text in overrides:
+        key_path, value = parse_override(text)
+        _set_path(data, key_path, value, text)
+        for end in range(1, len(key_path) + 1):
+            sources.setdefault(key_path[:end], ("<command line>", None))
+        sources[key_path] = ("<command line>", None)
+    data = _interpolate(data, (), sources, os.environ if env is None else env)
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        raise _explain(exc, sources) from None
+    for key_path, message in spec.cross_check():
+        file, line = _source(sources, key_path)
+        raise SpecError(message, file=file, line=line, key=".".join(key_path))
+    return LoadedSpec(
+        spec=spec, path=base, resolved=data, overrides=overrides, profile=profile,
+        base_dir=base.resolve().parent, sources=sources,
+    )

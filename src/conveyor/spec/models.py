@@ -1,0 +1,284 @@
+"""Pydantic models of a pipeline spec: the whole truth of a pipeline.
+
+One stem per idea: the YAML key ``split:`` is :class:`SplitSpec`, run by ``steps/split.py``.
+Every model forbids unknown keys, so a typo is an error that names the key and the nearest
+valid one (see :mod:`conveyor.spec.loader`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "DataSpec",
+    "EvaluateSpec",
+    "ExportSpec",
+    "FileSource",
+    "GateSpec",
+    "ModelSpec",
+    "PreprocessSpec",
+    "RegistrySpec",
+    "SchemaSpec",
+    "SklearnSource",
+    "Spec",
+    "SplitSpec",
+    "StoreSpec",
+    "TrackingSpec",
+    "TuneSpec",
+    "ValidateSpec",
+    "SECRET_OPTION_KEYS",
+]
+
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+# fsspec storage options that carry secrets: they come from the environment or a profile.
+SECRET_OPTION_KEYS = frozenset(
+    {"key", "secret", "token", "password", "aws_access_key_id", "aws_secret_access_key",
+     "aws_session_token", "session_token", "access_key", "secret_key", "sas_token"}
+)
+CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_storage_options(options: dict[str, Any]) -> dict[str, Any]:
+    for key in options:
+        if key.lower() in SECRET_OPTION_KEYS:
+            raise ValueError(
+                f"inline secret {key!r} is not allowed in a spec; set it in the environment "
+                "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or an fsspec/AWS profile"
+            )
+    return options
+
+
+class FileSource(_Model):
+    """A table in a file reachable through fsspec (``file://``, ``s3://``, or a local path)."""
+
+    source: Literal["file"] = "file"
+    uri: str = Field(description="Where the file is; a path relative to the spec is allowed.")
+    format: Literal["csv", "parquet", "jsonl"] | None = Field(
+        default=None, description="Defaults to the file's extension (csv for unknown ones)."
+    )
+    header: bool = True
+    columns: list[str] | None = Field(
+        default=None, description="Column names, for files without a header row."
+    )
+    separator: str = ","
+    na_values: list[str] = Field(default_factory=lambda: ["", "NA", "NaN", "N/A", "null", "?"])
+    max_bytes: int = Field(default=2 * 1024**3, gt=0, description="Refuse larger files.")
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+
+    _no_secrets = field_validator("storage_options")(_check_storage_options)
+
+    @model_validator(mode="after")
+    def _columns_need_no_header(self) -> FileSource:
+        if self.columns is not None and len(set(self.columns)) != len(self.columns):
+            dup = sorted({c for c in self.columns if self.columns.count(c) > 1})
+            raise ValueError(f"duplicate column names: {', '.join(dup)}")
+        return self
+
+
+class SklearnSource(_Model):
+    """A data set bundled with scikit-learn (no download)."""
+
+    source: Literal["sklearn"]
+    name: Literal["breast_cancer", "iris", "wine", "digits"]
+
+
+DataSpec = Annotated[FileSource | SklearnSource, Field(discriminator="source")]
+
+
+class SchemaSpec(_Model):
+    """What the columns mean: the target, its positive label, the id, the features."""
+
+    target: str
+    positive_label: str | int | None = Field(
+        default=None, description="The positive class of a binary target (precision, recall, F1)."
+    )
+    id: str | None = None
+    features: Literal["infer"] | list[str] | dict[str, Literal["numeric", "categorical"]] = (
+        "infer"
+    )
+    drop: list[str] = Field(default_factory=list, description="Columns never used as features.")
+
+    @model_validator(mode="after")
+    def _target_not_a_feature(self) -> SchemaSpec:
+        named = self.features if isinstance(self.features, (list, dict)) else []
+        for column in (self.target, self.id):
+            if column is not None and column in named:
+                raise ValueError(f"column {column!r} is the target or id; it cannot be a feature")
+        return self
+
+
+Policy = Literal["fail", "warn", "off"]
+
+
+class ValidateSpec(_Model):
+    """Data checks and what each does when it finds a problem."""
+
+    missing_columns: Policy = "fail"
+    types: Policy = "fail"
+    empty_columns: Policy = "fail"
+    target_values: Policy = "fail"
+    duplicate_ids: Policy = "fail"
+    single_class: Policy = "fail"
+    leakage: Policy = "fail"
+    min_rows: int = Field(default=10, ge=1)
+    max_missing_fraction: float = Field(default=1.0, ge=0.0, le=1.0)
+    min_class_rows: int = Field(default=2, ge=1)
+
+
+class SplitSpec(_Model):
+    """Hold-out split of the validated table."""
+
+    test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
+    stratify: bool = True
+    seed: int = 42
+
+
+class NumericSpec(_Model):
+    impute: Literal["mean", "median", "most_frequent", "none"] = "median"
+    scale: Literal["standard", "minmax", "robust", "none"] = "standard"
+
+
+class CategoricalSpec(_Model):
+    impute: Literal["most_frequent", "constant", "none"] = "most_frequent"
+    encode: Literal["onehot", "ordinal"] = "onehot"
+    max_categories: int | None = Field(default=20, ge=2)
+
+
+class PreprocessSpec(_Model):
+    """Preprocessing, built into a ColumnTransformer fitted on the training split only."""
+
+    numeric: NumericSpec = Field(default_factory=NumericSpec)
+    categorical: CategoricalSpec = Field(default_factory=CategoricalSpec)
+
+
+class TuneSpec(_Model):
+    """Hyper-parameter search with cross-validation on the training split."""
+
+    method: Literal["grid", "random"] = "grid"
+    params: dict[str, list[Any]]
+    cv: int = Field(default=5, ge=2)
+    metric: str = "f1"
+    n_iter: int = Field(default=20, ge=1)
+
+
+class ModelSpec(_Model):
+    """The estimator: an allow-listed short name or import path, and its parameters."""
+
+    estimator: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    tune: TuneSpec | None = None
+
+
+class EvaluateSpec(_Model):
+    metrics: list[Literal["accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"]] = (
+        Field(default_factory=lambda: ["accuracy", "precision", "recall", "f1", "roc_auc"])
+    )
+    cv: int | None = Field(default=None, ge=2, description="Also cross-validate on train.")
+
+
+class Bound(_Model):
+    min: float | None = None
+    max: float | None = None
+
+
+_GATE_KEY = re.compile(r"^(test|train|cv)_[a-z_0-9]+$")
+
+
+class GateSpec(_Model):
+    """Minimum (or maximum) metric values a model must reach to be registered."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            if not isinstance(key, str) or not _GATE_KEY.match(key):
+                raise ValueError(
+                    f"gate key {key!r} is not a metric name like 'test_f1' "
+                    "(<split>_<metric>, split one of test, train, cv)"
+                )
+            out[key] = value if isinstance(value, dict) else {"min": value}
+        return out
+
+    def bounds(self) -> dict[str, Bound]:
+        return {k: Bound.model_validate(v) for k, v in (self.model_extra or {}).items()}
+
+
+class TrackingSpec(_Model):
+    uri: str | None = Field(default=None, description="MLflow tracking URI; default embedded.")
+    experiment: str | None = Field(default=None, description="Defaults to the pipeline name.")
+
+
+class RegistrySpec(_Model):
+    name: str | None = Field(default=None, description="Registered model name; None skips.")
+    allow_unvalidated: bool = Field(
+        default=False, description="Register even when the gate rejected the model."
+    )
+
+
+class ExportSpec(_Model):
+    uri: str | None = None
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+
+    _no_secrets = field_validator("storage_options")(_check_storage_options)
+
+
+class StoreSpec(_Model):
+    root: str | None = Field(default=None, description="Artifact root; default CONVEYOR_HOME.")
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+
+    _no_secrets = field_validator("storage_options")(_check_storage_options)
+
+
+class Spec(_Model):
+    """A whole pipeline."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    schedule: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    data: DataSpec
+    schema_: SchemaSpec = Field(alias="schema")
+    validate_: ValidateSpec = Field(default_factory=ValidateSpec, alias="validate")
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    preprocess: PreprocessSpec = Field(default_factory=PreprocessSpec)
+    model: ModelSpec
+    evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
+    gate: GateSpec = Field(default_factory=GateSpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    registry: RegistrySpec = Field(default_factory=RegistrySpec)
+    export: ExportSpec = Field(default_factory=ExportSpec)
+    store: StoreSpec = Field(default_factory=StoreSpec)
+
+    def cross_check(self) -> list[tuple[tuple[str, ...], str]]:
+        """Checks that span sections: (key path, message) for each problem found."""
+        problems: list[tuple[tuple[str, ...], str]] = []
+        known = set(self.evaluate.metrics)
+        for key in self.gate.bounds():
+            split, _, metric = key.partition("_")
+            if split == "cv" and self.evaluate.cv is None:
+                problems.append((("gate", key), "gate uses a cv_ metric but evaluate.cv is not set"))
+            elif metric not in known:
+                close = difflib.get_close_matches(metric, sorted(known), n=1)
+                hint = f"did you mean '{split}_{close[0]}'?" if close else (
+                    f"evaluate.metrics has {', '.join(sorted(known))}")
+                problems.append((("gate", key), f"metric {metric!r} is not computed; {hint}"))
+        return problems
+
+    def dump(self) -> dict[str, Any]:
+        """The spec as plain data, with YAML key names (``schema``, ``validate``)."""
+        return self.model_dump(mode="json", by_alias=True)

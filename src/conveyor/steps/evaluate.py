@@ -1,0 +1,86 @@
+"""evaluate: metrics on the train and test splits (and cross-validation), the confusion
+matrix, plots and an HTML report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conveyor.modeling import classification_metrics, confusion, positive_scores, scorer
+from conveyor.modeling.report import confusion_plot, html_report, roc_plot
+from conveyor.steps.base import BaseStep, StepContext, StepResult
+from conveyor.steps.gate import judge
+from conveyor.steps.train import positive_label, split_xy
+
+__all__ = ["EvaluateStep", "load_model"]
+
+
+def load_model(ctx: StepContext, name: str = "train.model") -> Any:
+    """The model a step produced: from this process's memo, or from the Store (hash-checked)."""
+    ref = ctx.inputs[name]
+    model = ctx.store.recall(ref)
+    if model is None:
+        folder = ctx.store.get_dir(ref, ctx.scratch / "model")
+        model = ctx.tracker.load_sklearn_model(folder)
+        ctx.store.remember(ref, model)
+    return model
+
+
+class EvaluateStep(BaseStep):
+    name = "evaluate"
+    inputs = ("train.model", "split.train", "split.test", "validate.report")
+    outputs = ("metrics", "confusion", "report")
+    config_keys = ("schema", "evaluate", "gate", "model", "preprocess", "split")
+
+    def _run(self, ctx: StepContext) -> StepResult:
+        spec = ctx.spec
+        model = load_model(ctx)
+        features = ctx.read_json("validate.report")["features"]
+        target = spec.schema_.target
+        X_train, y_train = split_xy(ctx.read_table("split.train"), features, target)
+        X_test, y_test = split_xy(ctx.read_table("split.test"), features, target)
+        positive = positive_label(spec, y_train)
+        binary = positive is not None and y_train.nunique() == 2
+        pos = positive if binary else None
+        metrics = {
+            **classification_metrics(model, X_train, y_train, split="train",
+                                     metrics=spec.evaluate.metrics, positive=pos),
+            **classification_metrics(model, X_test, y_test, split="test",
+                                     metrics=spec.evaluate.metrics, positive=pos),
+        }
+        if spec.evaluate.cv:
+            metrics.update(self._cross_validate(model, X_train, y_train, spec, pos))
+        matrix = confusion(model, X_test, y_test)
+        images = {"confusion matrix (test)": confusion_plot(matrix, title="test split")}
+        scores = positive_scores(model, X_test, pos) if binary else None
+        if scores is not None:
+            images["ROC curve (test)"] = roc_plot(y_test.to_numpy(), scores, positive=pos,
+                                                  title="test split")
+        outputs = {
+            "metrics": ctx.write_json("metrics", metrics),
+            "confusion": ctx.write_json("confusion", matrix),
+        }
+        for title, png in images.items():
+            slug = title.split(" (")[0].replace(" ", "_")
+            outputs[slug] = ctx.write_bytes(f"{slug}.png", png)
+        report = html_report(
+            title=f"{spec.name}: evaluation of run {ctx.run_id}",
+            metrics=metrics,
+            facts={"model": spec.model.estimator, "train rows": len(X_train),
+                   "test rows": len(X_test), "features": len(features),
+                   "positive label": pos if pos is not None else "(multiclass, macro average)"},
+            images=images, gate=judge(metrics, spec.gate) if spec.gate.bounds() else None,
+        )
+        outputs["report"] = ctx.write_bytes("report.html", report.encode())
+        return StepResult(outputs=outputs, metrics=metrics)
+
+    @staticmethod
+    def _cross_validate(model: Any, X: Any, y: Any, spec: Any, pos: Any) -> dict[str, float]:
+        from sklearn.base import clone
+        from sklearn.model_selection import StratifiedKFold, cross_validate
+
+        cv = StratifiedKFold(n_splits=spec.evaluate.cv, shuffle=True,
+                             random_state=spec.split.seed)
+        wanted = [m for m in spec.evaluate.metrics if m != "log_loss"]
+        result = cross_validate(clone(model), X, y, cv=cv,
+                                scoring={m: scorer(m, pos) for m in wanted})
+        return {f"cv_{m}": float(result[f"test_{m}"].mean()) for m in wanted}

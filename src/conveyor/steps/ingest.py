@@ -1,0 +1,30 @@
+"""ingest: read the source named by ``data:`` into the Store as Parquet."""
+
+from __future__ import annotations
+
+from conveyor.sources import read_source
+from conveyor.steps.base import BaseStep, StepContext, StepResult
+
+__all__ = ["IngestStep"]
+
+
+class IngestStep(BaseStep):
+    """Read the raw table. Always runs (the source may have changed); its output's hash then
+    decides whether later steps are cached."""
+
+    name = "ingest"
+    outputs = ("raw",)
+    config_keys = ("data",)
+    cacheable = False
+
+    def _run(self, ctx: StepContext) -> StepResult:
+        frame, facts = read_source(ctx.spec.data, ctx.loaded.base_dir)
+        ref = ctx.write_table("raw", frame)
+        ctx.tracker.log_dataset(frame, source=facts["uri"], name=ctx.spec.name,
+                                digest=ref.sha256, context="raw",
+                                targets=ctx.spec.schema_.target)
+        return StepResult(
+            outputs={"raw": ref},
+            info={"rows": len(frame), "columns": len(frame.columns), "source": facts["uri"],
+                  "first_line": facts["first_line"], "data_hash": ref.sha256},
+        )

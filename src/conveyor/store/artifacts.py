@@ -1,0 +1,278 @@
+"""The artifact store: object storage addressed by URI through fsspec, with atomic writes.
+
+Layout: ``{root}/{pipeline}/{run_id}/{step}/{artifact}``. Every write goes to a temporary key
+and is moved into place (local files), or is one PUT (object stores, where an object appears
+whole or not at all), so a failed write never leaves a partial object at a final key. Every
+write returns an :class:`ArtifactRef` with the content's sha256, and reads can verify it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import uuid
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from conveyor.errors import StoreError
+
+__all__ = ["ArtifactRef", "Store", "check_key", "home_dir", "to_uri"]
+
+log = logging.getLogger(__name__)
+
+_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+_MEMO_SIZE = 32
+
+
+def home_dir() -> Path:
+    """``CONVEYOR_HOME``, or ``.conveyor`` in the working folder: the embedded default's home."""
+    return Path(os.environ.get("CONVEYOR_HOME") or ".conveyor").resolve()
+
+
+def to_uri(location: str, base_dir: Path | None = None) -> str:
+    """A URI with a scheme for a location from a user; bare paths resolve against ``base_dir``."""
+    if "://" in location:
+        scheme, _, rest = location.partition("://")
+        if scheme != "file":
+            return location.rstrip("/")
+        location = rest
+    path = Path(location).expanduser()
+    if not path.is_absolute():
+        path = (base_dir or Path.cwd()) / path
+    return "file://" + str(path.resolve())
+
+
+def check_key(value: str, what: str) -> str:
+    """Refuse a name that would be unsafe as one segment of a storage key."""
+    if not _KEY.match(value) or ".." in value:
+        raise StoreError(
+            f"{what} {value!r} is not a safe name: use letters, digits, '.', '_' or '-' "
+            "(at most 128, no '..')"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """Where an artifact is and what it holds.
+
+    Attributes:
+        uri: its URI (a folder for a model).
+        sha256: the content hash (for a folder, the hash of its files' names and hashes).
+        size: bytes stored.
+    """
+
+    uri: str
+    sha256: str
+    size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ArtifactRef:
+        return cls(uri=data["uri"], sha256=data["sha256"], size=int(data["size"]))
+
+
+class Store:
+    """Artifact storage under one root URI.
+
+    Args:
+        root: the root URI (``file:///abs/path``, ``s3://bucket/prefix``).
+        storage_options: fsspec options for the root's filesystem (never secrets; those come
+            from the environment or a profile).
+    """
+
+    def __init__(self, root: str, storage_options: dict[str, Any] | None = None) -> None:
+        self.root = root.rstrip("/")
+        self.storage_options = dict(storage_options or {})
+        self._fs: fsspec.AbstractFileSystem | None = None
+        self._memo: OrderedDict[tuple[str, str], Any] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return f"Store({self.root!r})"
+
+    # ------------------------------------------------------------------ addressing
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        """The filesystem, built on first use (never at import or parse time)."""
+        if self._fs is None:
+            try:
+                self._fs, _ = fsspec.core.url_to_fs(self.root, **self.storage_options)
+            except (ImportError, ValueError) as exc:
+                raise StoreError(f"cannot open store {self.root}: {exc}") from exc
+        return self._fs
+
+    def uri(self, *parts: str) -> str:
+        """The URI of ``parts`` under the root; each part must be a safe key."""
+        for part in parts:
+            for segment in part.split("/"):
+                check_key(segment, "storage key segment")
+        return "/".join((self.root, *parts))
+
+    def _path(self, uri: str) -> str:
+        if not uri.startswith(self.root + "/") and uri != self.root:
+            fs, path = fsspec.core.url_to_fs(uri, **self.storage_options)
+            if type(fs) is not type(self.fs):
+                raise StoreError(f"{uri} is not on this store's filesystem ({self.root})")
+            return path
+        return self.fs._strip_protocol(uri)
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, LocalFileSystem)
+
+    # ------------------------------------------------------------------ bytes
+    def put_bytes(self, uri: str, data: bytes) -> ArtifactRef:
+        """Write ``data`` at ``uri`` atomically; return its reference."""
+        path = self._path(uri)
+        try:
+            if self.is_local:
+                folder = os.path.dirname(path)
+                os.makedirs(folder, exist_ok=True)
+                tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
+                try:
+                    with open(tmp, "wb") as handle:
+                        handle.write(data)
+                        handle.flush()
+                        os.fsync(handle.fileno())
+                    os.replace(tmp, path)
+                finally:
+                    if os.path.exists(tmp):
+                        os.unlink(tmp)
+            else:
+                # One PUT: the object appears whole or not at all (an exception inside
+                # ``fs.open(..., "wb")`` would publish a partial object on close).
+                self.fs.pipe_file(path, data)
+        except OSError as exc:
+            raise StoreError(f"cannot write {uri}: {exc}") from exc
+        return ArtifactRef(uri=uri, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+
+    def get_bytes(self, uri: str, *, sha256: str | None = None) -> bytes:
+        """Read ``uri``; with ``sha256``, refuse content that does not match it."""
+        try:
+            data = self.fs.cat_file(self._path(uri))
+        except FileNotFoundError:
+            raise StoreError(f"artifact not found: {uri}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot read {uri}: {exc}") from exc
+        if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+            raise StoreError(f"artifact {uri} does not match its recorded sha256 (tampered?)")
+        return data
+
+    def exists(self, uri: str) -> bool:
+        try:
+            return bool(self.fs.exists(self._path(uri)))
+        except OSError as exc:
+            raise StoreError(f"cannot reach {uri}: {exc}") from exc
+
+    def delete(self, uri: str) -> None:
+        path = self._path(uri)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+    def list(self, uri: str) -> list[str]:
+        """Names directly under ``uri`` (empty when it does not exist)."""
+        try:
+            entries = self.fs.ls(self._path(uri), detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted(os.path.basename(str(e).rstrip("/")) for e in entries)
+
+    # ------------------------------------------------------------------ typed
+    def put_json(self, uri: str, data: Any) -> ArtifactRef:
+        text = json.dumps(data, indent=2, sort_keys=True, default=str, allow_nan=False)
+        return self.put_bytes(uri, text.encode() + b"\n")
+
+    def get_json(self, uri: str, *, sha256: str | None = None) -> Any:
+        return json.loads(self.get_bytes(uri, sha256=sha256))
+
+    def put_table(self, uri: str, frame: Any) -> ArtifactRef:
+        """Write a pandas DataFrame as Parquet."""
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        ref = self.put_bytes(uri, buffer.getvalue())
+        self._remember((ref.uri, ref.sha256), frame)
+        return ref
+
+    def get_table(self, ref: ArtifactRef) -> Any:
+        """Read a Parquet table, verifying its hash (a copy: callers may change it)."""
+        import pandas as pd
+
+        cached = self._memo.get((ref.uri, ref.sha256))
+        if cached is None:
+            cached = pd.read_parquet(io.BytesIO(self.get_bytes(ref.uri, sha256=ref.sha256)))
+            self._remember((ref.uri, ref.sha256), cached)
+        return cached.copy()
+
+    def put_dir(self, uri: str, local_dir: Path) -> ArtifactRef:
+        """Upload a local folder (a saved model); each file is written atomically.
+
+        The folder's hash covers every file's relative name and sha256, and is written last
+        as ``_conveyor_dir.json`` inside the folder so readers can verify it.
+        """
+        files: dict[str, str] = {}
+        size = 0
+        for path in sorted(p for p in Path(local_dir).rglob("*") if p.is_file()):
+            rel = path.relative_to(local_dir).as_posix()
+            ref = self.put_bytes(f"{uri}/{rel}", path.read_bytes())
+            files[rel] = ref.sha256
+            size += ref.size
+        digest = _dir_digest(files)
+        self.put_json(f"{uri}/_conveyor_dir.json", {"files": files, "sha256": digest})
+        return ArtifactRef(uri=uri, sha256=digest, size=size)
+
+    def get_dir(self, ref: ArtifactRef, local_dir: Path) -> Path:
+        """Download a folder written by :meth:`put_dir`, verifying every file's hash."""
+        index = self.get_json(f"{ref.uri}/_conveyor_dir.json")
+        files: dict[str, str] = index["files"]
+        if _dir_digest(files) != ref.sha256:
+            raise StoreError(f"folder {ref.uri} does not match its recorded sha256 (tampered?)")
+        for rel, sha in files.items():
+            target = Path(local_dir) / rel
+            if not target.resolve().is_relative_to(Path(local_dir).resolve()):
+                raise StoreError(f"folder {ref.uri} lists a file outside it: {rel!r}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(self.get_bytes(f"{ref.uri}/{rel}", sha256=sha))
+        return Path(local_dir)
+
+    def copy_dir(self, ref: ArtifactRef, target: Store, uri: str) -> ArtifactRef:
+        """Copy a folder written by :meth:`put_dir` to ``uri`` on ``target``, verified."""
+        index = self.get_json(f"{ref.uri}/_conveyor_dir.json")
+        files: dict[str, str] = index["files"]
+        if _dir_digest(files) != ref.sha256:
+            raise StoreError(f"folder {ref.uri} does not match its recorded sha256 (tampered?)")
+        size = 0
+        for rel, sha in files.items():
+            size += target.put_bytes(f"{uri}/{rel}", self.get_bytes(f"{ref.uri}/{rel}",
+                                                                    sha256=sha)).size
+        target.put_json(f"{uri}/_conveyor_dir.json", index)
+        return ArtifactRef(uri=uri, sha256=ref.sha256, size=size)
+
+    # ------------------------------------------------------------------ memo
+    def remember(self, ref: ArtifactRef, value: Any) -> None:
+        """Keep a decoded object for this process, keyed by URI and hash (the local runner)."""
+        self._remember((ref.uri, ref.sha256), value)
+
+    def recall(self, ref: ArtifactRef) -> Any | None:
+        return self._memo.get((ref.uri, ref.sha256))
+
+    def _remember(self, key: tuple[str, str], value: Any) -> None:
+        self._memo[key] = value
+        self._memo.move_to_end(key)
+        while len(self._memo) > _MEMO_SIZE:
+            self._memo.popitem(last=False)
+
+
+def _dir_digest(files: dict[str, str]) -> str:
+    lines = "".join(f"{name}\0{sha}\n" for name, sha in sorted(files.items()))
+    return hashlib.sha256(lines.encode()).hexdigest()

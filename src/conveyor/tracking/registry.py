@@ -1,0 +1,63 @@
+"""The MLflow model registry: idempotent registration found again by a tag."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from conveyor.errors import TrackingError
+from conveyor.tracking.tracker import RUN_TAG, Tracker
+
+__all__ = ["find_version", "register_model"]
+
+log = logging.getLogger(__name__)
+
+
+def find_version(tracker: Tracker, name: str, conveyor_run_id: str) -> Any | None:
+    """The version of ``name`` registered by ``conveyor_run_id``, if any (the lowest)."""
+    try:
+        found = tracker.client.search_model_versions(
+            f"name = '{name}' and tags.`{RUN_TAG}` = '{conveyor_run_id}'"
+        )
+    except Exception as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in str(exc):
+            return None
+        raise TrackingError(f"searching model versions of {name!r} failed: {exc}") from exc
+    return min(found, key=lambda v: int(v.version)) if found else None
+
+
+def register_model(
+    tracker: Tracker, model_uri: str, name: str, *, conveyor_run_id: str, tags: dict[str, str]
+) -> tuple[Any, bool]:
+    """Register ``model_uri`` as a version of ``name``, once per Conveyor run.
+
+    A re-run (a retry, a cleared Airflow task, a resumed run) finds its version by the
+    ``conveyor.run_id`` tag instead of adding one. Should two attempts race past the lookup,
+    the later version is deleted so exactly one remains.
+
+    Returns:
+        The model version and whether it was created by this call.
+    """
+    existing = find_version(tracker, name, conveyor_run_id)
+    if existing is not None:
+        log.info("model %s version %s already registered by run %s", name, existing.version,
+                 conveyor_run_id)
+        return existing, False
+    client = tracker.client
+    try:
+        try:
+            client.create_registered_model(name)
+        except Exception as exc:  # already exists: fine
+            if "RESOURCE_ALREADY_EXISTS" not in str(exc) and "already exists" not in str(exc):
+                raise
+        version = client.create_model_version(
+            name, model_uri, run_id=tracker.run_id,
+            tags={RUN_TAG: conveyor_run_id, **tags},
+        )
+    except Exception as exc:
+        raise TrackingError(f"registering {name!r} failed: {exc}") from exc
+    winner = find_version(tracker, name, conveyor_run_id)
+    if winner is not None and winner.version != version.version:
+        client.delete_model_version(name, version.version)
+        return winner, False
+    return version, True
