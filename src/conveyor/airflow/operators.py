@@ -21,7 +21,7 @@ from conveyor.airflow.run_ids import conveyor_run_id
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["ConveyorStepOperator", "runtime_overrides"]
+__all__ = ["ConveyorStepOperator", "mark_run_failed", "runtime_overrides"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,28 @@ def runtime_overrides(
         if "." in key:
             chosen[key] = value
     return [f"{key}={_encode(value)}" for key, value in sorted(chosen.items())]
+
+
+def mark_run_failed(context: Context) -> None:
+    """Failure callback: mark the DAG run's MLflow run ``FAILED`` once retries are spent.
+
+    Without it a failed DAG run would leave its MLflow run ``RUNNING`` for ever. It never
+    raises: a tracking outage must not hide the task's own error.
+    """
+    task = context.get("task")
+    dag_run = context.get("dag_run")
+    if not isinstance(task, ConveyorStepOperator) or dag_run is None:
+        return
+    error = context.get("exception") or RuntimeError("task failed")
+    try:
+        from conveyor.runners.executor import fail_run, open_run
+        from conveyor.spec import load_spec
+
+        loaded = load_spec(task.spec_path, task._overrides(context), profile=task.profile)
+        run = open_run(loaded, run_id=conveyor_run_id(dag_run.dag_id, dag_run.run_id))
+        fail_run(run, error)
+    except Exception:
+        log.warning("could not mark the Conveyor run of %s failed", dag_run.run_id, exc_info=True)
 
 
 class ConveyorStepOperator(BaseOperator):
@@ -107,6 +129,8 @@ class ConveyorStepOperator(BaseOperator):
         if step is None and not finish:
             raise ValueError("ConveyorStepOperator needs a step, or finish=True to finish the run")
         kwargs.setdefault("task_id", step or "finish")
+        # Airflow calls it after the last try only (retries call on_retry_callback).
+        kwargs.setdefault("on_failure_callback", mark_run_failed)
         super().__init__(**kwargs)
         self.spec_path = str(spec_path)
         self.step = step
@@ -146,8 +170,9 @@ class ConveyorStepOperator(BaseOperator):
                 record = execute_step(run, self.step, use_cache=self.use_cache).to_dict()
                 record.setdefault("run_id", run_id)
             if self.finish:
-                manifest = finish_run(run, status="ok")
-                record["manifest"] = {"uri": manifest.uri, "sha256": manifest.sha256}
+                ref, manifest = finish_run(run)
+                record["manifest"] = {"uri": ref.uri, "sha256": ref.sha256,
+                                      "status": manifest.get("status")}
         except (BadInputError, GateRejectedError) as exc:
             # Retrying cannot fix the spec, the data or the model's quality.
             raise AirflowFailException(str(exc)) from exc
