@@ -62,8 +62,8 @@ def build_preprocessor(types: dict[str, str], spec: PreprocessSpec) -> Any:
                 strategy=spec.categorical.impute, fill_value="missing")))
         if spec.categorical.encode == "onehot":
             steps.append(("encode", OneHotEncoder(
-                handle_unknown="infrequent_if_exist", max_categories=spec.categorical.max_categories,
-                sparse_output=False)))
+                handle_unknown="infrequent_if_exist",
+                max_categories=spec.categorical.max_categories, sparse_output=False)))
         else:
             steps.append(("encode", OrdinalEncoder(
                 handle_unknown="use_encoded_value", unknown_value=-1,

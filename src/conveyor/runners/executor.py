@@ -289,7 +289,7 @@ def _track(run: Run, record: StepRecord) -> None:
     if record.step == "register" and "version" in record.info:
         tags["conveyor.registered_version"] = record.info["version"]
     tracker.set_tags(tags)
-    for artifact, ref in record.outputs.items():
+    for ref in record.outputs.values():
         if ref.uri.endswith(_LOGGED_SUFFIXES) and ref.size <= _MAX_LOGGED_BYTES:
             filename = ref.uri.rsplit("/", 1)[-1]
             if filename.startswith("_"):
@@ -341,5 +341,5 @@ def fail_run(run: Run, error: BaseException, *, partial: bool = False) -> None:
             run.tracker.set_tags({"conveyor.status": "failed",
                                   "conveyor.error": str(error)[:500]})
             run.tracker.end("FAILED")
-    except Exception:  # noqa: BLE001 - never hide the original failure behind a tracking one
+    except Exception:
         log.warning("could not mark MLflow run of %s as failed", run.run_id, exc_info=True)

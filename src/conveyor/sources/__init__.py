@@ -7,9 +7,9 @@ from typing import Any
 
 import pandas as pd
 
-from conveyor.spec.models import FileSource, SklearnSource
 from conveyor.sources.bundled import read_sklearn_source
 from conveyor.sources.files import read_file_source
+from conveyor.spec.models import FileSource, SklearnSource
 
 __all__ = ["read_source"]
 

@@ -183,7 +183,7 @@ def _deep_merge(
 
 
 def parse_override(text: str) -> tuple[Path_, Any]:
-    """Parse one ``a.b.c=value`` override; the value is read as YAML (``0.3``, ``true``, ``[1, 2]``)."""
+    """Parse one ``a.b.c=value`` override; the value is YAML (``0.3``, ``true``, ``[1, 2]``)."""
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
@@ -310,7 +310,7 @@ def _walk(loc: tuple[Any, ...], *, descend: bool = False) -> tuple[Path_, list[t
 
 def _explain(exc: ValidationError, sources: dict[Path_, tuple[str, int | None]]) -> SpecError:
     error = exc.errors(include_url=False)[0]
-    path, models = _walk(tuple(error["loc"]))
+    path, _ = _walk(tuple(error["loc"]))
     key = ".".join(path) or None
     file, line = _source(sources, path) if path else next(iter(sources.values()))
     kind = error["type"]

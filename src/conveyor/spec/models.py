@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "SECRET_OPTION_KEYS",
     "DataSpec",
     "EvaluateSpec",
     "ExportSpec",
@@ -30,7 +31,6 @@ __all__ = [
     "TrackingSpec",
     "TuneSpec",
     "ValidateSpec",
-    "SECRET_OPTION_KEYS",
 ]
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
@@ -229,8 +229,13 @@ class RegistrySpec(_Model):
 
 
 class ExportSpec(_Model):
-    uri: str | None = None
+    uri: str | None = Field(default=None, description="Default: CONVEYOR_HOME/exports/<name>.")
     storage_options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("uri")
+    @classmethod
+    def _empty_is_default(cls, value: str | None) -> str | None:
+        return value or None  # ${CONVEYOR_EXPORT_URI:-} leaves the default
 
     _no_secrets = field_validator("storage_options")(_check_storage_options)
 
@@ -271,7 +276,7 @@ class Spec(_Model):
         for key in self.gate.bounds():
             split, _, metric = key.partition("_")
             if split == "cv" and self.evaluate.cv is None:
-                problems.append((("gate", key), "gate uses a cv_ metric but evaluate.cv is not set"))
+                problems.append((("gate", key), "a cv_ metric needs evaluate.cv to be set"))
             elif metric not in known:
                 close = difflib.get_close_matches(metric, sorted(known), n=1)
                 hint = f"did you mean '{split}_{close[0]}'?" if close else (

@@ -63,9 +63,10 @@ def validate_table(
         for name in names:
             if name not in columns:
                 close = difflib.get_close_matches(name, columns, n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"columns: {', '.join(columns[:12])}"
-                found.policies["missing_columns"] = "fail"  # cannot go on without the column
-                found.add("missing_columns", f"{source}: column {name!r} ({key}) is missing; {hint}")
+                hint = (f"did you mean {close[0]!r}?" if close
+                        else f"columns: {', '.join(columns[:12])}")
+                # whatever the policy, nothing can go on without the column
+                raise DataError(f"{source}: column {name!r} ({key}) is missing; {hint}")
 
     if len(frame) < rules.min_rows:
         raise DataError(f"{source} has {len(frame)} rows; validate.min_rows is {rules.min_rows}")

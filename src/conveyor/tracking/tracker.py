@@ -77,6 +77,10 @@ class Tracker:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        # Models carry explicit pip requirements; MLflow would otherwise copy whatever
+        # uv.lock sits in the working folder into every model.
+        os.environ.setdefault("MLFLOW_UV_AUTO_DETECT", "false")
+        os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")
 
     def __repr__(self) -> str:
         return f"Tracker({self.uri!r}, experiment={self.experiment!r})"

@@ -1,0 +1,301 @@
+"""The ``conveyor`` command: thin, calls the packages; this module owns terminal output.
+
+Exit codes: 0 success, 1 failure, 2 bad input (spec, data, usage), 3 the gate rejected the
+model (the run completed; nothing was registered or exported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from conveyor.errors import BadInputError, ConveyorError
+
+__all__ = ["main"]
+
+log = logging.getLogger("conveyor")
+STEP_HELP = "ingest, validate, split, train, evaluate, gate, register, export"
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console = Console(highlight=False, soft_wrap=True, width=160)
+    return console
+
+
+def _quiet_libraries(debug: bool) -> None:
+    if not debug:  # MLflow configures its own loggers on import; this is the knob it reads
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not debug:
+        for name in ("mlflow", "alembic", "matplotlib", "urllib3", "botocore", "s3fs"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger("conveyor").setLevel(logging.WARNING)
+        warnings.filterwarnings("ignore", module=r"mlflow(\..*)?$")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from conveyor.spec import load_spec
+
+    return load_spec(args.spec, args.overrides, profile=args.profile)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from conveyor.steps import check_spec, pipeline_steps
+
+    loaded = _load(args)
+    check_spec(loaded)
+    spec = loaded.spec
+    console = _console()
+    console.print(f"[green]✓[/] {loaded.path}: pipeline [bold]{spec.name}[/] is valid")
+    console.print(f"  data: {spec.data.source} · target: {spec.schema_.target} · model: "
+                  f"{spec.model.estimator} · steps: "
+                  + " → ".join(s.name for s in pipeline_steps(spec)))
+    console.print(f"  spec hash: {loaded.spec_hash[:12]}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from conveyor.runners import LocalRunner
+
+    console = _console()
+    loaded = _load(args)
+    started = time.perf_counter()
+
+    def on_event(kind: str, step: str, record: Any) -> None:
+        if kind == "start":
+            if not args.quiet and console.is_terminal:
+                console.print(f"  [dim]…[/] {step:<9} running", end="\r")
+            return
+        mark = {"ok": "[green]✓[/]", "cached": "[cyan]✓[/]", "skipped": "[yellow]–[/]"}.get(
+            record.status, "?")
+        note = {"cached": f"cached (run {record.cached_from})",
+                "skipped": record.info.get("reason", "")}.get(record.status, "")
+        facts = _facts(step, record)
+        if not args.quiet:
+            console.print(f"  {mark} {step:<9} {record.duration:6.2f}s  {note or facts}")
+
+    if not args.quiet:
+        console.print(f"[bold]{loaded.spec.name}[/] · {loaded.path}"
+                      + (f" · profile {loaded.profile}" if loaded.profile else ""))
+    runner = LocalRunner(loaded, use_cache=not args.no_cache, on_event=on_event)
+    summary = runner.run(args.run_id, start=args.start, until=args.until, only=args.step)
+    elapsed = time.perf_counter() - started
+    if not summary.complete:
+        console.print(f"run [bold]{summary.run_id}[/] stopped as asked after "
+                      f"{list(summary.records)[-1] if summary.records else 'no step'} "
+                      f"({elapsed:.1f}s); continue with --from <step> --run-id {summary.run_id}")
+        return 0
+    manifest = summary.manifest or {}
+    metrics = manifest.get("metrics", {})
+    table = Table(title="test metrics", show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name in sorted(k for k in metrics if k.startswith("test_")):
+        table.add_row(name, f"{metrics[name]:.4f}")
+    console.print(table)
+    steps = manifest.get("steps", {})
+    registered = steps.get("register", {}).get("info", {})
+    exported = steps.get("export", {}).get("info", {})
+    console.print(f"run        {summary.run_id}  ({elapsed:.1f}s, MLflow run "
+                  f"{summary.mlflow_run_id})")
+    console.print(f"manifest   {summary.manifest_ref.uri if summary.manifest_ref else '-'}")
+    report = manifest.get("artifacts", {}).get("evaluate/report", {}).get("uri")
+    if report:
+        console.print(f"report     {report}")
+    if summary.status == "rejected":
+        console.print(f"[red]gate rejected the model[/]: "
+                      f"{steps.get('gate', {}).get('info', {}).get('reason', '')}")
+        console.print("nothing was registered or exported")
+        return 3
+    if registered.get("model_uri"):
+        console.print(f"registered {registered['model_uri']}"
+                      + ("" if registered.get("created", True) else " (already registered)"))
+    if exported.get("model"):
+        console.print(f"model      {exported['model']}")
+        console.print(f"metrics    {exported['metrics']}")
+    return 0
+
+
+def _facts(step: str, record: Any) -> str:
+    info = record.info
+    if step == "ingest":
+        return f"{info.get('rows')} rows × {info.get('columns')} columns"
+    if step == "validate":
+        warn = info.get("warnings", 0)
+        return f"{info.get('features')} features" + (f", {warn} warnings" if warn else "")
+    if step == "split":
+        return f"train {info.get('train_rows')} / test {info.get('test_rows')}"
+    if step == "train":
+        return str(info.get("estimator", ""))
+    if step == "evaluate":
+        shown = [f"{k}={v:.3f}" for k, v in sorted(record.metrics.items())
+                 if k in ("test_accuracy", "test_f1")]
+        return " ".join(shown)
+    if step == "gate":
+        return "passed" if info.get("passed") else f"rejected: {info.get('reason', '')}"
+    if step == "register":
+        return f"{info.get('name')} v{info.get('version')}"
+    if step == "export":
+        return str(info.get("uri", ""))
+    return ""
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from conveyor.runners.history import list_runs
+
+    console = _console()
+    if args.spec:
+        from conveyor.runners import store_for
+        from conveyor.spec import load_spec
+
+        loaded = load_spec(args.spec, profile=args.profile)
+        store, pipelines = store_for(loaded), [loaded.spec.name]
+    else:
+        from conveyor.store import Store, home_dir
+
+        store, pipelines = Store((home_dir() / "artifacts").as_uri()), None
+    runs = list_runs(store, pipelines, limit=args.limit)
+    if not runs:
+        console.print(f"no runs under {store.root}")
+        return 0
+    table = Table(show_header=True, header_style="bold")
+    for column in ("pipeline", "run", "status", "test_accuracy", "test_f1", "where"):
+        table.add_column(column)
+    for run in runs:
+        metrics = run.get("metrics", {})
+        table.add_row(run["pipeline"], run["run_id"], run["status"],
+                      _fmt(metrics.get("test_accuracy")), _fmt(metrics.get("test_f1")),
+                      run["uri"])
+    console.print(table)
+    return 0
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from conveyor.store import home_dir
+    from conveyor.tracking import default_tracking_uri
+
+    uri = default_tracking_uri()
+    if not uri.startswith("sqlite:"):
+        _console().print(f"MLflow tracking is at {uri}: open its UI there")
+        return 0
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
+               "--default-artifact-root", (home_dir() / "mlartifacts").as_uri(),
+               "--host", args.host, "--port", str(args.port), "--workers", "1"]
+    _console().print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C stops it)")
+    os.execv(sys.executable, command)
+    return 0  # pragma: no cover - execv does not return
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="conveyor", description="One YAML spec to a tracked, validated, exported model.")
+    parser.add_argument("--debug", action="store_true", help="logs and tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def spec_args(p: argparse.ArgumentParser, *, overrides: bool = True) -> None:
+        p.add_argument("spec", type=Path, help="the pipeline spec (YAML)")
+        if overrides:
+            p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                           help="dotted overrides, e.g. model.params.C=0.3")
+        p.add_argument("--profile", help="overlay <spec>.<profile>.yaml on the spec")
+
+    run = sub.add_parser("run", help="run a pipeline locally")
+    spec_args(run)
+    run.add_argument("--run-id", help="continue or resume this run")
+    run.add_argument("--from", dest="start", metavar="STEP", help=f"re-run from STEP ({STEP_HELP})")
+    run.add_argument("--until", metavar="STEP", help="stop after STEP")
+    run.add_argument("--step", metavar="STEP", help="run only STEP (in the run of --run-id)")
+    run.add_argument("--no-cache", action="store_true", help="do not reuse earlier results")
+    run.add_argument("-q", "--quiet", action="store_true", help="only the summary")
+    run.set_defaults(func=cmd_run)
+
+    validate = sub.add_parser("validate", help="check a spec without running it")
+    spec_args(validate)
+    validate.set_defaults(func=cmd_validate)
+
+    runs = sub.add_parser("runs", help="list past runs")
+    runs.add_argument("spec", type=Path, nargs="?", help="only this pipeline's runs")
+    runs.add_argument("--profile")
+    runs.add_argument("--limit", type=int, default=20)
+    runs.set_defaults(func=cmd_runs)
+
+    ui = sub.add_parser("ui", help="the MLflow UI on the embedded store")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(func=cmd_ui)
+
+    _register_extensions(sub)
+    return parser
+
+
+def _register_extensions(sub: Any) -> None:
+    """Sub-commands that live with their package (airflow, serving, lifecycle)."""
+    for module_name in ("conveyor.airflow.cli", "conveyor.tracking.cli", "conveyor.serving.cli"):
+        try:
+            module = __import__(module_name, fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name or (exc.name and module_name.startswith(exc.name)):
+                continue
+            raise
+        module.register(sub)
+
+
+def _stderr(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _quiet_libraries(args.debug)
+    try:
+        return int(args.func(args) or 0)
+    except BadInputError as exc:
+        if args.debug:
+            raise
+        _stderr(f"error: {exc}")
+        return exc.exit_code
+    except ConveyorError as exc:
+        if args.debug:
+            raise
+        _stderr(f"failed: {exc}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _stderr("interrupted")
+        return 130
+    except Exception as exc:  # a bug or a foreign failure: one line, the rest with --debug
+        if args.debug:
+            raise
+        _stderr(f"failed: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
