@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up, then run the linters and the whole test suite (unit + integration: real MLflow,
+# Airflow, an S3 server on 127.0.0.1, PostgreSQL and Redis when present).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check src tests
+.venv/bin/lint-imports --no-cache >/dev/null || .venv/bin/lint-imports --no-cache
+exec .venv/bin/pytest -q "$@"
