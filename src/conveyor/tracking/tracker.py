@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 from functools import cached_property
 from pathlib import Path
@@ -107,7 +108,8 @@ class Tracker:
                 return found.experiment_id
             location = None
             if self.uri.startswith("sqlite:") or "://" not in self.uri:
-                location = (home_dir() / "mlartifacts").as_uri()
+                folder = re.sub(r"[^A-Za-z0-9._-]", "_", self.experiment).lstrip(".") or "default"
+                location = (home_dir() / "mlartifacts" / folder).as_uri()
             return client.create_experiment(self.experiment, artifact_location=location)
         except Exception as exc:
             if "already exists" in str(exc):  # a concurrent creator won the race
