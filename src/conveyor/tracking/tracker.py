@@ -26,8 +26,6 @@ log = logging.getLogger(__name__)
 RUN_TAG = "conveyor.run_id"
 PIPELINE_TAG = "conveyor.pipeline"
 _MAX_PARAM = 500
-# pip requirements written into every model: inferring them costs ~6 s per log_model
-_TRUSTED_TYPES = ["numpy.dtype"]
 
 
 def default_tracking_uri() -> str:
@@ -49,7 +47,20 @@ def flatten(data: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
+def _trusted_types(model: Any) -> list[str]:
+    """The skops types of a model *we just trained*, to record as trusted in its flavour.
+
+    skops refuses types it does not know (numpy.dtype for imputers, sklearn's Tree for
+    forests) unless the saver lists them. Only models Conveyor trained in this process are
+    saved, and every later load checks the content hash recorded at save time first.
+    """
+    import skops.io
+
+    return sorted({"numpy.dtype", *skops.io.get_untrusted_types(data=skops.io.dumps(model))})
+
+
 def _pip_requirements() -> list[str]:
+    """Pinned requirements of every model: inferring them costs ~6 s per log_model."""
     from importlib.metadata import version
 
     packages = ["mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops"]
@@ -220,7 +231,7 @@ class Tracker:
         try:
             info = mlflow.sklearn.log_model(
                 model, name=name, run_id=run_id, signature=signature, input_example=example,
-                pip_requirements=_pip_requirements(), skops_trusted_types=_TRUSTED_TYPES,
+                pip_requirements=_pip_requirements(), skops_trusted_types=_trusted_types(model),
             )
         except Exception as exc:
             raise TrackingError(f"logging the model to MLflow at {self.uri} failed: {exc}") \
@@ -236,7 +247,7 @@ class Tracker:
         mlflow.sklearn.save_model(
             model, str(path), signature=infer_signature(example, model.predict(example)),
             input_example=example, pip_requirements=_pip_requirements(),
-            skops_trusted_types=_TRUSTED_TYPES,
+            skops_trusted_types=_trusted_types(model),
         )
 
     @staticmethod
