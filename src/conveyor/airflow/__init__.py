@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "DAGS_FOLDER_FILES",
     "LOADER_FILE",
     "ConveyorHook",
     "ConveyorStepOperator",
@@ -22,8 +23,10 @@ __all__ = [
     "publish",
 ]
 
-#: The DAGs-folder entry to copy into an Airflow ``dags/`` folder.
+#: The DAGs-folder entry that publishes one DAG per valid spec.
 LOADER_FILE = Path(__file__).with_name("dags") / "conveyor_pipelines.py"
+#: Both files to copy into an Airflow ``dags/`` folder (the second reports broken specs).
+DAGS_FOLDER_FILES = (LOADER_FILE, LOADER_FILE.with_name("conveyor_spec_errors.py"))
 
 _LAZY = {
     "ConveyorHook": "conveyor.airflow.hooks",

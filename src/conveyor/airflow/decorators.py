@@ -67,7 +67,9 @@ class _ConveyorDecoratedOperator(DecoratedOperator, ConveyorStepOperator):
         return ConveyorStepOperator.execute(self, context)
 
 
-def conveyor_task(python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> TaskDecorator:
+def conveyor_task(
+    python_callable: Callable[..., Any] | None = None, **kwargs: Any
+) -> TaskDecorator:
     """Wrap a function returning overrides into a Conveyor step task (``@task.conveyor``).
 
     Args:

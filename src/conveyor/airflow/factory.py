@@ -133,6 +133,9 @@ def build_dag(
         params={key: Param(value, description=f"spec override {key}")
                 for key, value in params.items()},
         max_active_runs=1 if spec.schedule else 16,
+        # Only the module globals publish a DAG: a file that builds DAGs without publishing
+        # them (the errors file) must not register them by leaving ``with dag:``.
+        auto_register=False,
     )
     last = graph[-1][0]
     has_downstream = {up for _, upstream, _ in graph for up in upstream}

@@ -1,19 +1,21 @@
 """The DAGs-folder loader: every spec in ``CONVEYOR_PIPELINES`` becomes one DAG.
 
-Drop :file:`dags/conveyor_pipelines.py` (``conveyor airflow dags-folder`` prints it) into an
-Airflow DAGs folder. It calls :func:`publish`, which scans the pipelines folder and puts one
-DAG per spec into the module's globals, where Airflow's DagBag finds them.
+Two files go into an Airflow DAGs folder (``conveyor airflow dags-folder`` prints them):
 
-A broken spec must not hide the other DAGs, and Airflow records import errors per *file*:
-raising from the loader would drop every DAG it defines. So good specs become DAGs, and the
-broken ones are collected into one :class:`BrokenSpecsDag` whose ``validate()`` raises.
-Airflow 3.3's ``DagBag.process_file`` validates each DAG of a file separately and records a
-failing one as an import error of that file (``ParseImportError``, shown in the UI and by
-``airflow dags list-import-errors``) while bagging the others. The error names each broken
-spec file, line and key.
+* ``conveyor_pipelines.py`` calls :func:`publish`: one DAG per valid spec, put into the
+  module's globals where Airflow's DagBag finds them. Broken specs are skipped (and logged).
+* ``conveyor_spec_errors.py`` calls :func:`raise_spec_errors`: it defines no DAG and raises
+  :class:`ConveyorImportError` naming every broken spec's file, line and key, which Airflow
+  records as an import error of that file (UI, ``airflow dags list-import-errors``).
+
+Why two files: Airflow 3.3 keys import errors by file, and when a file has one it marks
+*every* DAG whose ``relative_fileloc`` is that file stale (``is_stale=True``,
+``airflow/dag_processing/collection.py::_update_import_errors``): stale DAGs are not
+scheduled. An error raised from, or recorded against, the file holding the good DAGs would
+therefore hide them all. The errors file holds no DAGs, so its import error hides nothing.
 
 Parsing stays cheap: only the spec loader (pydantic, PyYAML) and the Airflow SDK are imported
-here; steps, pandas, scikit-learn and MLflow are imported by tasks when they run.
+here; pandas, scikit-learn and MLflow are imported by tasks when they run.
 """
 
 from __future__ import annotations
@@ -31,13 +33,13 @@ from airflow.sdk import DAG
 from conveyor.airflow.factory import build_dag
 
 __all__ = [
-    "BrokenSpecsDag",
     "ConveyorImportError",
     "LoadResult",
     "build_dags",
     "find_specs",
     "pipelines_folder",
     "publish",
+    "raise_spec_errors",
 ]
 
 log = logging.getLogger(__name__)
@@ -49,19 +51,6 @@ SPEC_SUFFIXES = (".yaml", ".yml")
 
 class ConveyorImportError(Exception):
     """One or more pipeline specs could not become DAGs (shown as an Airflow import error)."""
-
-
-class BrokenSpecsDag(DAG):
-    """Carrier of the loader's spec errors: never bagged, its validation fails on purpose."""
-
-    conveyor_errors: tuple[str, ...] = ()
-
-    def validate(self) -> None:
-        """Raise the collected spec errors so Airflow records them against the loader file."""
-        raise ConveyorImportError(
-            f"{len(self.conveyor_errors)} Conveyor pipeline spec(s) failed to load:\n"
-            + "\n".join(self.conveyor_errors)
-        )
 
 
 @dataclass
@@ -160,22 +149,48 @@ def build_dags(paths: Iterable[Path], *, profile: str | None = None) -> LoadResu
     return result
 
 
-def publish(namespace: MutableMapping[str, Any], location: str | os.PathLike[str] | None = None) -> LoadResult:
-    """Put one DAG per spec into ``namespace`` (a DAG file's ``globals()``).
+def _load(location: str | os.PathLike[str] | None) -> LoadResult:
+    folder = Path(location).resolve() if location is not None else pipelines_folder()
+    return build_dags(find_specs(folder), profile=os.environ.get(PROFILE_ENV) or None)
+
+
+def publish(
+    namespace: MutableMapping[str, Any], location: str | os.PathLike[str] | None = None
+) -> LoadResult:
+    """Put one DAG per valid spec into ``namespace`` (a DAG file's ``globals()``).
 
     Args:
         namespace: where Airflow's DagBag looks for DAG objects.
         location: a pipelines folder or one spec; ``CONVEYOR_PIPELINES`` by default.
 
     Returns:
-        What was loaded; broken specs are published as one :class:`BrokenSpecsDag`.
+        What was loaded. Broken specs are only logged here; :func:`raise_spec_errors`, called
+        from a file of its own, makes them import errors.
     """
-    folder = Path(location).resolve() if location is not None else pipelines_folder()
-    result = build_dags(find_specs(folder), profile=os.environ.get(PROFILE_ENV) or None)
+    result = _load(location)
     for dag_id, dag in result.dags.items():
         namespace[f"conveyor_dag__{dag_id}"] = dag
+    for path, message in sorted(result.errors.items()):
+        log.warning("Conveyor spec %s is not a DAG: %s", path, message)
+    return result
+
+
+def raise_spec_errors(location: str | os.PathLike[str] | None = None) -> LoadResult:
+    """Raise one :class:`ConveyorImportError` naming every broken spec, if there is any.
+
+    Args:
+        location: a pipelines folder or one spec; ``CONVEYOR_PIPELINES`` by default.
+
+    Returns:
+        The load result, when every spec is valid.
+
+    Raises:
+        ConveyorImportError: listing ``file:line: key: message`` for each broken spec.
+    """
+    result = _load(location)
     if result.errors:
-        broken = BrokenSpecsDag(dag_id="conveyor_broken_specs", schedule=None)
-        broken.conveyor_errors = tuple(result.errors[key] for key in sorted(result.errors))
-        namespace["conveyor_broken_specs"] = broken
+        raise ConveyorImportError(
+            f"{len(result.errors)} Conveyor pipeline spec(s) are not DAGs:\n"
+            + "\n".join(result.errors[key] for key in sorted(result.errors))
+        )
     return result

@@ -1,208 +1,30 @@
-"""Real Apache Airflow 3.3 for integration tests: a throw-away home with SQLite metadata.
+"""Fixtures for the Airflow integration tests: one migrated Airflow home per session.
 
-How it works (measured on the 2-core test machine):
-
-* ``AIRFLOW_HOME`` is a temporary folder; ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` points at a
-  SQLite file inside it; examples are off (``AIRFLOW__CORE__LOAD_EXAMPLES=False``); the DAGs
-  folder holds Conveyor's loader file only and ``CONVEYOR_PIPELINES`` says which specs it
-  turns into DAGs.
-* ``airflow db migrate`` runs once per session (about 8 s).
-* ``airflow dags reserialize`` (about 6 s) parses the DAGs folder and writes serialized DAGs
-  and import errors to the metadata DB; ``airflow dags test <dag_id>`` refuses a DAG that
-  is not serialized.
-* ``airflow dags test <dag_id>`` runs one DAG run in-process (tasks run through the Task
-  SDK against an in-process execution API), about 12 s for a trivial two-task DAG.
-* Results are read back from the metadata DB itself (``task_instance``, ``dag_run``,
-  ``import_error`` tables), the same rows the UI and ``airflow tasks states-for-dag-run`` show.
-
-Every command is a subprocess with an explicit environment: no Airflow code runs inside the
-pytest process, and inherited ``AIRFLOW__*`` / ``CONVEYOR_*`` variables cannot leak in.
+The harness (how Airflow is run and read back) lives in :mod:`airflow_harness`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import shutil
-import sqlite3
-import subprocess
-import sys
-import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
+from airflow_harness import BIN, ERRORS_FILE, LOADER, AirflowHome, airflow_env
 
 log = logging.getLogger(__name__)
-
-REPO = Path(__file__).resolve().parents[3]
-LOADER = REPO / "src" / "conveyor" / "airflow" / "dags" / "conveyor_pipelines.py"
-BIN = Path(sys.executable).parent
-_INHERITED_PREFIXES = ("AIRFLOW", "CONVEYOR_", "MLFLOW_")
-
-
-@dataclass
-class DagRunResult:
-    """One ``airflow dags test`` run: its exit, output, run id and task-instance rows."""
-
-    dag_id: str
-    returncode: int
-    output: str
-    seconds: float
-    run_id: str | None
-    conf: dict[str, object]
-    tasks: dict[str, dict[str, object]] = field(default_factory=dict)
-
-    @property
-    def states(self) -> dict[str, str | None]:
-        return {task: row["state"] for task, row in self.tasks.items()}  # type: ignore[misc]
-
-    def tail(self, lines: int = 60) -> str:
-        """The end of the output, for assertion messages."""
-        return "\n".join(self.output.splitlines()[-lines:])
-
-
-@dataclass
-class AirflowHome:
-    """A migrated Airflow home; methods run real ``airflow`` commands against it."""
-
-    root: Path
-    env: dict[str, str]
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def db(self) -> Path:
-        return self.root / "airflow.db"
-
-    @property
-    def dags_folder(self) -> Path:
-        return Path(self.env["AIRFLOW__CORE__DAGS_FOLDER"])
-
-    def run(
-        self,
-        *args: str,
-        extra_env: Mapping[str, str] | None = None,
-        timeout: float = 540,
-        check: bool = True,
-    ) -> subprocess.CompletedProcess[str]:
-        """Run ``airflow <args>``; with ``check``, fail the test with the output's tail."""
-        env = {**self.env, **(extra_env or {})}
-        started = time.perf_counter()
-        done = subprocess.run(
-            [str(BIN / "airflow"), *args], env=env, cwd=self.root, capture_output=True,
-            text=True, timeout=timeout, check=False,
-        )
-        self.timings[" ".join(args[:2])] = time.perf_counter() - started
-        if check and done.returncode != 0:
-            tail = "\n".join((done.stdout + done.stderr).splitlines()[-60:])
-            pytest.fail(f"airflow {' '.join(args)} exited {done.returncode}:\n{tail}")
-        return done
-
-    def query(self, sql: str, *params: object) -> list[sqlite3.Row]:
-        """Read the metadata DB (read-only)."""
-        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as conn:
-            conn.row_factory = sqlite3.Row
-            return conn.execute(sql, params).fetchall()
-
-    def reserialize(self, extra_env: Mapping[str, str] | None = None) -> None:
-        """Parse the DAGs folder into the metadata DB (DAGs and import errors)."""
-        self.run("dags", "reserialize", extra_env=extra_env)
-
-    def import_errors(self) -> dict[str, str]:
-        """Import errors of the last parse: file (relative to the bundle) -> message."""
-        return {row["filename"]: row["stacktrace"]
-                for row in self.query("SELECT filename, stacktrace FROM import_error")}
-
-    def dag_ids(self) -> set[str]:
-        """DAGs the last parse left active."""
-        return {row["dag_id"] for row in self.query(
-            "SELECT dag_id FROM dag WHERE is_stale = 0")}
-
-    def latest_run_id(self, dag_id: str) -> str | None:
-        rows = self.query(
-            "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", dag_id)
-        return rows[0]["run_id"] if rows else None
-
-    def task_instances(self, dag_id: str, run_id: str) -> dict[str, dict[str, object]]:
-        """task_id -> ``state``, ``try_number``, ``hostname`` of one DAG run."""
-        rows = self.query(
-            "SELECT task_id, state, try_number, hostname FROM task_instance "
-            "WHERE dag_id = ? AND run_id = ?", dag_id, run_id)
-        return {row["task_id"]: dict(row) for row in rows}
-
-    def xcom(self, dag_id: str, run_id: str, task_id: str) -> object:
-        """The ``return_value`` XCom of a task, decoded from JSON."""
-        rows = self.query(
-            "SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = ? "
-            "AND key = 'return_value'", dag_id, run_id, task_id)
-        if not rows:
-            return None
-        value = rows[0]["value"]
-        return json.loads(value) if isinstance(value, (str, bytes)) else value
-
-    def dags_test(
-        self,
-        dag_id: str,
-        *,
-        conf: Mapping[str, object] | None = None,
-        extra_env: Mapping[str, str] | None = None,
-        timeout: float = 540,
-    ) -> DagRunResult:
-        """``airflow dags test <dag_id>`` and the task-instance states it left."""
-        args = ["dags", "test", dag_id]
-        if conf:
-            args += ["--conf", json.dumps(dict(conf))]
-        before = self.latest_run_id(dag_id)
-        started = time.perf_counter()
-        done = self.run(*args, extra_env=extra_env, timeout=timeout, check=False)
-        seconds = time.perf_counter() - started
-        run_id = self.latest_run_id(dag_id)
-        if run_id == before:
-            run_id = None
-        result = DagRunResult(
-            dag_id=dag_id, returncode=done.returncode, output=done.stdout + done.stderr,
-            seconds=seconds, run_id=run_id, conf=dict(conf or {}),
-        )
-        if run_id:
-            result.tasks = self.task_instances(dag_id, run_id)
-        log.info("dags test %s: exit %s in %.1fs, states %s",
-                 dag_id, done.returncode, seconds, result.states)
-        return result
-
-
-def airflow_env(root: Path, *, dags_folder: Path, pipelines: Path,
-                conveyor_home: Path) -> dict[str, str]:
-    """The complete environment of an Airflow subprocess on a SQLite home under ``root``."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_PREFIXES)}
-    return {
-        **base,
-        "PATH": f"{BIN}{os.pathsep}{base.get('PATH', '')}",
-        "AIRFLOW_HOME": str(root),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{root / 'airflow.db'}",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
-        "AIRFLOW__CORE__DAGBAG_IMPORT_ERROR_TRACEBACKS": "False",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        # dags test waits out retry delays; keep the backoff short in tests.
-        "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
-        "CONVEYOR_PIPELINES": str(pipelines),
-        "CONVEYOR_HOME": str(conveyor_home),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{conveyor_home / 'mlflow.db'}",
-    }
 
 
 @pytest.fixture(scope="session")
 def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowHome]:
-    """A migrated Airflow home for the session; its DAGs folder holds Conveyor's loader."""
+    """A migrated Airflow home for the session; its DAGs folder holds Conveyor's loader files."""
     if not (BIN / "airflow").exists():
         pytest.skip("apache-airflow is not installed (uv sync --all-extras)")
     root = tmp_path_factory.mktemp("airflow_home")
     dags = root / "dags"
     dags.mkdir()
-    shutil.copy(LOADER, dags / LOADER.name)
+    for source in (LOADER, ERRORS_FILE):
+        shutil.copy(source, dags / source.name)
     pipelines = root / "pipelines"
     pipelines.mkdir()
     home = AirflowHome(root=root, env=airflow_env(
@@ -210,3 +32,4 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowHo
     home.run("db", "migrate")
     log.info("airflow db migrate: %.1fs", home.timings["db migrate"])
     yield home
+

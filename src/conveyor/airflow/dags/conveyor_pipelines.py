@@ -1,8 +1,8 @@
-"""Conveyor pipelines as Apache Airflow DAGs: copy this file into Airflow's dags/ folder.
+"""Conveyor pipelines as Apache Airflow DAGs: copy into Airflow's dags/ folder.
 
-Every spec in ``CONVEYOR_PIPELINES`` (default: ``pipelines/`` in the working folder) becomes
-one DAG; a broken spec becomes an import error of this file naming the spec file and key,
-and the other DAGs still load. ``CONVEYOR_PROFILE`` overlays ``<stem>.<profile>.yaml``.
+Every valid spec in ``CONVEYOR_PIPELINES`` (default: ``pipelines/`` in the working folder)
+becomes one DAG. Broken specs are reported by the companion ``conveyor_spec_errors.py`` as
+an import error; copy both files. ``CONVEYOR_PROFILE`` overlays ``<stem>.<profile>.yaml``.
 """
 
 from __future__ import annotations

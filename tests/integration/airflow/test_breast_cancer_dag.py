@@ -1,0 +1,141 @@
+"""The breast-cancer spec as a real Airflow 3.3 DAG run (``airflow dags test``, SQLite).
+
+No part is replaced: Airflow parses the DAGs folder with Conveyor's loader, runs every task
+through the Task SDK, the steps write to the Store (a local folder) and track in MLflow
+(SQLite). The assertions read Airflow's metadata DB, MLflow and the Store afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+from airflow_harness import ERRORS_FILE, REPO, AirflowHome
+
+from conveyor.airflow.run_ids import conveyor_run_id
+from conveyor.store import ArtifactRef, Store
+
+pytestmark = [pytest.mark.airflow, pytest.mark.timeout(900)]
+
+EXAMPLES = REPO / "examples"
+SPEC = EXAMPLES / "breast_cancer" / "pipeline.yaml"
+STEPS = ["ingest", "validate", "split", "train", "evaluate", "gate", "register", "export"]
+
+
+def _example_specs() -> dict[str, Path]:
+    """Every example spec (not profile overlays) by pipeline name."""
+    found = {}
+    for path in sorted(EXAMPLES.glob("*/*.yaml")):
+        if path.name.count(".") > 1:  # pipeline.<profile>.yaml
+            continue
+        found[yaml.safe_load(path.read_text())["name"]] = path
+    return found
+
+
+@pytest.fixture(scope="module")
+def examples_env(airflow_home: AirflowHome, tmp_path_factory: pytest.TempPathFactory,
+                 wdbc_path: Path) -> dict[str, str]:
+    """The examples folder as the pipelines folder; exports go to a temporary folder."""
+    exports = tmp_path_factory.mktemp("exports")
+    env = {"CONVEYOR_PIPELINES": str(EXAMPLES), "WDBC_PATH": str(wdbc_path),
+           "CONVEYOR_EXPORT_URI": exports.as_uri()}
+    airflow_home.reserialize(extra_env=env)
+    return env
+
+
+def test_every_example_spec_is_a_dag_without_import_errors(
+    airflow_home: AirflowHome, examples_env: dict[str, str]
+) -> None:
+    assert airflow_home.import_errors() == {}
+    expected = set(_example_specs())
+    assert expected, "no example specs found"
+    assert expected <= airflow_home.dag_ids()
+
+
+def test_breast_cancer_dag_run_succeeds_with_one_mlflow_run_and_a_manifest(
+    airflow_home: AirflowHome, examples_env: dict[str, str], tmp_path: Path
+) -> None:
+    result = airflow_home.dags_test(
+        "breast_cancer", conf={"model.params.C": 0.5}, extra_env=examples_env)
+
+    assert result.returncode == 0, result.tail()
+    assert result.run_id is not None
+    assert result.states == dict.fromkeys(STEPS, "success"), result.tail()
+    assert all(row["try_number"] == 1 for row in result.tasks.values())
+
+    # XCom holds the step record: references and hashes, not data.
+    for step in STEPS:
+        record = airflow_home.xcom("breast_cancer", result.run_id, step)
+        assert record["step"] == step
+        assert len(json.dumps(record)) < 16_384
+        for ref in record["outputs"].values():
+            assert set(ref) >= {"uri", "sha256"}
+
+    # One MLflow run for the whole DAG run, finished, with the trigger's override.
+    from mlflow import MlflowClient
+
+    run_id = conveyor_run_id("breast_cancer", result.run_id)
+    client = MlflowClient(tracking_uri=airflow_home.env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("breast_cancer")
+    runs = client.search_runs([experiment.experiment_id],
+                              filter_string=f"tags.`conveyor.run_id` = '{run_id}'")
+    assert len(runs) == 1
+    mlflow_run = runs[0]
+    assert mlflow_run.info.status == "FINISHED"
+    assert mlflow_run.data.params["model.params.C"] == "0.5"
+    assert mlflow_run.data.tags["conveyor.status"] == "ok"
+    assert {f"conveyor.step.{s}" for s in STEPS} <= set(mlflow_run.data.tags)
+    assert "test_f1" in mlflow_run.data.metrics
+
+    # The manifest was written, lists every artifact, and every hash matches the bytes.
+    manifest_uri = mlflow_run.data.tags["conveyor.manifest"]
+    manifest_path = Path(urlparse(manifest_uri).path)
+    assert manifest_path.is_file()
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["run_id"] == run_id
+    assert manifest["mlflow_run_id"] == mlflow_run.info.run_id
+    assert set(manifest["steps"]) == set(STEPS)
+    assert manifest["artifacts"]
+    store = Store(manifest_uri.rsplit("/", 3)[0])
+    for name, ref in manifest["artifacts"].items():
+        path = Path(urlparse(ref["uri"]).path)
+        if path.is_dir():  # a saved model: the Store verifies every file and the folder hash
+            store.get_dir(ArtifactRef.from_dict(ref), tmp_path / name)
+        else:
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == ref["sha256"], name
+    export = airflow_home.xcom("breast_cancer", result.run_id, "export")
+    assert export["manifest"]["uri"] == manifest_uri
+
+
+def test_broken_spec_is_an_import_error_naming_file_and_key_and_others_still_load(
+    airflow_home: AirflowHome, tmp_path: Path, wdbc_path: Path
+) -> None:
+    pipelines = tmp_path / "pipelines"
+    pipelines.mkdir()
+    good = pipelines / "good.yaml"
+    text = SPEC.read_text().replace("name: breast_cancer", "name: bc_good", 1)
+    good.write_text(text.replace("${WDBC_PATH:-../../../shared/data/wdbc/wdbc.data}",
+                                 str(wdbc_path)))
+    broken = pipelines / "broken.yaml"
+    broken.write_text(good.read_text().replace("name: bc_good", "name: bc_broken", 1)
+                      .replace("  params: {C:", "  parms: {C:", 1))
+    shutil.copy(SPEC.with_name("pipeline.sklearn.yaml"), pipelines / "good.sklearn.yaml")
+
+    airflow_home.reserialize(extra_env={"CONVEYOR_PIPELINES": str(pipelines)})
+
+    errors = airflow_home.import_errors()
+    # The error sits on the errors file, which holds no DAG, so it makes no DAG stale.
+    assert list(errors) == [ERRORS_FILE.name]
+    message = errors[ERRORS_FILE.name]
+    assert str(broken) in message
+    assert "model.parms" in message
+    assert "did you mean 'params'" in message
+    assert "good.yaml" not in message
+    dags = airflow_home.dag_ids()
+    assert "bc_good" in dags
+    assert "bc_broken" not in dags
