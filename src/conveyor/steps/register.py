@@ -42,7 +42,9 @@ class RegisterStep(BaseStep):
                   "conveyor.model_sha256": ctx.inputs["train.model"].sha256,
                   "conveyor.validated": str(not why).lower()},
         )
-        record = {"name": name, "version": str(version.version), "created": created,
+        record = {"name": name, "version": str(version.version),
                   "model_uri": f"models:/{name}/{version.version}", "note": why}
+        # the stored record is the same on a re-run; whether this attempt created it is a fact
+        # about the attempt, kept in the step's info only
         return StepResult(outputs={"registration": ctx.write_json("registration", record)},
-                          info=record)
+                          info={**record, "created": created})

@@ -1,0 +1,106 @@
+"""The contract every step keeps, checked on each step of the breast-cancer pipeline.
+
+- it writes every declared output, and its record lists each with the sha256 of the bytes
+  actually stored;
+- its record is written after its outputs and names the cache key it ran under;
+- it may run twice (Airflow runs tasks at least once): a forced second run of the same step in
+  the same run overwrites its outputs with identical content and adds no registry version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from conveyor.runners import LocalRunner, execute_step, open_run
+from conveyor.spec import load_spec
+from conveyor.steps import STEP_NAMES, pipeline_steps
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory, wdbc_path: Path):
+    home = tmp_path_factory.mktemp("contract-home")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("CONVEYOR_HOME", str(home))
+    patch.setenv("WDBC_PATH", str(wdbc_path))
+    patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    try:
+        loaded = load_spec(Path(__file__).parents[2] / "examples/breast_cancer/pipeline.yaml")
+        summary = LocalRunner(loaded).run()
+        yield loaded, summary
+    finally:
+        patch.undo()
+
+
+@pytest.fixture()
+def same_home(finished_run, monkeypatch: pytest.MonkeyPatch, wdbc_path: Path):
+    loaded, summary = finished_run
+    run_uri = summary.manifest_ref.uri
+    home = Path(run_uri.removeprefix("file://")).parents[3]
+    monkeypatch.setenv("CONVEYOR_HOME", str(home))
+    monkeypatch.setenv("WDBC_PATH", str(wdbc_path))
+    return loaded, summary
+
+
+def _bytes_of(store, ref) -> bytes:
+    if store.exists(f"{ref.uri}/_conveyor_dir.json"):
+        return store.get_bytes(f"{ref.uri}/_conveyor_dir.json")
+    return store.get_bytes(ref.uri)
+
+
+@pytest.mark.parametrize("step", STEP_NAMES)
+def test_step_writes_its_declared_outputs_with_true_hashes(same_home, step: str) -> None:
+    loaded, summary = same_home
+    run = open_run(loaded, summary.run_id)
+    record = run.read_record(step)
+    declared = next(s for s in pipeline_steps() if s.name == step).outputs
+    assert record is not None and record.status == "ok"
+    assert set(declared) <= set(record.outputs)
+    assert len(record.cache_key) == 64
+    for ref in record.outputs.values():
+        if run.store.exists(f"{ref.uri}/_conveyor_dir.json"):  # a model folder
+            run.store.get_dir(ref, Path(run.store.root.removeprefix("file://")).parent / "x")
+        else:
+            assert hashlib.sha256(run.store.get_bytes(ref.uri)).hexdigest() == ref.sha256
+    # the record is written after the outputs: its mtime is not older than any output's
+    record_path = Path(run.record_uri(step).removeprefix("file://"))
+    for ref in record.outputs.values():
+        output_path = Path(ref.uri.removeprefix("file://"))
+        if output_path.is_file():
+            assert output_path.stat().st_mtime <= record_path.stat().st_mtime
+
+
+@pytest.mark.parametrize("step", [s for s in STEP_NAMES if s not in ("export",)])
+def test_step_run_twice_gives_the_same_outputs(same_home, step: str) -> None:
+    loaded, summary = same_home
+    run = open_run(loaded, summary.run_id)
+    before = run.read_record(step)
+    again = execute_step(run, step, force=True)
+    assert again.status == before.status
+    assert set(again.outputs) == set(before.outputs)
+    for name, ref in again.outputs.items():
+        assert ref.uri == before.outputs[name].uri  # keyed by run and step: overwritten
+        if name == "model" or name == "report" or ref.uri.endswith(".png"):
+            continue  # MLmodel records its creation time; plots embed renderer metadata
+        assert ref.sha256 == before.outputs[name].sha256, f"{step}.{name} changed on re-run"
+    if step == "register":
+        assert again.info["version"] == before.info["version"]
+        assert again.info["created"] is False
+
+
+def test_a_second_identical_run_is_served_from_the_cache(same_home) -> None:
+    loaded, summary = same_home
+    second = LocalRunner(loaded).run()
+    statuses = {name: record.status for name, record in second.records.items()}
+    assert statuses["ingest"] == "ok"  # the source is always read: it may have changed
+    for name in ("validate", "split", "train", "evaluate", "gate"):
+        assert statuses[name] == "cached", statuses
+        assert second.records[name].cached_from == summary.run_id
+    assert statuses["register"] == "ok"
+    assert second.records["register"].info["version"] != \
+        summary.records["register"].info["version"]
+    assert second.manifest["metrics"] == summary.manifest["metrics"]
