@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 
 
 def _encode(value: Any) -> str:
-    # JSON is valid YAML, and the spec loader reads override values as YAML: types survive.
-    return json.dumps(value) if not isinstance(value, str) else value
+    # The spec loader reads override values as YAML and JSON is YAML: types survive, and a
+    # string stays a string even when it looks like a number ("007") or a bool ("yes").
+    return json.dumps(value)
 
 
 def runtime_overrides(

@@ -5,7 +5,7 @@ How it works (measured on the 2-core test machine):
 * ``AIRFLOW_HOME`` is a temporary folder; ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` points at a
   SQLite file inside it; examples are off (``AIRFLOW__CORE__LOAD_EXAMPLES=False``); the DAGs
   folder holds Conveyor's two loader files only and ``CONVEYOR_PIPELINES`` says which specs they
-  turns into DAGs.
+  turn into DAGs.
 * ``airflow db migrate`` runs once per session (about 8 s).
 * ``airflow dags reserialize`` (about 6 s) parses the DAGs folder and writes serialized DAGs
   and import errors to the metadata DB; ``airflow dags test <dag_id>`` refuses a DAG that
