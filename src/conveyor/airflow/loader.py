@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 PIPELINES_ENV = "CONVEYOR_PIPELINES"
 PROFILE_ENV = "CONVEYOR_PROFILE"
+CONN_ID_ENV = "CONVEYOR_CONN_ID"
 SPEC_SUFFIXES = (".yaml", ".yml")
 
 
@@ -109,12 +110,15 @@ def _profile_for(path: Path, profile: str | None) -> str | None:
     return None
 
 
-def build_dags(paths: Iterable[Path], *, profile: str | None = None) -> LoadResult:
+def build_dags(
+    paths: Iterable[Path], *, profile: str | None = None, conveyor_conn_id: str | None = None
+) -> LoadResult:
     """Build one DAG per spec; a broken spec becomes an error message, not an exception.
 
     Args:
         paths: spec files.
         profile: overlay ``<stem>.<profile>.yaml`` where such a file exists.
+        conveyor_conn_id: a ``conveyor`` connection for every task (store root, tracking).
 
     Returns:
         The DAGs and, per broken spec file, a message naming the file, line and key.
@@ -136,7 +140,8 @@ def build_dags(paths: Iterable[Path], *, profile: str | None = None) -> LoadResu
                     f"{origin[dag_id]}; every spec in a pipelines folder needs its own name"
                 )
                 continue
-            result.dags[dag_id] = build_dag(path, profile=chosen, loaded=loaded)
+            result.dags[dag_id] = build_dag(path, profile=chosen, loaded=loaded,
+                                            conveyor_conn_id=conveyor_conn_id)
             origin[dag_id] = path
         except ConveyorError as exc:
             result.errors[str(path)] = str(exc)
@@ -151,7 +156,8 @@ def build_dags(paths: Iterable[Path], *, profile: str | None = None) -> LoadResu
 
 def _load(location: str | os.PathLike[str] | None) -> LoadResult:
     folder = Path(location).resolve() if location is not None else pipelines_folder()
-    return build_dags(find_specs(folder), profile=os.environ.get(PROFILE_ENV) or None)
+    return build_dags(find_specs(folder), profile=os.environ.get(PROFILE_ENV) or None,
+                      conveyor_conn_id=os.environ.get(CONN_ID_ENV) or None)
 
 
 def publish(
