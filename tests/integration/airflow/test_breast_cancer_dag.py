@@ -139,3 +139,47 @@ def test_broken_spec_is_an_import_error_naming_file_and_key_and_others_still_loa
     dags = airflow_home.dag_ids()
     assert "bc_good" in dags
     assert "bc_broken" not in dags
+
+
+def test_bad_data_fails_the_task_at_once_and_marks_the_mlflow_run_failed(
+    airflow_home: AirflowHome, examples_env: dict[str, str], tmp_path: Path, wdbc_path: Path
+) -> None:
+    """Single-class data is bad input: no retry (despite retries=3), a clear message."""
+    benign = tmp_path / "benign.data"
+    benign.write_text("".join(line for line in wdbc_path.read_text().splitlines(True)
+                              if ",B," in line))
+    result = airflow_home.dags_test(
+        "breast_cancer", extra_env={**examples_env, "WDBC_PATH": str(benign)})
+
+    assert result.returncode != 0
+    assert result.states["ingest"] == "success"
+    assert result.states["validate"] == "failed", result.tail()
+    assert result.tasks["validate"]["try_number"] == 1  # AirflowFailException: no retry
+    assert {result.states[s] for s in STEPS[2:]} == {"upstream_failed"}
+    assert "has a single class 'B'" in result.output
+    assert "AirflowFailException" in result.output
+
+    from mlflow import MlflowClient
+
+    run_id = conveyor_run_id("breast_cancer", result.run_id)
+    client = MlflowClient(tracking_uri=airflow_home.env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("breast_cancer")
+    (mlflow_run,) = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`conveyor.run_id` = '{run_id}'")
+    assert mlflow_run.info.status == "FAILED"  # the failure callback ran
+    assert mlflow_run.data.tags["conveyor.status"] == "failed"
+    assert "single class" in mlflow_run.data.tags["conveyor.error"]
+
+
+def test_conveyor_is_listed_as_an_airflow_provider(airflow_home: AirflowHome) -> None:
+    from importlib.metadata import entry_points
+
+    if not any(ep.value.startswith("conveyor.") for ep in
+               entry_points(group="apache_airflow_provider")):
+        pytest.skip("the apache_airflow_provider entry point is not in pyproject.toml yet")
+    done = airflow_home.run("providers", "list", "--output", "json")
+    providers = {p["package_name"]: p for p in json.loads(done.stdout[done.stdout.index("["):])}
+    assert "conveyor-ml" in providers
+    done = airflow_home.run("providers", "hooks", "--output", "json")
+    hooks = json.loads(done.stdout[done.stdout.index("["):])
+    assert any(h.get("connection_type") == "conveyor" for h in hooks), hooks
