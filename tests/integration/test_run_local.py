@@ -1,0 +1,410 @@
+"""The local runner end to end on the real WDBC file, with MLflow on SQLite.
+
+The tests of this module share one CONVEYOR_HOME: the module fixture runs the pipeline twice
+(the first run, then an identical one that must be cached), and later tests add runs of their
+own (``--until``, ``--from``, overrides, a rejected gate). Assertions about earlier runs look
+them up by run id, so they hold whatever else the home contains; a fresh home per test would
+cost a full MLflow database migration and a full training each time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from conveyor.cli import main
+from conveyor.runners.executor import conveyor_version
+from conveyor.spec import load_spec
+from conveyor.store.artifacts import _dir_digest
+
+pytestmark = pytest.mark.integration
+
+SPEC = Path(__file__).resolve().parents[2] / "examples" / "breast_cancer" / "pipeline.yaml"
+REGISTERED = "breast_cancer_classifier"
+STEPS = ("ingest", "validate", "split", "train", "evaluate", "gate", "register", "export")
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def run_id(self) -> str:
+        found = re.search(r"^run\s+(\S+)\s+\(", self.out, re.M) or re.search(
+            r"--run-id (\S+)", self.out)
+        assert found, self.out
+        return found.group(1)
+
+    def step_line(self, step: str) -> str:
+        lines = [line for line in self.out.splitlines() if re.match(rf"\s+\S+ {step}\s", line)]
+        assert len(lines) == 1, self.out
+        return lines[0]
+
+
+def cli(*args: str) -> Result:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+@dataclass
+class Shared:
+    home: Path
+    first: Result
+    second: Result
+
+    @property
+    def runs(self) -> Path:
+        return self.home / "artifacts" / "breast_cancer"
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory, wdbc_path: Path) -> Shared:
+    home = tmp_path_factory.mktemp("run-local") / "home"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CONVEYOR_HOME", str(home))
+        mp.setenv("WDBC_PATH", str(wdbc_path))
+        for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CONVEYOR_EXPORT_URI"):
+            mp.delenv(name, raising=False)
+        first = cli("run", str(SPEC))
+        second = cli("run", str(SPEC))
+    assert first.code == 0, first.err
+    assert second.code == 0, second.err
+    return Shared(home, first, second)
+
+
+@pytest.fixture()
+def home(shared: Shared, monkeypatch: pytest.MonkeyPatch, wdbc_path: Path) -> Path:
+    monkeypatch.setenv("CONVEYOR_HOME", str(shared.home))
+    monkeypatch.setenv("WDBC_PATH", str(wdbc_path))
+    return shared.home
+
+
+def client(home: Path) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{home}/mlflow.db",
+                        registry_uri=f"sqlite:///{home}/mlflow.db")
+
+
+def mlflow_runs(home: Path, run_id: str) -> list[Any]:
+    c = client(home)
+    experiment = c.get_experiment_by_name("breast_cancer")
+    return c.search_runs([experiment.experiment_id],
+                         filter_string=f"tags.`conveyor.run_id` = '{run_id}'")
+
+
+def versions_of(home: Path, run_id: str | None = None) -> list[Any]:
+    found = client(home).search_model_versions(f"name = '{REGISTERED}'")
+    if run_id is not None:
+        found = [v for v in found if v.tags.get("conveyor.run_id") == run_id]
+    return sorted(found, key=lambda v: int(v.version))
+
+
+def manifest(shared: Shared, run_id: str) -> dict[str, Any]:
+    return json.loads((shared.runs / run_id / "manifest.json").read_text())
+
+
+def local(uri: str) -> Path:
+    assert uri.startswith("file://"), uri
+    return Path(uri.removeprefix("file://"))
+
+
+# --------------------------------------------------------------------------- first run
+
+
+def test_full_run_passes_the_bar(shared: Shared) -> None:
+    first = shared.first
+    for step in STEPS:
+        assert "✓" in first.step_line(step)
+    assert "cached" not in first.out
+    metrics = manifest(shared, first.run_id)["metrics"]
+    assert metrics["test_accuracy"] >= 0.95
+    assert metrics["test_f1"] >= 0.93
+    assert f"registered models:/{REGISTERED}/1" in first.out
+    assert first.err == ""
+
+
+def test_metrics_use_m_as_the_positive_class(shared: Shared, home: Path) -> None:
+    """Recompute F1 from the exported model on the stored test split, with M positive."""
+    import mlflow.sklearn
+    from sklearn.metrics import accuracy_score, f1_score
+
+    run = manifest(shared, shared.first.run_id)
+    test = pd.read_parquet(local(run["artifacts"]["split/test"]["uri"]))
+    model = mlflow.sklearn.load_model(
+        str(home / "exports" / "breast_cancer" / shared.first.run_id / "model"))
+    features = json.loads(local(run["artifacts"]["validate/report"]["uri"]).read_text())
+    X = test[list(features["features"])]
+    predicted = model.predict(X)
+    assert f1_score(test["diagnosis"], predicted, pos_label="M") == pytest.approx(
+        run["metrics"]["test_f1"])
+    assert accuracy_score(test["diagnosis"], predicted) == pytest.approx(
+        run["metrics"]["test_accuracy"])
+    assert f1_score(test["diagnosis"], predicted, pos_label="B") != pytest.approx(
+        run["metrics"]["test_f1"])
+
+
+def test_manifest_written_last_and_hashes_match(shared: Shared) -> None:
+    run_dir = shared.runs / shared.first.run_id
+    data = manifest(shared, shared.first.run_id)
+    assert data["status"] == "ok" and data["run_id"] == shared.first.run_id
+    assert set(data["steps"]) == set(STEPS)
+    written = (run_dir / "manifest.json").stat().st_mtime_ns
+    others = [p for p in run_dir.rglob("*") if p.is_file() and p.name != "manifest.json"]
+    assert others and all(p.stat().st_mtime_ns <= written for p in others)
+    assert {"ingest/raw", "validate/table", "split/train", "split/test", "train/model",
+            "evaluate/metrics", "gate/verdict", "register/registration",
+            "export/manifest"} <= set(data["artifacts"])
+    for name, ref in data["artifacts"].items():
+        path = local(ref["uri"])
+        if name == "train/model":
+            index = json.loads((path / "_conveyor_dir.json").read_text())
+            for rel, sha in index["files"].items():
+                assert hashlib.sha256((path / rel).read_bytes()).hexdigest() == sha, rel
+            assert _dir_digest(index["files"]) == ref["sha256"]
+        else:
+            content = path.read_bytes()
+            assert hashlib.sha256(content).hexdigest() == ref["sha256"], name
+            assert len(content) == ref["size"], name
+
+
+def test_export_folder_is_complete(shared: Shared, home: Path) -> None:
+    run_id = shared.first.run_id
+    export = home / "exports" / "breast_cancer" / run_id
+    assert {"model", "metrics.json", "manifest.json"} <= {p.name for p in export.iterdir()}
+    assert (export / "model" / "MLmodel").is_file()
+    exported = json.loads((export / "manifest.json").read_text())
+    assert exported["run_id"] == run_id
+    assert exported["registered"] == f"models:/{REGISTERED}/1"
+    metrics = (export / "metrics.json").read_bytes()
+    assert hashlib.sha256(metrics).hexdigest() == exported["artifacts"]["metrics.json"]["sha256"]
+
+
+def test_one_mlflow_run_with_params_tags_dataset_and_model(shared: Shared, home: Path) -> None:
+    import mlflow
+
+    run_id = shared.first.run_id
+    runs = mlflow_runs(home, run_id)
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    assert params["model.params.C"] == "1.0"
+    assert params["model.params.max_iter"] == "1000"
+    assert params["split.test_size"] == "0.2"
+    assert params["schema.target"] == "diagnosis"
+    tags = run.data.tags
+    loaded = load_spec(SPEC)
+    assert tags["conveyor.spec_hash"] == loaded.spec_hash
+    data = manifest(shared, run_id)
+    raw = local(data["artifacts"]["ingest/raw"]["uri"]).read_bytes()
+    assert tags["conveyor.data_hash"] == hashlib.sha256(raw).hexdigest()
+    assert tags["conveyor.version"] == conveyor_version()
+    assert tags["conveyor.status"] == "ok" and tags["conveyor.gate"] == "passed"
+    assert tags["conveyor.registered_version"] == "1"
+    assert run.data.metrics["test_f1"] == pytest.approx(data["metrics"]["test_f1"])
+
+    inputs = run.inputs.dataset_inputs
+    assert len(inputs) >= 1
+    dataset = inputs[0].dataset
+    assert dataset.name == "breast_cancer"
+    assert tags["conveyor.data_hash"].startswith(dataset.digest)
+    assert {t.key: t.value for t in inputs[0].tags}["mlflow.data.context"] == "raw"
+
+    model_uri = data["steps"]["train"]["info"]["model_uri"]
+    mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")
+    info = mlflow.models.get_model_info(model_uri)
+    assert info.signature is not None
+    inputs_schema = info.signature.inputs.input_names()
+    assert "radius_mean" in inputs_schema and "diagnosis" not in inputs_schema
+    assert "id" not in inputs_schema
+
+
+def test_registered_version_1_carries_the_run(shared: Shared, home: Path) -> None:
+    version = client(home).get_model_version(REGISTERED, "1")
+    assert version.tags["conveyor.run_id"] == shared.first.run_id
+    assert version.tags["conveyor.validated"] == "true"
+    assert version.run_id == mlflow_runs(home, shared.first.run_id)[0].info.run_id
+    model_sha = manifest(shared, shared.first.run_id)["artifacts"]["train/model"]["sha256"]
+    assert version.tags["conveyor.model_sha256"] == model_sha
+
+
+# --------------------------------------------------------------------------- re-runs
+
+
+def test_second_identical_run_is_cached_and_registers_v2(shared: Shared, home: Path) -> None:
+    first, second = shared.first, shared.second
+    assert second.run_id != first.run_id
+    assert "cached" not in second.step_line("ingest")
+    for step in ("validate", "split", "train", "evaluate", "gate"):
+        assert f"cached (run {first.run_id})" in second.step_line(step), step
+    assert f"{REGISTERED} v2" in second.step_line("register")
+    assert [str(v.version) for v in versions_of(home, second.run_id)] == ["2"]
+    assert manifest(shared, second.run_id)["metrics"] == manifest(shared, first.run_id)["metrics"]
+    assert len(mlflow_runs(home, second.run_id)) == 1
+
+
+def test_rerun_of_the_same_run_id_registers_nothing_new(shared: Shared, home: Path) -> None:
+    run_id = shared.first.run_id
+    before = [v.version for v in versions_of(home)]
+    result = cli("run", str(SPEC), "--run-id", run_id)
+    assert result.code == 0, result.err
+    assert "(already registered)" in result.out
+    assert [v.version for v in versions_of(home)] == before
+    assert [str(v.version) for v in versions_of(home, run_id)] == ["1"]
+    assert len(mlflow_runs(home, run_id)) == 1
+    assert mlflow_runs(home, run_id)[0].info.status == "FINISHED"
+
+
+def test_until_then_from_completes_the_run(shared: Shared, home: Path) -> None:
+    partial = cli("run", str(SPEC), "--until", "evaluate")
+    assert partial.code == 0, partial.err
+    run_id = partial.run_id
+    assert "stopped as asked after evaluate" in partial.out
+    run_dir = shared.runs / run_id
+    assert (run_dir / "evaluate" / "_record.json").is_file()
+    assert not (run_dir / "gate").exists()
+    assert not (run_dir / "manifest.json").exists()
+    assert versions_of(home, run_id) == []
+    assert mlflow_runs(home, run_id)[0].data.tags["conveyor.status"] == "partial"
+
+    done = cli("run", str(SPEC), "--from", "gate", "--run-id", run_id)
+    assert done.code == 0, done.err
+    assert "ingest" not in done.out.split("test metrics")[0]
+    for step in ("gate", "register", "export"):
+        assert "✓" in done.step_line(step)
+    data = manifest(shared, run_id)
+    assert data["status"] == "ok" and set(data["steps"]) == set(STEPS)
+    assert len(versions_of(home, run_id)) == 1
+    assert len(mlflow_runs(home, run_id)) == 1
+    assert mlflow_runs(home, run_id)[0].data.tags["conveyor.status"] == "ok"
+
+
+def test_step_reruns_one_step_of_a_run(shared: Shared, home: Path) -> None:
+    partial = cli("run", str(SPEC), "--until", "split")
+    assert partial.code == 0, partial.err
+    run_id = partial.run_id
+    record = shared.runs / run_id / "split" / "_record.json"
+    before = json.loads(record.read_text())
+    assert before["status"] == "cached"
+    again = cli("run", str(SPEC), "--step", "split", "--run-id", run_id)
+    assert again.code == 0, again.err
+    assert "✓" in again.step_line("split") and "cached" not in again.step_line("split")
+    after = json.loads(record.read_text())
+    assert after["status"] == "ok" and after["cached_from"] is None
+    assert after["outputs"]["train"]["sha256"] == before["outputs"]["train"]["sha256"]
+    assert not (shared.runs / run_id / "manifest.json").exists()
+
+    gap = cli("run", str(SPEC), "--step", "gate", "--run-id", run_id)
+    assert gap.code == 2
+    assert f"run {run_id} has no result of step train" in gap.err
+    no_id = cli("run", str(SPEC), "--from", "gate")
+    assert no_id.code == 2 and "--from needs --run-id" in no_id.err
+
+
+def test_override_changes_the_spec_hash_and_retrains(shared: Shared, home: Path) -> None:
+    result = cli("run", str(SPEC), "model.params.C=0.3")
+    assert result.code == 0, result.err
+    assert "cached" not in result.step_line("train")
+    assert "cached" in result.step_line("split")  # split does not depend on the model
+    run = mlflow_runs(home, result.run_id)[0]
+    assert run.data.params["model.params.C"] == "0.3"
+    first = mlflow_runs(home, shared.first.run_id)[0]
+    assert run.data.tags["conveyor.spec_hash"] != first.data.tags["conveyor.spec_hash"]
+    assert (manifest(shared, result.run_id)["artifacts"]["train/model"]["sha256"]
+            != manifest(shared, shared.first.run_id)["artifacts"]["train/model"]["sha256"])
+
+
+def test_run_id_with_another_spec_is_refused(shared: Shared, home: Path) -> None:
+    run_id = shared.first.run_id
+    before = (shared.runs / run_id / "manifest.json").read_bytes()
+    versions = [v.version for v in versions_of(home)]
+    result = cli("run", str(SPEC), "model.params.C=0.5", "--run-id", run_id)
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {SPEC}: ")
+    assert f"run {run_id} was started with another spec" in lines[0]
+    assert (shared.runs / run_id / "manifest.json").read_bytes() == before
+    assert [v.version for v in versions_of(home)] == versions
+
+
+def test_gate_failure_exits_3_and_publishes_nothing(shared: Shared, home: Path) -> None:
+    latest = home / "exports" / "breast_cancer" / "latest.json"
+    latest_before = latest.read_bytes()
+    versions = [v.version for v in versions_of(home)]
+    result = cli("run", str(SPEC), "gate.test_f1=0.999")
+    assert result.code == 3, result.err
+    run_id = result.run_id
+    assert "gate rejected the model" in result.out and "test_f1" in result.out
+    assert "nothing was registered or exported" in result.out
+    data = manifest(shared, run_id)
+    assert data["status"] == "rejected"
+    assert data["steps"]["register"]["status"] == "skipped"
+    assert data["steps"]["export"]["status"] == "skipped"
+    assert "test_f1 = 0.9512, needs >= 0.999" in data["steps"]["gate"]["info"]["reason"]
+    assert versions_of(home, run_id) == []
+    assert [v.version for v in versions_of(home)] == versions
+    assert not (home / "exports" / "breast_cancer" / run_id).exists()
+    assert latest.read_bytes() == latest_before
+    tags = mlflow_runs(home, run_id)[0].data.tags
+    assert tags["conveyor.gate"] == "rejected" and tags["conveyor.status"] == "rejected"
+
+
+# --------------------------------------------------------------------------- other commands
+
+
+def test_validate_exits_0(home: Path) -> None:
+    result = cli("validate", str(SPEC))
+    assert result.code == 0 and "is valid" in result.out and result.err == ""
+
+
+def test_runs_lists_the_runs(shared: Shared, home: Path) -> None:
+    for args in (("runs",), ("runs", str(SPEC))):
+        result = cli(*args, "--limit", "50")
+        assert result.code == 0, result.err
+        rows = {line.split("│")[2].strip(): line for line in result.out.splitlines()
+                if line.count("│") >= 6}
+        for run_id in (shared.first.run_id, shared.second.run_id):
+            assert run_id in rows, result.out
+            assert "ok" in rows[run_id] and "0.9649" in rows[run_id]
+
+
+def test_sklearn_source_is_the_raw_file_in_the_same_order(wdbc_path: Path) -> None:
+    """What makes the sklearn profile's metrics equal to the raw file's: same rows, same order."""
+    from conveyor.sources.bundled import read_sklearn_source
+    from conveyor.spec.models import SklearnSource
+
+    columns = load_spec(SPEC).spec.data.columns
+    raw = pd.read_csv(wdbc_path, header=None, names=columns).drop(columns="id")
+    bundled, facts = read_sklearn_source(SklearnSource(source="sklearn", name="breast_cancer"))
+    assert facts["uri"] == "sklearn://breast_cancer"
+    pd.testing.assert_frame_equal(bundled, raw)
+
+
+@pytest.mark.xfail(strict=True, reason="bug: ingest logs the MLflow dataset with source "
+                   "'sklearn://breast_cancer', for which MLflow has no resolver: the example's "
+                   "--profile sklearn fails at ingest with exit 1")
+def test_sklearn_profile_gives_the_same_test_metrics(shared: Shared, home: Path) -> None:
+    result = cli("run", str(SPEC), "--profile", "sklearn")
+    assert result.code == 0, result.err
+    assert "profile sklearn" in result.out
+    data = manifest(shared, result.run_id)
+    first = manifest(shared, shared.first.run_id)
+    test_metrics = {k: v for k, v in first["metrics"].items() if k.startswith("test_")}
+    assert test_metrics
+    for name, value in test_metrics.items():
+        assert data["metrics"][name] == pytest.approx(value, abs=1e-9), name
+    assert data["spec_hash"] != first["spec_hash"]
