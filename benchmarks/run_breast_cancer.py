@@ -1,0 +1,225 @@
+"""Whole-process wall time: ``conveyor run`` on the breast-cancer example vs a plain script.
+
+Each round runs, as separate processes, timed from spawn to exit:
+
+  (a) baseline  ``python benchmarks/baseline_breast_cancer.py`` with a fresh folder
+      (so it creates its SQLite MLflow database, as a first Conveyor run does);
+  (b) first     ``conveyor run examples/breast_cancer/pipeline.yaml`` with a fresh
+      CONVEYOR_HOME (MLflow database created, every step computed);
+  (c) cached    the same command again with the same CONVEYOR_HOME (steps after ingest
+      come from the cache; register and export run again).
+
+Rounds are interleaved (a b c, then b c a, ...) so slow drift of the machine hits every
+variant alike. The report gives medians and the ratios b/a (target <= 1.3) and c/b (target
+<= 0.5) — as the ratio of the medians and, more robust on a shared machine, as the median of
+each round's own ratio — and writes ``benchmarks/results/breast_cancer-<mode>-<time>.json``.
+
+Bytecode: when ``PYTHONDONTWRITEBYTECODE`` is set and the environment holds no ``.pyc``
+files (as on the build machine), every process compiles ~3,000 modules from source (5-6 s).
+``--warm-bytecode`` gives both sides a private, pre-warmed ``PYTHONPYCACHEPREFIX`` (one
+untimed run of each first), which is what an ordinary installation sees. The default
+measures the environment as it is.
+
+Usage::
+
+    .venv/bin/python benchmarks/run_breast_cancer.py [--rounds 5] [--warm-bytecode]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "examples" / "breast_cancer" / "pipeline.yaml"
+BASELINE = ROOT / "benchmarks" / "baseline_breast_cancer.py"
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "wdbc" / "wdbc.data"
+TARGET_FIRST, TARGET_CACHED = 1.3, 0.5
+# variables that would point either side at another tracking server, export or profile
+_SCRUB = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CONVEYOR_EXPORT_URI", "CONVEYOR_HOME",
+          "CONVEYOR_PROFILE")
+
+
+def _conveyor() -> str:
+    beside = Path(sys.executable).parent / "conveyor"
+    found = str(beside) if beside.exists() else shutil.which("conveyor")
+    if not found:
+        sys.exit("the conveyor command is not installed in this environment")
+    return found
+
+
+_BYTECODE: dict[str, str] = {}  # PYTHONPYCACHEPREFIX when --warm-bytecode
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+    if _BYTECODE:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env.update(_BYTECODE)
+    env.update(extra)
+    return env
+
+
+def _timed(command: list[str], *, env: dict[str, str], cwd: Path, what: str) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=240, check=False)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"{what} failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return elapsed, done.stdout
+
+
+def _conveyor_metrics(home: Path) -> tuple[dict[str, float], dict[str, str]]:
+    """Test metrics and step statuses of the newest run's manifest under ``home``."""
+    manifests = sorted((home / "artifacts" / "breast_cancer").glob("*/manifest.json"))
+    manifest = json.loads(manifests[-1].read_text())
+    return manifest["metrics"], {k: v["status"] for k, v in manifest["steps"].items()}
+
+
+def run_round(index: int, *, conveyor: str, data: Path, scratch: Path) -> dict[str, float]:
+    folder = scratch / f"round-{index}"
+    base_home, conv_home, cwd = folder / "baseline", folder / "conveyor", folder / "cwd"
+    for path in (base_home, conv_home, cwd):
+        path.mkdir(parents=True)
+    conv_env = _env(WDBC_PATH=str(data), CONVEYOR_HOME=str(conv_home))
+    run_cmd = [conveyor, "run", str(SPEC), "--quiet"]
+    times: dict[str, float] = {}
+
+    def baseline() -> None:
+        times["baseline"], _ = _timed(
+            [sys.executable, str(BASELINE), "--data", str(data), "--home", str(base_home)],
+            env=_env(), cwd=cwd, what="baseline")
+        metrics = json.loads((base_home / "export" / "metrics.json").read_text())
+        times["_baseline_test_f1"] = metrics["test_f1"]
+
+    def conveyor_first_then_cached() -> None:
+        times["first"], _ = _timed(run_cmd, env=conv_env, cwd=cwd, what="conveyor first run")
+        metrics, statuses = _conveyor_metrics(conv_home)
+        if any(s == "cached" for s in statuses.values()):
+            sys.exit(f"round {index}: the first run used the cache: {statuses}")
+        times["_conveyor_test_f1"] = metrics["test_f1"]
+        times["cached"], _ = _timed(run_cmd, env=conv_env, cwd=cwd, what="conveyor cached run")
+        _, statuses = _conveyor_metrics(conv_home)
+        expected = {"validate", "split", "train", "evaluate", "gate"}
+        missed = sorted(s for s in expected if statuses.get(s) != "cached")
+        if missed:
+            sys.exit(f"round {index}: the re-run recomputed {missed}: {statuses}")
+
+    order = (baseline, conveyor_first_then_cached)
+    for part in order if index % 2 == 0 else reversed(order):
+        part()
+    if abs(times["_baseline_test_f1"] - times["_conveyor_test_f1"]) > 1e-9:
+        sys.exit(f"round {index}: baseline and Conveyor disagree on test_f1 "
+                 f"({times['_baseline_test_f1']} vs {times['_conveyor_test_f1']}): "
+                 "they are not doing the same work")
+    out = {k: round(v, 3) for k, v in times.items() if not k.startswith("_")}
+    out["load_1min_after"] = round(os.getloadavg()[0], 2)  # other work on the machine skews it
+    return out
+
+
+def _git_sha() -> str | None:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True, check=False)
+    sha = done.stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=ROOT,
+                           capture_output=True, text=True, check=False).stdout.strip()
+    return f"{sha}+dirty" if sha and dirty else sha or None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("WDBC_PATH",
+                                                                          DEFAULT_DATA)))
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch folders")
+    parser.add_argument("--warm-bytecode", action="store_true",
+                        help="both sides use a private, pre-warmed .pyc cache")
+    args = parser.parse_args(argv)
+    data = args.data.resolve()
+    if not data.is_file():
+        sys.exit(f"no WDBC file at {data}: pass --data or set WDBC_PATH")
+    conveyor = _conveyor()
+    scratch = Path(tempfile.mkdtemp(prefix="conveyor-bench-"))
+    mode = "warm-bytecode" if args.warm_bytecode else "as-is"
+    rounds = []
+    try:
+        if args.warm_bytecode:
+            _BYTECODE["PYTHONPYCACHEPREFIX"] = str(scratch / "pycache")
+            run_round(-1, conveyor=conveyor, data=data, scratch=scratch)  # untimed warm-up
+            print("bytecode cache warmed (untimed round)", flush=True)
+        for index in range(args.rounds):
+            times = run_round(index, conveyor=conveyor, data=data, scratch=scratch)
+            rounds.append(times)
+            print(f"round {index + 1}/{args.rounds}: baseline {times['baseline']:.2f}s  "
+                  f"first {times['first']:.2f}s  cached {times['cached']:.2f}s", flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    median = {k: statistics.median(r[k] for r in rounds) for k in ("baseline", "first",
+                                                                   "cached")}
+    first_ratio = median["first"] / median["baseline"]
+    cached_ratio = median["cached"] / median["first"]
+    paired_first = statistics.median(r["first"] / r["baseline"] for r in rounds)
+    paired_cached = statistics.median(r["cached"] / r["first"] for r in rounds)
+    now = datetime.now(UTC)
+    result = {
+        "benchmark": "breast_cancer",
+        "mode": mode,
+        "python_dont_write_bytecode": bool(os.environ.get("PYTHONDONTWRITEBYTECODE")),
+        "date": now.isoformat(timespec="seconds"),
+        "rounds": rounds,
+        "median_seconds": {k: round(v, 3) for k, v in median.items()},
+        "ratio_first_over_baseline": round(first_ratio, 3),
+        "ratio_cached_over_first": round(cached_ratio, 3),
+        "median_of_round_ratios": {"first_over_baseline": round(paired_first, 3),
+                                   "cached_over_first": round(paired_cached, 3)},
+        "targets": {"first_over_baseline": TARGET_FIRST, "cached_over_first": TARGET_CACHED},
+        "meets_targets": {"first_over_baseline": first_ratio <= TARGET_FIRST,
+                          "cached_over_first": cached_ratio <= TARGET_CACHED},
+        "commands": {
+            "baseline": f"{sys.executable} {BASELINE.relative_to(ROOT)} --data DATA --home FRESH",
+            "first": f"CONVEYOR_HOME=FRESH WDBC_PATH=DATA conveyor run "
+                     f"{SPEC.relative_to(ROOT)} --quiet",
+            "cached": "the same command again with the same CONVEYOR_HOME",
+        },
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "load_1min_at_end": round(os.getloadavg()[0], 2),
+                    "python": platform.python_version()},
+        "versions": {p: version(p) for p in ("mlflow", "scikit-learn", "pandas", "conveyor-ml")},
+        "git_sha": _git_sha(),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"breast_cancer-{mode}-{now:%Y%m%dT%H%M%S}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+
+    def verdict(value: float, target: float) -> str:
+        return "meets" if value <= target else "MISSES"
+
+    print(f"\n[{mode}] median of {args.rounds}: baseline {median['baseline']:.2f}s · "
+          f"conveyor first {median['first']:.2f}s · conveyor cached {median['cached']:.2f}s")
+    print(f"first / baseline = {first_ratio:.2f}  ({verdict(first_ratio, TARGET_FIRST)} "
+          f"target <= {TARGET_FIRST})")
+    print(f"cached / first   = {cached_ratio:.2f}  ({verdict(cached_ratio, TARGET_CACHED)} "
+          f"target <= {TARGET_CACHED})")
+    print(f"median of the rounds' own ratios: first/baseline {paired_first:.2f}, "
+          f"cached/first {paired_cached:.2f}")
+    print(f"results: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
