@@ -157,9 +157,6 @@ def test_missing_column_with_header(home: Path, tmp_path: Path, wdbc_lines: list
                           "(data.columns)")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: ingest logs the MLflow dataset with "
-                   "targets=schema.target before validate checks the column: MlflowException, "
-                   "exit 1, instead of validate's clear exit-2 error")
 def test_missing_target_column_named_by_schema(home: Path, tmp_path: Path,
                                                wdbc_lines: list[str],
                                                capsys: pytest.CaptureFixture[str]) -> None:
@@ -248,9 +245,6 @@ def _numeric_target(spec: dict[str, Any]) -> None:
     spec["schema"]["positive_label"] = 1
 
 
-@pytest.mark.xfail(strict=True, reason="bug: validate.py does `missing |= np.isinf(...)` on the "
-                   "read-only array from Series.isna().to_numpy(): 'output array is read-only', "
-                   "exit 1 instead of a clear exit-2 error")
 def test_inf_in_numeric_target(home: Path, tmp_path: Path, wdbc_lines: list[str],
                                capsys: pytest.CaptureFixture[str]) -> None:
     lines = [line.replace(",M,", ",1,", 1).replace(",B,", ",0,", 1) for line in wdbc_lines]
@@ -270,8 +264,6 @@ def test_duplicated_ids(home: Path, tmp_path: Path, wdbc_lines: list[str],
                           "and row 31 (line 31) (1 repeats)")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: validate.py formats the repeated id with !r, "
-                   "so numpy 2 shows it as np.int64(84348301)")
 def test_duplicated_id_is_shown_plainly(home: Path, tmp_path: Path, wdbc_lines: list[str],
                                         capsys: pytest.CaptureFixture[str]) -> None:
     repeated = wdbc_lines[3].split(",", 1)[0]
@@ -327,11 +319,9 @@ def test_too_many_fields_names_the_line(home: Path, tmp_path: Path, wdbc_lines: 
     lines = list(wdbc_lines)
     lines[50] = lines[50].rstrip("\n") + ",1.0,2.0\n"
     code, _, err = run_cli(write_spec(tmp_path, "".join(lines).encode(), "wide"), capsys)
-    assert_failed_cleanly(home, code, err, "wide.data", "line 51", "saw 34")
+    assert_failed_cleanly(home, code, err, "wide.data", "line 51", "34 fields, expected 32")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a row with too few fields is padded with NaN by "
-                   "pandas and the run succeeds; files.py never checks short rows")
 def test_too_few_fields_names_the_line(home: Path, tmp_path: Path, wdbc_lines: list[str],
                                        capsys: pytest.CaptureFixture[str]) -> None:
     lines = list(wdbc_lines)

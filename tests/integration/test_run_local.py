@@ -394,9 +394,6 @@ def test_sklearn_source_is_the_raw_file_in_the_same_order(wdbc_path: Path) -> No
     pd.testing.assert_frame_equal(bundled, raw)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: ingest logs the MLflow dataset with source "
-                   "'sklearn://breast_cancer', for which MLflow has no resolver: the example's "
-                   "--profile sklearn fails at ingest with exit 1")
 def test_sklearn_profile_gives_the_same_test_metrics(shared: Shared, home: Path) -> None:
     result = cli("run", str(SPEC), "--profile", "sklearn")
     assert result.code == 0, result.err

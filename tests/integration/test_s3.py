@@ -175,8 +175,6 @@ def test_unreachable_store_fails_fast_and_clearly(
                        for r in client.search_runs([experiment.experiment_id]))
 
 
-@pytest.mark.xfail(strict=True, reason="bug: register runs before export, so a failed export "
-                   "leaves a new registered version behind a FAILED run (RELIABILITY rule 1)")
 def test_export_failure_registers_nothing(
     s3_env: str, breast_cancer_spec: Path, conveyor_home: Path,
     monkeypatch: pytest.MonkeyPatch,

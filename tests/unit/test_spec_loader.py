@@ -106,9 +106,6 @@ def test_typo_key_names_line_key_and_nearest(
     assert f"unknown key {key.rsplit('.', 1)[-1]!r}; did you mean {suggestion!r}?" in str(err)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a typo of a required key reports 'required key is "
-                   "missing' on the section's line instead of the unknown key and its nearest "
-                   "valid name (loader._explain reports pydantic's first error only)")
 def test_typo_of_required_key_suggests_it(tmp_path: Path) -> None:
     text = edit("  target: diagnosis", "  targt: diagnosis")
     path = write(tmp_path, text)
@@ -467,8 +464,6 @@ def test_overrides_apply_in_order_and_change_the_hash(tmp_path: Path) -> None:
     assert load(path, ("model.params.C=1.0",)).spec_hash == base.spec_hash
 
 
-@pytest.mark.xfail(strict=True, reason="bug: parse_override uses YAML 1.1, so '1e-3' stays the "
-                   "string '1e-3' and reaches the estimator as text")
 def test_override_scientific_float(tmp_path: Path) -> None:
     spec = load(write(tmp_path, EXAMPLE), ("model.params.C=1e-3",)).spec
     assert spec.model.params["C"] == pytest.approx(0.001)
@@ -565,12 +560,8 @@ def test_estimator_outside_allow_list(tmp_path: Path, estimator: str) -> None:
 @pytest.mark.parametrize(
     "estimator",
     [
-        pytest.param("sklearn.utils._testing.MinimalClassifier", marks=pytest.mark.xfail(
-            strict=True, reason="bug: private module segments pass the allow-list; the "
-            "module is imported (and pytest with it) before the class is refused")),
-        pytest.param("sklearn.utils._mocking.CheckingClassifier", marks=pytest.mark.xfail(
-            strict=True, reason="bug: a test double from a private sklearn module is "
-            "accepted as an estimator")),
+        "sklearn.utils._testing.MinimalClassifier",
+        "sklearn.utils._mocking.CheckingClassifier",
         "sklearn.linear_model._private_thing",
     ],
 )
@@ -599,8 +590,6 @@ def test_unknown_tune_param(tmp_path: Path) -> None:
     assert "did you mean 'C'?" in str(err)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: check_spec checks parameter names only; a bad "
-                   "value ('abc' for C) passes `conveyor validate` and fails later in train")
 def test_bad_param_value_fails_check_spec(tmp_path: Path) -> None:
     err = spec_error(write(tmp_path, EXAMPLE), ("model.params.C=abc",))
     assert err.key is not None and err.key.startswith("model.params")

@@ -279,8 +279,6 @@ def test_get_dir_refuses_index_listing_files_outside(store: Store, tmp_path: Pat
     assert not (tmp_path / "dl" / "evil.txt").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Store.copy_dir does not check the index's file "
-                   "names (get_dir does), so '../evil.txt' is written outside the target folder")
 def test_copy_dir_refuses_index_listing_files_outside(store: Store, tmp_path: Path) -> None:
     ref = _traversal_folder(store, tmp_path)
     target = Store((tmp_path / "exports").as_uri())
@@ -310,8 +308,6 @@ def test_check_key_refuses_traversal_corpus(value: str) -> None:
         check_key(value, "run id")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: check_key uses re.match with '$', which also "
-                   "matches before a trailing newline, so 'x\\n' is accepted")
 def test_check_key_refuses_trailing_newline() -> None:
     with pytest.raises(StoreError):
         check_key("x\n", "run id")
@@ -334,8 +330,6 @@ def test_uri_joins_under_the_root(store: Store) -> None:
     assert store.uri("p", "r/s", "x.json") == f"{store.root}/p/r/s/x.json"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Store._path accepts any URI that starts with the "
-                   "root, so root + '/../x' writes outside the root (no normalise-then-check)")
 def test_put_bytes_refuses_uri_escaping_the_root(store: Store, tmp_path: Path) -> None:
     try:
         with pytest.raises(StoreError):

@@ -59,7 +59,8 @@ def resolve_estimator(name: str, *, key: str = "model.estimator") -> type:
             "use a short name (" + ", ".join(sorted(SHORT_NAMES)[:6]) + ", ...) "
             "or an import path like sklearn.ensemble.RandomForestClassifier")
         raise SpecError(f"unknown estimator {name!r}; {hint}", key=key)
-    if not module_name.startswith(ALLOWED_MODULE_PREFIXES) or attr.startswith("_"):
+    private = any(part.startswith("_") for part in path.split("."))
+    if not module_name.startswith(ALLOWED_MODULE_PREFIXES) or private:
         raise SpecError(
             f"estimator {path!r} is outside the allow-list; allowed modules start with "
             + ", ".join(p.rstrip(".") for p in ALLOWED_MODULE_PREFIXES), key=key,

@@ -27,7 +27,7 @@ from conveyor.errors import ConveyorRuntimeError, SpecError
 from conveyor.spec import LoadedSpec
 from conveyor.steps import BaseStep, StepContext, check_spec, pipeline_steps
 from conveyor.store import ArtifactRef, Store, check_key, home_dir, to_uri
-from conveyor.tracking import Tracker, flatten
+from conveyor.tracking import Tracker, flatten, withdraw_version
 
 __all__ = [
     "Run",
@@ -338,8 +338,12 @@ def fail_run(run: Run, error: BaseException, *, partial: bool = False) -> None:
             run.tracker.set_tags({"conveyor.status": "partial"})
             run.tracker.end("FINISHED")
         else:
+            name = run.loaded.spec.registry.name
+            withdrawn = withdraw_version(run.tracker, name, run.run_id) if name else None
             run.tracker.set_tags({"conveyor.status": "failed",
-                                  "conveyor.error": str(error)[:500]})
+                                  "conveyor.error": str(error)[:500],
+                                  **({"conveyor.withdrawn_version": withdrawn}
+                                     if withdrawn else {})})
             run.tracker.end("FAILED")
     except Exception:
         log.warning("could not mark MLflow run of %s as failed", run.run_id, exc_info=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import logging
 from pathlib import Path
@@ -111,6 +112,8 @@ def _read_csv(text: str, source: FileSource, name: str) -> pd.DataFrame:
                 f"{name} has {fields} fields per row but data.columns names "
                 f"{len(source.columns)}"
             )
+    expected = len(source.columns) if not source.header and source.columns else fields
+    _check_field_counts(text, source.separator, expected, name)
     try:
         frame = pd.read_csv(
             io.StringIO(text),
@@ -132,6 +135,15 @@ def _read_csv(text: str, source: FileSource, name: str) -> pd.DataFrame:
             raise DataError(f"{name} has no column(s) {', '.join(missing)} (data.columns)")
         frame = frame[list(source.columns)]
     return frame
+
+
+def _check_field_counts(text: str, separator: str, expected: int, name: str) -> None:
+    """Refuse a row with more or fewer fields than the header: pandas would pad it with NaN."""
+    reader = csv.reader(io.StringIO(text), delimiter=separator)
+    for row in reader:
+        if row and len(row) != expected:
+            raise DataError(f"{name} line {reader.line_num}: {len(row)} fields, expected "
+                            f"{expected}")
 
 
 def _first_line(exc: BaseException) -> str:

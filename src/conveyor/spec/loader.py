@@ -74,6 +74,17 @@ class LoadedSpec:
 # --------------------------------------------------------------------------- YAML
 
 
+class _Loader(yaml.SafeLoader):
+    """The safe loader, reading ``1e-3`` as a float as YAML 1.2 does (1.1 needs ``1.0e-3``)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def read_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
     """Read one YAML file safely; return the data and the line of every key path.
 
@@ -92,7 +103,7 @@ def read_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise SpecError(f"spec is not UTF-8 (byte {exc.start})", file=name) from None
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -192,7 +203,7 @@ def parse_override(text: str) -> tuple[Path_, Any]:
             file="<command line>",
         )
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
+        parsed = yaml.load(value, Loader=_Loader) if value.strip() else ""
     except yaml.YAMLError:
         parsed = value
     return tuple(key.split(".")), parsed
@@ -309,7 +320,9 @@ def _walk(loc: tuple[Any, ...], *, descend: bool = False) -> tuple[Path_, list[t
 
 
 def _explain(exc: ValidationError, sources: dict[Path_, tuple[str, int | None]]) -> SpecError:
-    error = exc.errors(include_url=False)[0]
+    errors = exc.errors(include_url=False)
+    # a typo of a required key shows up as "missing" *and* "extra": the typo explains both
+    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     path, _ = _walk(tuple(error["loc"]))
     key = ".".join(path) or None
     file, line = _source(sources, path) if path else next(iter(sources.values()))

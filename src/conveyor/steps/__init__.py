@@ -46,7 +46,7 @@ def check_spec(loaded: LoadedSpec) -> None:
         SpecError: naming the file, line and key.
     """
     from conveyor.errors import SpecError
-    from conveyor.modeling import check_params, resolve_estimator
+    from conveyor.modeling import build_estimator, check_params, resolve_estimator
 
     spec = loaded.spec
     try:
@@ -55,6 +55,10 @@ def check_spec(loaded: LoadedSpec) -> None:
         raise loaded.error("model.estimator", exc.reason) from None
     for param, message in check_params(estimator, dict(spec.model.params)):
         raise loaded.error(f"model.params.{param}", message)
+    try:  # values too (C=abc), before any run is created
+        build_estimator(spec.model.estimator, dict(spec.model.params))
+    except SpecError as exc:
+        raise loaded.error(exc.key or "model.params", exc.reason) from None
     if spec.model.tune is not None:
         for param, message in check_params(estimator, dict(spec.model.tune.params)):
             raise loaded.error(f"model.tune.params.{param}", message)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from conveyor.modeling import classification_metrics, confusion, positive_scores, scorer
-from conveyor.modeling.report import confusion_plot, html_report, roc_plot
 from conveyor.steps.base import BaseStep, StepContext, StepResult
 from conveyor.steps.gate import judge
 from conveyor.steps.train import positive_label, split_xy
@@ -32,6 +30,9 @@ class EvaluateStep(BaseStep):
     config_keys = ("schema", "evaluate", "gate", "model", "preprocess", "split")
 
     def _run(self, ctx: StepContext) -> StepResult:
+        from conveyor.modeling import classification_metrics, confusion, positive_scores
+        from conveyor.modeling.report import confusion_plot, html_report, roc_plot
+
         spec = ctx.spec
         model = load_model(ctx)
         features = ctx.read_json("validate.report")["features"]
@@ -77,6 +78,8 @@ class EvaluateStep(BaseStep):
     def _cross_validate(model: Any, X: Any, y: Any, spec: Any, pos: Any) -> dict[str, float]:
         from sklearn.base import clone
         from sklearn.model_selection import StratifiedKFold, cross_validate
+
+        from conveyor.modeling import scorer
 
         cv = StratifiedKFold(n_splits=spec.evaluate.cv, shuffle=True,
                              random_state=spec.split.seed)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from conveyor.sources import read_source
 from conveyor.steps.base import BaseStep, StepContext, StepResult
 
 __all__ = ["IngestStep"]
@@ -18,6 +17,8 @@ class IngestStep(BaseStep):
     cacheable = False
 
     def _run(self, ctx: StepContext) -> StepResult:
+        from conveyor.sources import read_source  # pandas: imported when a task runs, not at parse
+
         frame, facts = read_source(ctx.spec.data, ctx.loaded.base_dir)
         ref = ctx.write_table("raw", frame)
         ctx.tracker.log_dataset(frame, source=facts["uri"], name=ctx.spec.name,

@@ -8,7 +8,6 @@ from typing import Any
 
 from conveyor.errors import DataError, SpecError
 from conveyor.features import build_model_pipeline
-from conveyor.modeling import build_estimator, scorer
 from conveyor.steps.base import BaseStep, StepContext, StepResult
 
 __all__ = ["TrainStep", "fit_model", "split_xy"]
@@ -33,6 +32,8 @@ def positive_label(spec: Any, y: Any) -> Any:
 
 def fit_model(spec: Any, features: dict[str, str], X: Any, y: Any) -> tuple[Any, dict[str, Any]]:
     """Build, optionally tune, and fit the model pipeline; return it and facts about the fit."""
+    from conveyor.modeling import build_estimator, scorer
+
     estimator = build_estimator(spec.model.estimator, dict(spec.model.params))
     pipeline = build_model_pipeline(features, spec.preprocess, estimator)
     facts: dict[str, Any] = {}

@@ -11,9 +11,6 @@ import difflib
 import logging
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from conveyor.errors import DataError
 from conveyor.features import feature_types
 from conveyor.steps.base import BaseStep, StepContext, StepResult
@@ -44,13 +41,16 @@ def _row(index: int, first_line: int | None) -> str:
 
 
 def validate_table(
-    frame: pd.DataFrame, ctx_spec: Any, *, source: str, first_line: int | None
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+    frame: Any, ctx_spec: Any, *, source: str, first_line: int | None
+) -> tuple[Any, dict[str, Any]]:
     """Check ``frame`` against the spec; return the typed table and the report.
 
     Raises:
         DataError: a check whose policy is ``fail`` found a problem.
     """
+    import numpy as np
+    import pandas as pd
+
     schema, rules = ctx_spec.schema_, ctx_spec.validate_
     found = _Findings({k: v for k, v in rules.model_dump().items() if isinstance(v, str)})
     columns = list(frame.columns)
@@ -120,7 +120,7 @@ def validate_table(
     target = typed[schema.target]
     missing = target.isna().to_numpy()
     if pd.api.types.is_float_dtype(target):
-        missing |= np.isinf(target.to_numpy(dtype=float, na_value=np.nan))
+        missing = missing | np.isinf(target.to_numpy(dtype=float, na_value=np.nan))
     if missing.any():
         first = int(np.flatnonzero(missing)[0])
         found.policies["target_values"] = "fail"  # rows without a target cannot be trained on
@@ -151,6 +151,7 @@ def validate_table(
         if dup.any():
             rows = np.flatnonzero(dup)
             value = ids.iloc[rows[0]]
+            value = value.item() if hasattr(value, "item") else value
             same = np.flatnonzero((ids == value).to_numpy())
             found.add("duplicate_ids", f"{source}: id {value!r} in {schema.id!r} repeats on "
                       f"{_row(int(same[0]), first_line)} and {_row(int(same[1]), first_line)} "

@@ -53,7 +53,7 @@ def to_uri(location: str, base_dir: Path | None = None) -> str:
 
 def check_key(value: str, what: str) -> str:
     """Refuse a name that would be unsafe as one segment of a storage key."""
-    if not _KEY.match(value) or ".." in value:
+    if not isinstance(value, str) or not _KEY.fullmatch(value) or ".." in value:
         raise StoreError(
             f"{what} {value!r} is not a safe name: use letters, digits, '.', '_' or '-' "
             "(at most 128, no '..')"
@@ -106,8 +106,16 @@ class Store:
     def fs(self) -> fsspec.AbstractFileSystem:
         """The filesystem, built on first use (never at import or parse time)."""
         if self._fs is None:
+            options = dict(self.storage_options)
+            if self.root.startswith(("s3://", "s3a://")):
+                # botocore waits 60 s per connect and retries for minutes by default
+                config = dict(options.get("config_kwargs") or {})
+                config.setdefault("connect_timeout", 10)
+                config.setdefault("read_timeout", 60)
+                config.setdefault("retries", {"max_attempts": 3, "mode": "standard"})
+                options["config_kwargs"] = config
             try:
-                self._fs, _ = fsspec.core.url_to_fs(self.root, **self.storage_options)
+                self._fs, _ = fsspec.core.url_to_fs(self.root, **options)
             except (ImportError, ValueError) as exc:
                 raise StoreError(f"cannot open store {self.root}: {exc}") from exc
         return self._fs
@@ -120,6 +128,9 @@ class Store:
         return "/".join((self.root, *parts))
 
     def _path(self, uri: str) -> str:
+        rest = uri[len(self.root):] if uri.startswith(self.root) else uri.split("://", 1)[-1]
+        if any(segment in ("..", ".") for segment in rest.replace("\\", "/").split("/")):
+            raise StoreError(f"{uri}: '.' and '..' are not allowed in a storage key")
         if not uri.startswith(self.root + "/") and uri != self.root:
             fs, path = fsspec.core.url_to_fs(uri, **self.storage_options)
             if type(fs) is not type(self.fs):
@@ -153,7 +164,7 @@ class Store:
                 # One PUT: the object appears whole or not at all (an exception inside
                 # ``fs.open(..., "wb")`` would publish a partial object on close).
                 self.fs.pipe_file(path, data)
-        except OSError as exc:
+        except Exception as exc:
             raise StoreError(f"cannot write {uri}: {exc}") from exc
         return ArtifactRef(uri=uri, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
@@ -163,7 +174,7 @@ class Store:
             data = self.fs.cat_file(self._path(uri))
         except FileNotFoundError:
             raise StoreError(f"artifact not found: {uri}") from None
-        except OSError as exc:
+        except Exception as exc:
             raise StoreError(f"cannot read {uri}: {exc}") from exc
         if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
             raise StoreError(f"artifact {uri} does not match its recorded sha256 (tampered?)")
@@ -172,7 +183,7 @@ class Store:
     def exists(self, uri: str) -> bool:
         try:
             return bool(self.fs.exists(self._path(uri)))
-        except OSError as exc:
+        except Exception as exc:
             raise StoreError(f"cannot reach {uri}: {exc}") from exc
 
     def delete(self, uri: str) -> None:
@@ -252,6 +263,9 @@ class Store:
         if _dir_digest(files) != ref.sha256:
             raise StoreError(f"folder {ref.uri} does not match its recorded sha256 (tampered?)")
         size = 0
+        for rel in files:
+            for segment in rel.split("/"):
+                check_key(segment, f"file name in {ref.uri}")
         for rel, sha in files.items():
             size += target.put_bytes(f"{uri}/{rel}", self.get_bytes(f"{ref.uri}/{rel}",
                                                                     sha256=sha)).size

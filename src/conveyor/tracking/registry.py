@@ -8,7 +8,7 @@ from typing import Any
 from conveyor.errors import TrackingError
 from conveyor.tracking.tracker import RUN_TAG, Tracker
 
-__all__ = ["find_version", "register_model"]
+__all__ = ["find_version", "register_model", "withdraw_version"]
 
 log = logging.getLogger(__name__)
 
@@ -61,3 +61,28 @@ def register_model(
         client.delete_model_version(name, version.version)
         return winner, False
     return version, True
+
+
+def withdraw_version(tracker: Tracker, name: str, conveyor_run_id: str) -> str | None:
+    """Delete the version ``conveyor_run_id`` registered, when that run failed afterwards.
+
+    A failed run must leave nothing that looks finished (no new registry version). Versions
+    that already carry an alias (someone promoted it) are kept and reported instead.
+
+    Returns:
+        The deleted version, or None.
+    """
+    version = find_version(tracker, name, conveyor_run_id)
+    if version is None:
+        return None
+    if getattr(version, "aliases", None):
+        log.warning("run %s failed but %s v%s already has aliases %s; kept", conveyor_run_id,
+                    name, version.version, version.aliases)
+        return None
+    try:
+        tracker.client.delete_model_version(name, version.version)
+    except Exception as exc:
+        raise TrackingError(f"withdrawing {name} v{version.version} failed: {exc}") from exc
+    log.warning("run %s failed after registering: %s v%s withdrawn", conveyor_run_id, name,
+                version.version)
+    return str(version.version)

@@ -204,10 +204,15 @@ class Tracker:
                     targets: str | None = None) -> None:
         """Record a table as an MLflow dataset input of the run."""
         import mlflow.data
+        from mlflow.data.code_dataset_source import CodeDatasetSource
         from mlflow.entities import DatasetInput, InputTag
 
-        dataset = mlflow.data.from_pandas(frame, source=source, name=name, targets=targets,
-                                          digest=digest[:36])
+        if targets is not None and targets not in frame.columns:
+            targets = None
+        known = source.split("://", 1)[0] in ("file", "s3", "gs", "http", "https", "hf")
+        dataset = mlflow.data.from_pandas(
+            frame, source=source if known else CodeDatasetSource(tags={"uri": source}),
+            name=name, targets=targets, digest=digest[:36])
         self.client.log_inputs(self._need_run(), datasets=[DatasetInput(
             dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])])
 

@@ -1,0 +1,179 @@
+"""The lab spec: which folder is watched, which data set, split, model name and promotion rules.
+
+A lab spec is its own small YAML file (``examples/iris_lab/lab.yaml``): it shares the
+pipeline spec's building blocks (split, preprocess, tracking, store, the bundled data set)
+and its loading rules (safe YAML, duplicate keys refused, ``${ENV:-default}``, unknown keys
+named with the nearest valid one), but describes a folder of many models instead of one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from conveyor.errors import SpecError
+from conveyor.spec import read_yaml
+from conveyor.spec.loader import _interpolate  # the one ${ENV} implementation
+from conveyor.spec.models import (
+    NAME_PATTERN,
+    PreprocessSpec,
+    SklearnSource,
+    SplitSpec,
+    StoreSpec,
+    TrackingSpec,
+    _check_storage_options,
+)
+from conveyor.store import Store, home_dir, to_uri
+
+__all__ = ["LAB_METRICS", "Lab", "LabSpec", "PromotionSpec", "WatchSpec", "load_lab"]
+
+LAB_METRICS = ("accuracy", "f1", "precision", "recall")
+LabMetric = Literal["accuracy", "f1", "precision", "recall"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WatchSpec(_Model):
+    """The watched folder of config files."""
+
+    folder: str = Field(description="A local path (relative to the spec) or an s3:// prefix.")
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+    min_age_seconds: float = Field(
+        default=5.0, ge=0.0,
+        description="Ignore files modified more recently than this (may be half-written).",
+    )
+    max_bytes: int = Field(default=256 * 1024, gt=0, description="Refuse larger config files.")
+    claim_ttl_seconds: float = Field(
+        default=3600.0, gt=0.0,
+        description="A claim with no outcome after this long may be claimed again.",
+    )
+
+    _no_secrets = field_validator("storage_options")(_check_storage_options)
+
+
+class PromotionSpec(_Model):
+    """How registered versions are compared and when ``production`` moves."""
+
+    metric: LabMetric = Field(default="f1", description="Macro-averaged for multiclass.")
+    min_delta: float = Field(default=0.0, ge=0.0,
+                             description="How much the best must beat production by.")
+    minimums: dict[LabMetric, float] = Field(
+        default_factory=dict, description="Absolute floors, e.g. {f1: 0.9}.")
+    check_rows: int = Field(default=10, ge=1,
+                            description="Rows scored after loading from the registry.")
+
+
+class LabSpec(_Model):
+    """A lab: a watched folder of classifier configs trained on one bundled data set."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    schedule: str | None = None
+    watch: WatchSpec
+    data: SklearnSource = Field(
+        default_factory=lambda: SklearnSource(source="sklearn", name="iris"))
+    split: SplitSpec = Field(default_factory=lambda: SplitSpec(test_size=0.3))
+    preprocess: PreprocessSpec = Field(default_factory=PreprocessSpec)
+    model_name: str = Field(default="iris_classifier", pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$",
+                            description="The registered model every config becomes a version of.")
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    store: StoreSpec = Field(default_factory=StoreSpec)
+    promotion: PromotionSpec = Field(default_factory=PromotionSpec)
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A loaded lab spec with every location resolved to a URI.
+
+    Attributes:
+        spec: the validated spec.
+        path: the spec file (``None`` when built in code).
+        inbox_uri: the watched folder (``file://`` or ``s3://``).
+        store_root: the artifact store's root URI.
+        tracking_uri: the MLflow tracking URI (``None``: the embedded default).
+    """
+
+    spec: LabSpec
+    path: Path | None
+    inbox_uri: str
+    store_root: str
+    tracking_uri: str | None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def experiment(self) -> str:
+        return self.spec.tracking.experiment or self.spec.name
+
+    def store(self) -> Store:
+        """The artifact store (a new handle: cheap, and safe to build in any process)."""
+        return Store(self.store_root, self.spec.store.storage_options)
+
+    @classmethod
+    def from_spec(cls, spec: LabSpec, *, base_dir: Path | None = None,
+                  path: Path | None = None) -> Lab:
+        base = base_dir or Path.cwd()
+        root = (to_uri(spec.store.root, base) if spec.store.root
+                else (home_dir() / "artifacts").as_uri())
+        return cls(spec=spec, path=path, inbox_uri=to_uri(spec.watch.folder, base),
+                   store_root=root, tracking_uri=spec.tracking.uri)
+
+
+def load_lab(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None) -> Lab:
+    """Load and validate a lab spec.
+
+    Raises:
+        SpecError: on any problem, naming the file, the line and the key.
+    """
+    file = Path(path)
+    data, lines = read_yaml(file)
+    if not isinstance(data, dict):
+        raise SpecError("a lab spec is a YAML mapping (name, watch, data, promotion, ...)",
+                        file=str(file), line=1)
+    sources = {(): (str(file), 1), **{p: (str(file), ln) for p, ln in lines.items()}}
+    data = _interpolate(data, (), sources, os.environ if env is None else env)
+    try:
+        spec = LabSpec.model_validate(data)
+    except ValidationError as exc:
+        raise _explain(exc, file, lines) from None
+    return Lab.from_spec(spec, base_dir=file.resolve().parent, path=file)
+
+
+def _explain(exc: ValidationError, file: Path, lines: dict[tuple[str, ...], int]) -> SpecError:
+    error = exc.errors(include_url=False)[0]
+    path = tuple(str(p) for p in error["loc"])
+    line = next((lines[path[:end]] for end in range(len(path), 0, -1) if path[:end] in lines),
+                None)
+    if error["type"] == "extra_forbidden":
+        valid = _valid_keys(path[:-1])
+        close = difflib.get_close_matches(path[-1], valid, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else "valid keys: " + ", ".join(valid)
+        message = f"unknown key {path[-1]!r}; {hint}"
+    elif error["type"] == "missing":
+        message = "required key is missing"
+    else:
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] != "value_error" and not isinstance(error.get("input"), dict):
+            message += f", got {error.get('input')!r}"
+    return SpecError(message, file=str(file), line=line, key=".".join(path) or None)
+
+
+def _valid_keys(parent: tuple[str, ...]) -> list[str]:
+    model: Any = LabSpec
+    for part in parent:
+        field = model.model_fields.get(part) if isinstance(model, type) else None
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)
