@@ -23,5 +23,6 @@ else
 fi
 
 # --frozen: install exactly what uv.lock pins (Airflow's dependency tree drifts otherwise).
-"${uv[@]}" sync --frozen --all-extras --python "$python" --quiet
+# --compile-bytecode: without it every process recompiles ~3,000 modules (5-6 s here).
+"${uv[@]}" sync --frozen --all-extras --compile-bytecode --python "$python" --quiet
 echo "setup: environment ready in .venv ($(.venv/bin/python --version))" >&2

@@ -147,10 +147,15 @@ def open_run(
     Raises:
         SpecError: the spec fails a semantic check, or the run exists with another spec.
     """
-    check_spec(loaded)
     spec = loaded.spec
     run_id = check_key(run_id or new_run_id(), "run id")
     store = store_for(loaded)
+    # The semantic check imports scikit-learn (~1 s); a spec that passed it once is remembered.
+    checked = store.uri(spec.name, "_cache", "checked", f"{loaded.spec_hash[:40]}.json")
+    if not store.exists(checked):
+        check_spec(loaded)
+        store.put_json(checked, {"spec_hash": loaded.spec_hash,
+                                 "conveyor_version": conveyor_version()})
     tracker = Tracker(spec.tracking.uri, spec.tracking.experiment or spec.name)
     run = Run(loaded=loaded, run_id=run_id, store=store, tracker=tracker,
               steps={s.name: s for s in pipeline_steps(spec)})

@@ -8,6 +8,7 @@ never know which runner runs them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import logging
@@ -100,6 +101,27 @@ class StepContext:
         return Path(tempfile.mkdtemp(prefix=f"conveyor-{self.step}-"))
 
 
+_SHARED_PACKAGES = ("features", "modeling", "sources", "store", "tracking")
+_LIBRARIES = ("scikit-learn", "pandas", "numpy", "pyarrow", "mlflow", "skops")
+
+
+@functools.cache
+def _shared_code_hash() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    digest = hashlib.sha256()
+    root = Path(__file__).resolve().parents[1]
+    for package in _SHARED_PACKAGES:
+        for path in sorted((root / package).glob("*.py")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for name in _LIBRARIES:
+        try:
+            digest.update(f"{name}=={version(name)}".encode())
+        except PackageNotFoundError:
+            continue
+    return digest.hexdigest()
+
+
 class BaseStep:
     """A step of a pipeline.
 
@@ -128,12 +150,17 @@ class BaseStep:
 
     @cached_property
     def code_version(self) -> str:
-        """Hash of the step's module source and :attr:`version`: cache keys change with code."""
+        """Hash of the step's code: its module, the packages steps build on, library versions.
+
+        Cache keys change with any of them (a fix in ``modeling/`` or a scikit-learn upgrade
+        invalidates cached models, not only an edit of the step's own module).
+        """
         try:
             source = inspect.getsource(inspect.getmodule(type(self)))  # type: ignore[arg-type]
         except (OSError, TypeError):
             source = type(self).__qualname__
-        return hashlib.sha256(f"{self.version}\0{source}".encode()).hexdigest()[:16]
+        material = f"{self.version}\0{source}\0{_shared_code_hash()}"
+        return hashlib.sha256(material.encode()).hexdigest()[:16]
 
     def run(self, ctx: StepContext) -> StepResult:
         """Run the step: timing, logging, and one wrap of foreign failures."""

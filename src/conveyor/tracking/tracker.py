@@ -59,11 +59,15 @@ def _trusted_types(model: Any) -> list[str]:
     return sorted({"numpy.dtype", *skops.io.get_untrusted_types(data=skops.io.dumps(model))})
 
 
-def _pip_requirements() -> list[str]:
-    """Pinned requirements of every model: inferring them costs ~6 s per log_model."""
+def _pip_requirements(model: Any = None) -> list[str]:
+    """Pinned requirements of a model: inferring them costs ~6 s per log_model."""
     from importlib.metadata import version
 
     packages = ["mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops"]
+    estimator = model[-1] if hasattr(model, "steps") else model
+    root = type(estimator).__module__.split(".", 1)[0] if estimator is not None else ""
+    if root in ("xgboost", "lightgbm"):
+        packages.append(root)
     out = []
     for name in packages:
         try:
@@ -236,7 +240,8 @@ class Tracker:
         try:
             info = mlflow.sklearn.log_model(
                 model, name=name, run_id=run_id, signature=signature, input_example=example,
-                pip_requirements=_pip_requirements(), skops_trusted_types=_trusted_types(model),
+                pip_requirements=_pip_requirements(model),
+                skops_trusted_types=_trusted_types(model),
             )
         except Exception as exc:
             raise TrackingError(f"logging the model to MLflow at {self.uri} failed: {exc}") \
@@ -251,7 +256,7 @@ class Tracker:
 
         mlflow.sklearn.save_model(
             model, str(path), signature=infer_signature(example, model.predict(example)),
-            input_example=example, pip_requirements=_pip_requirements(),
+            input_example=example, pip_requirements=_pip_requirements(model),
             skops_trusted_types=_trusted_types(model),
         )
 
