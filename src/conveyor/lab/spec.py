@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from conveyor.errors import SpecError
 from conveyor.spec import read_yaml
-from conveyor.spec.loader import _interpolate  # the one ${ENV} implementation
+from conveyor.spec.loader import interpolate  # the one ${ENV} implementation
 from conveyor.spec.models import (
     NAME_PATTERN,
     PreprocessSpec,
@@ -27,7 +27,7 @@ from conveyor.spec.models import (
     SplitSpec,
     StoreSpec,
     TrackingSpec,
-    _check_storage_options,
+    check_storage_options,
 )
 from conveyor.store import Store, home_dir, to_uri
 
@@ -56,7 +56,7 @@ class WatchSpec(_Model):
         description="A claim with no outcome after this long may be claimed again.",
     )
 
-    _no_secrets = field_validator("storage_options")(_check_storage_options)
+    _no_secrets = field_validator("storage_options")(check_storage_options)
 
 
 class PromotionSpec(_Model):
@@ -141,7 +141,7 @@ def load_lab(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = No
         raise SpecError("a lab spec is a YAML mapping (name, watch, data, promotion, ...)",
                         file=str(file), line=1)
     sources = {(): (str(file), 1), **{p: (str(file), ln) for p, ln in lines.items()}}
-    data = _interpolate(data, (), sources, os.environ if env is None else env)
+    data = interpolate(data, (), sources, os.environ if env is None else env)
     try:
         spec = LabSpec.model_validate(data)
     except ValidationError as exc:

@@ -60,7 +60,7 @@ def resolve_estimator(name: str, *, key: str = "model.estimator") -> type:
             "or an import path like sklearn.ensemble.RandomForestClassifier")
         raise SpecError(f"unknown estimator {name!r}; {hint}", key=key)
     private = any(part.startswith("_") for part in path.split("."))
-    if not module_name.startswith(ALLOWED_MODULE_PREFIXES) or private:
+    if not (module_name + ".").startswith(ALLOWED_MODULE_PREFIXES) or private:
         raise SpecError(
             f"estimator {path!r} is outside the allow-list; allowed modules start with "
             + ", ".join(p.rstrip(".") for p in ALLOWED_MODULE_PREFIXES), key=key,
@@ -80,7 +80,7 @@ def resolve_estimator(name: str, *, key: str = "model.estimator") -> type:
         raise SpecError(f"{module_name} has no estimator {attr!r}{hint}", key=key)
     # check the resolved object, not the name: re-exports must still live in allowed modules
     real_module = getattr(obj, "__module__", "") or ""
-    if not inspect.isclass(obj) or not real_module.startswith(ALLOWED_MODULE_PREFIXES):
+    if not inspect.isclass(obj) or not (real_module + ".").startswith(ALLOWED_MODULE_PREFIXES):
         raise SpecError(
             f"{path!r} resolves to {real_module}.{getattr(obj, '__qualname__', obj)!s}, "
             "which is not an allowed estimator class", key=key,

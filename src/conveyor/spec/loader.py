@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from conveyor.errors import SpecError
 from conveyor.spec.models import Spec
 
-__all__ = ["LoadedSpec", "load_spec", "parse_override", "read_yaml"]
+__all__ = ["LoadedSpec", "interpolate", "load_spec", "parse_override", "read_yaml"]
 
 MAX_NODES = 20_000  # a YAML "billion laughs" expands aliases; refuse trees past this size
 MAX_BYTES = 1024 * 1024
@@ -230,14 +230,14 @@ def _set_path(data: dict[str, Any], path: Path_, value: Any, text: str) -> None:
                         file="<command line>")
 
 
-def _interpolate(
+def interpolate(
     value: Any, path: Path_, sources: dict[Path_, tuple[str, int | None]],
     env: Mapping[str, str],
 ) -> Any:
     if isinstance(value, dict):
-        return {k: _interpolate(v, (*path, k), sources, env) for k, v in value.items()}
+        return {k: interpolate(v, (*path, k), sources, env) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(v, (*path, str(i)), sources, env) for i, v in enumerate(value)]
+        return [interpolate(v, (*path, str(i)), sources, env) for i, v in enumerate(value)]
     if not isinstance(value, str) or "${" not in value:
         return value
 
@@ -395,7 +395,7 @@ def load_spec(
         for end in range(1, len(key_path) + 1):
             sources.setdefault(key_path[:end], ("<command line>", None))
         sources[key_path] = ("<command line>", None)
-    data = _interpolate(data, (), sources, os.environ if env is None else env)
+    data = interpolate(data, (), sources, os.environ if env is None else env)
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:

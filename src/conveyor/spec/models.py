@@ -31,6 +31,7 @@ __all__ = [
     "TrackingSpec",
     "TuneSpec",
     "ValidateSpec",
+    "check_storage_options",
 ]
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
@@ -46,7 +47,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _check_storage_options(options: dict[str, Any]) -> dict[str, Any]:
+def check_storage_options(options: dict[str, Any]) -> dict[str, Any]:
     for key in options:
         if key.lower() in SECRET_OPTION_KEYS:
             raise ValueError(
@@ -73,7 +74,7 @@ class FileSource(_Model):
     max_bytes: int = Field(default=2 * 1024**3, gt=0, description="Refuse larger files.")
     storage_options: dict[str, Any] = Field(default_factory=dict)
 
-    _no_secrets = field_validator("storage_options")(_check_storage_options)
+    _no_secrets = field_validator("storage_options")(check_storage_options)
 
     @model_validator(mode="after")
     def _columns_need_no_header(self) -> FileSource:
@@ -237,14 +238,14 @@ class ExportSpec(_Model):
     def _empty_is_default(cls, value: str | None) -> str | None:
         return value or None  # ${CONVEYOR_EXPORT_URI:-} leaves the default
 
-    _no_secrets = field_validator("storage_options")(_check_storage_options)
+    _no_secrets = field_validator("storage_options")(check_storage_options)
 
 
 class StoreSpec(_Model):
     root: str | None = Field(default=None, description="Artifact root; default CONVEYOR_HOME.")
     storage_options: dict[str, Any] = Field(default_factory=dict)
 
-    _no_secrets = field_validator("storage_options")(_check_storage_options)
+    _no_secrets = field_validator("storage_options")(check_storage_options)
 
 
 class Spec(_Model):

@@ -238,8 +238,13 @@ class Tracker:
         run_id = self._need_run()
         signature = infer_signature(example, model.predict(example))
         try:
+            # Created here so the logged model lands in the run's experiment (MLflow would
+            # otherwise use the fluent "active" experiment: Default, under ./mlruns).
+            logged = self.client.create_logged_model(
+                experiment_id=self.experiment_id, name=name, source_run_id=run_id)
             info = mlflow.sklearn.log_model(
-                model, name=name, run_id=run_id, signature=signature, input_example=example,
+                model, name=name, run_id=run_id, model_id=logged.model_id, signature=signature,
+                input_example=example,
                 pip_requirements=_pip_requirements(model),
                 skops_trusted_types=_trusted_types(model),
             )

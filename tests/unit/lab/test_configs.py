@@ -186,11 +186,7 @@ def test_bad_files_fail_with_the_reason(text: str | bytes, name: str, needle: st
     ("classificator: sklearn.ensemble.RandomForestClasifier\n",
      "did you mean sklearn.ensemble.RandomForestClassifier?", "classificator"),
     ("classificator: sklearn.ensemble._private\n", "outside the allow-list", "classificator"),
-    pytest.param(
-        "classificator: xgboost.XGBClassifier\n", "pip install xgboost", "classificator",
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "modeling.estimators refuses top-level xgboost/lightgbm classes: the module "
-            "'xgboost' does not start with the prefix 'xgboost.'"))),
+    ("classificator: xgboost.XGBClassifier\n", "pip install xgboost", "classificator"),
     ("estimator: svc\nmodel: knn\n", "give the estimator once", "model"),
     ("module: sklearn.svm\nclassificator: sklearn.svm.SVC\n", "only the class name",
      "classificator"),
