@@ -132,6 +132,8 @@ def build_dags(
     for path in paths:
         chosen = _profile_for(path, profile)
         try:
+            if _add_lab_dags(path, result, origin):
+                continue
             loaded = load_spec(path, profile=chosen)
             dag_id = loaded.spec.name
             if dag_id in result.dags:
@@ -152,6 +154,27 @@ def build_dags(
     log.info("Conveyor: %d DAG(s), %d broken spec(s) in %.3fs",
              len(result.dags), len(result.errors), result.seconds)
     return result
+
+
+def _add_lab_dags(path: Path, result: LoadResult, origin: dict[str, Path]) -> bool:
+    """A lab spec (top-level ``watch``) becomes its train and promote DAGs; else ``False``."""
+    from conveyor.airflow.lab_dags import build_lab_dags, is_lab_spec
+    from conveyor.spec import read_yaml
+
+    data, _ = read_yaml(path)
+    if not is_lab_spec(data):
+        return False
+    dags = build_lab_dags(path, data=data)
+    taken = [dag.dag_id for dag in dags if dag.dag_id in result.dags]
+    if taken:
+        result.errors[str(path)] = (
+            f"{path}: name: DAG id {taken[0]!r} is already used by {origin[taken[0]]}; "
+            "every spec in a pipelines folder needs its own name")
+        return True
+    for dag in dags:
+        result.dags[dag.dag_id] = dag
+        origin[dag.dag_id] = path
+    return True
 
 
 def _load(location: str | os.PathLike[str] | None) -> LoadResult:

@@ -1,0 +1,207 @@
+"""A lab spec as two Airflow DAGs: ``<lab>_train`` (watch, claim, train) and ``<lab>_promote``.
+
+``<lab>_train`` (scheduled by the spec's ``schedule``, default hourly, or triggered):
+
+* ``wait_for_files`` - a sensor (reschedule mode: no worker slot between pokes) on
+  :func:`conveyor.lab.pending_files`; an inbox that stays empty until the timeout *skips*
+  the run (``soft_fail``) instead of failing it;
+* ``claim`` - :func:`conveyor.lab.claim_new`: one small JSON dict per newly claimed file;
+* ``train`` - mapped over the claims (one mapped task per file): :func:`conveyor.lab.train_claim`.
+  Bad input (the file was moved to ``rejected/``) fails only that mapped task, at once and
+  without retries (``AirflowFailException``); anything else is retried with backoff;
+* ``registered`` - runs once every mapped task is done (``all_done``) and emits the asset
+  ``conveyor://<lab>/registered`` when at least one version was registered; otherwise it is
+  skipped, and a skipped task emits no asset event.
+
+``<lab>_promote`` is scheduled on that asset: :func:`conveyor.lab.promote_lab`. An
+``aborted`` promotion (production moved while it was scoring) is raised as a retryable error.
+
+Parsing stays cheap: the lab spec is read with the safe YAML loader for its name and schedule
+only (``conveyor.lab`` imports pandas, so it is imported by the tasks, never at parse time);
+the tasks load and validate the full spec when they run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG, Asset, PokeReturnValue, TriggerRule, task
+
+from conveyor.airflow.factory import DEFAULT_TASK_ARGS, START_DATE
+from conveyor.errors import ConveyorRuntimeError, SpecError
+
+__all__ = ["DEFAULT_LAB_SCHEDULE", "LAB_KEY", "build_lab_dags", "is_lab_spec", "lab_asset",
+           "read_lab_header"]
+
+#: The top-level key that makes a YAML file a lab spec (pipeline specs have no ``watch``).
+LAB_KEY = "watch"
+DEFAULT_LAB_SCHEDULE = "@hourly"
+#: The sensor pokes every ``CONVEYOR_LAB_POKE_SECONDS`` (10) and gives up, skipping the run,
+#: after ``CONVEYOR_LAB_SENSOR_TIMEOUT`` seconds (300); read when the DAG file is parsed.
+POKE_ENV, TIMEOUT_ENV = "CONVEYOR_LAB_POKE_SECONDS", "CONVEYOR_LAB_SENSOR_TIMEOUT"
+SENSOR_POKE_SECONDS = 10.0
+SENSOR_TIMEOUT_SECONDS = 300.0
+
+
+def is_lab_spec(data: Any) -> bool:
+    """Whether parsed YAML is a lab spec rather than a pipeline spec."""
+    return isinstance(data, Mapping) and LAB_KEY in data
+
+
+def lab_asset(lab_name: str) -> Asset:
+    """The asset a lab's train DAG emits when it registered at least one version."""
+    return Asset(name=f"{lab_name}_registered", uri=f"conveyor://{lab_name}/registered")
+
+
+def read_lab_header(path: str | os.PathLike[str],
+                    data: Mapping[str, Any] | None = None) -> tuple[str, str | None]:
+    """The lab's ``name`` and ``schedule`` (``${ENV}`` interpolated), without heavy imports.
+
+    Raises:
+        SpecError: the file is not a mapping or its name/schedule is not a string.
+    """
+    from conveyor.spec import read_yaml
+    from conveyor.spec.loader import interpolate
+
+    file = Path(path)
+    lines: dict[tuple[str, ...], int] = {}
+    if data is None:
+        data, lines = read_yaml(file)
+    if not isinstance(data, Mapping):
+        raise SpecError("a lab spec is a YAML mapping (name, watch, ...)", file=str(file), line=1)
+    sources = {(): (str(file), 1), **{p: (str(file), ln) for p, ln in lines.items()}}
+    header = interpolate({k: data.get(k) for k in ("name", "schedule")}, (), sources, os.environ)
+    name, schedule = header["name"], header["schedule"]
+    if not isinstance(name, str) or not name:
+        raise SpecError("required key is missing or not a string", file=str(file),
+                        line=lines.get(("name",)), key="name")
+    if schedule is not None and not isinstance(schedule, str):
+        raise SpecError(f"schedule must be a cron string or preset, got {schedule!r}",
+                        file=str(file), line=lines.get(("schedule",)), key="schedule")
+    return name, schedule
+
+
+def _seconds(env: str, default: float) -> float:
+    value = os.environ.get(env, "").strip()
+    try:
+        seconds = float(value) if value else default
+    except ValueError:
+        raise SpecError(f"{env} must be a number of seconds, got {value!r}") from None
+    if not 0 < seconds <= 24 * 3600:
+        raise SpecError(f"{env} must be between 0 and 86400 seconds, got {value!r}")
+    return seconds
+
+
+def _load(spec_path: str) -> Any:
+    from conveyor.lab import load_lab
+
+    return load_lab(spec_path)
+
+
+def build_lab_dags(lab_spec_path: str | os.PathLike[str], *,
+                   data: Mapping[str, Any] | None = None) -> tuple[DAG, DAG]:
+    """Build ``(<lab>_train, <lab>_promote)`` for one lab spec file.
+
+    Args:
+        lab_spec_path: the lab spec (YAML); tasks load it again when they run.
+        data: the already parsed YAML, when the caller has read it.
+    """
+    spec_path = str(Path(lab_spec_path).resolve())
+    name, schedule = read_lab_header(spec_path, data)
+    asset = lab_asset(name)
+    tags = ["conveyor", "lab", name]
+
+    with DAG(
+        dag_id=f"{name}_train",
+        description=f"Conveyor lab {name}: train every new config file in the watched folder",
+        schedule=schedule or DEFAULT_LAB_SCHEDULE,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=dict(DEFAULT_TASK_ARGS),
+        tags=tags,
+        auto_register=False,  # published by the loader's file only (see factory.build_dag)
+    ) as train_dag:
+
+        @task.sensor(poke_interval=_seconds(POKE_ENV, SENSOR_POKE_SECONDS),
+                     timeout=_seconds(TIMEOUT_ENV, SENSOR_TIMEOUT_SECONDS),
+                     mode="reschedule", soft_fail=True, retries=0)
+        def wait_for_files() -> PokeReturnValue:
+            """Poke: are there settled, safe files whose content has no outcome yet?"""
+            from conveyor.lab import pending_files
+
+            names = pending_files(_load(spec_path))
+            return PokeReturnValue(is_done=bool(names), xcom_value=names)
+
+        @task
+        def claim() -> list[dict[str, Any]]:
+            """Claim every new content hash; one small dict per claim (one mapped task each)."""
+            from conveyor.lab import claim_new
+
+            batch = claim_new(_load(spec_path))
+            return [c.to_dict() for c in batch.claims]
+
+        @task
+        def train(claim: dict[str, Any]) -> dict[str, Any]:
+            """Train one claimed file; bad input fails this mapped task only, without retry."""
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from conveyor.errors import BadInputError
+            from conveyor.lab import train_claim
+
+            try:
+                result = train_claim(_load(spec_path), claim)
+            except BadInputError as exc:
+                raise AirflowFailException(str(exc)) from exc
+            return {"file": result.file, "sha256": result.sha256, "model": result.model_name,
+                    "versions": list(result.versions)}
+
+        @task(outlets=[asset], trigger_rule=TriggerRule.ALL_DONE, retries=0)
+        def registered(results: Any) -> dict[str, Any]:
+            """Emit the asset when at least one version was registered; skip otherwise."""
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            done = [r for r in (results or []) if isinstance(r, Mapping)]
+            versions = [str(v) for r in done for v in r.get("versions", [])]
+            if not versions:
+                raise AirflowSkipException("no version was registered; no asset event")
+            return {"files": [r["file"] for r in done], "versions": versions}
+
+        claims = claim()
+        wait_for_files() >> claims
+        registered(train.expand(claim=claims))
+
+    with DAG(
+        dag_id=f"{name}_promote",
+        description=f"Conveyor lab {name}: promote the best registered version to production",
+        schedule=[asset],
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=dict(DEFAULT_TASK_ARGS),
+        tags=tags,
+        auto_register=False,  # published by the loader's file only (see factory.build_dag)
+    ) as promote_dag:
+
+        @task(retries=4, retry_exponential_backoff=2.0, max_retry_delay=timedelta(minutes=10))
+        def promote() -> dict[str, Any]:
+            """Score candidates, gate, move ``production`` (compare-and-set); aborted retries."""
+            from conveyor.lab import promote_lab
+
+            decision = promote_lab(_load(spec_path))
+            if decision.action == "aborted":
+                raise ConveyorRuntimeError(
+                    f"promotion of {decision.model} aborted: {decision.reason}; retrying")
+            return {"action": decision.action, "reason": decision.reason,
+                    "chosen": decision.chosen, "production_before": decision.production_before,
+                    "production_after": decision.production_after, "metric": decision.metric,
+                    "scores": {c.version: c.scores.get(decision.metric)
+                               for c in decision.candidates if c.scores}}
+
+        promote()
+
+    return train_dag, promote_dag
