@@ -24,13 +24,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -177,9 +182,16 @@ def airflow_env(root: Path, *, dags_folder: Path, pipelines: Path,
                 conveyor_home: Path) -> dict[str, str]:
     """The complete environment of an Airflow subprocess on a SQLite home under ``root``."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_PREFIXES)}
+    port = free_port()
     return {
         **base,
         "PATH": f"{BIN}{os.pathsep}{base.get('PATH', '')}",
+        # Only used by components that talk over HTTP (standalone); on 127.0.0.1 only.
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "conveyor-tests-only-jwt-secret",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW_HOME": str(root),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{root / 'airflow.db'}",
@@ -193,3 +205,111 @@ def airflow_env(root: Path, *, dags_folder: Path, pipelines: Path,
         "CONVEYOR_HOME": str(conveyor_home),
         "MLFLOW_TRACKING_URI": f"sqlite:///{conveyor_home / 'mlflow.db'}",
     }
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_home(root: Path, *, pipelines: Path, extra_env: Mapping[str, str] | None = None
+              ) -> AirflowHome:
+    """A migrated Airflow home under ``root`` whose DAGs folder holds Conveyor's loaders."""
+    dags = root / "dags"
+    dags.mkdir(parents=True)
+    for source in (LOADER, ERRORS_FILE):
+        shutil.copy(source, dags / source.name)
+    env = airflow_env(root, dags_folder=dags, pipelines=pipelines,
+                      conveyor_home=root / "conveyor")
+    home = AirflowHome(root=root, env={**env, **(extra_env or {})})
+    home.run("db", "migrate")
+    return home
+
+
+@dataclass
+class Standalone:
+    """``airflow standalone`` (api-server, scheduler, dag-processor, triggerer) on 127.0.0.1.
+
+    Started in its own process group so that :meth:`stop` ends exactly the processes it
+    started (the group of the PID it launched), never anything else.
+    """
+
+    home: AirflowHome
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 240) -> None:
+        log_file = (self.home.root / "standalone.log").open("wb")
+        self.process = subprocess.Popen(
+            [str(BIN / "airflow"), "standalone"], env=self.home.env, cwd=self.home.root,
+            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"airflow standalone exited {self.process.returncode}:\n"
+                                   + self.log_tail())
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/v2/monitor/health",
+                                            timeout=5) as answer:
+                    health = json.loads(answer.read())
+                if health.get("scheduler", {}).get("status") == "healthy":
+                    return
+            except (OSError, ValueError):
+                pass
+            time.sleep(1)
+        raise TimeoutError(f"airflow standalone not healthy after {timeout}s:\n"
+                           + self.log_tail())
+
+    def api(self, method: str, path: str, body: object | None = None) -> Any:
+        """Call the REST API (the simple auth manager hands out admin tokens in tests)."""
+        with urllib.request.urlopen(f"{self.url}/auth/token", timeout=30) as answer:
+            token = json.loads(answer.read())["access_token"]
+        request = urllib.request.Request(
+            f"{self.url}{path}", method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return json.loads(answer.read())
+
+    def log_tail(self, lines: int = 80) -> str:
+        text = (self.home.root / "standalone.log").read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        group = self.process.pid  # start_new_session: the group id is our child's pid
+        os.killpg(group, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(group, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
+        """Until the dag-processor has parsed ``dag_id`` (active, not stale)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if dag_id in self.home.dag_ids():
+                return
+            time.sleep(1)
+        raise TimeoutError(f"DAG {dag_id} not parsed after {timeout}s:\n" + self.log_tail())
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 420) -> str:
+        """Until the DAG run ends; returns its state."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rows = self.home.query(
+                "SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", dag_id, run_id)
+            if rows and rows[0]["state"] in ("success", "failed"):
+                return str(rows[0]["state"])
+            time.sleep(1)
+        raise TimeoutError(f"run {run_id} of {dag_id} not finished after {timeout}s:\n"
+                           + self.log_tail())

@@ -6,11 +6,10 @@ The harness (how Airflow is run and read back) lives in :mod:`airflow_harness`.
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Iterator
 
 import pytest
-from airflow_harness import BIN, ERRORS_FILE, LOADER, AirflowHome, airflow_env
+from airflow_harness import BIN, AirflowHome, make_home
 
 log = logging.getLogger(__name__)
 
@@ -21,15 +20,9 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowHo
     if not (BIN / "airflow").exists():
         pytest.skip("apache-airflow is not installed (uv sync --all-extras)")
     root = tmp_path_factory.mktemp("airflow_home")
-    dags = root / "dags"
-    dags.mkdir()
-    for source in (LOADER, ERRORS_FILE):
-        shutil.copy(source, dags / source.name)
     pipelines = root / "pipelines"
     pipelines.mkdir()
-    home = AirflowHome(root=root, env=airflow_env(
-        root, dags_folder=dags, pipelines=pipelines, conveyor_home=root / "conveyor"))
-    home.run("db", "migrate")
+    home = make_home(root, pipelines=pipelines)
     log.info("airflow db migrate: %.1fs", home.timings["db migrate"])
     yield home
 

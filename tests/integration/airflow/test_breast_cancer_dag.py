@@ -28,12 +28,16 @@ STEPS = ["ingest", "validate", "split", "train", "evaluate", "gate", "register",
 
 
 def _example_specs() -> dict[str, Path]:
-    """Every example spec (not profile overlays) by pipeline name."""
+    """The DAG ids every example spec (not profile overlays) should give, and its file."""
     found = {}
     for path in sorted(EXAMPLES.glob("*/*.yaml")):
         if path.name.count(".") > 1:  # pipeline.<profile>.yaml
             continue
-        found[yaml.safe_load(path.read_text())["name"]] = path
+        data = yaml.safe_load(path.read_text())
+        if "watch" in data:  # a lab spec: a train DAG and a promote DAG
+            found.update({f"{data['name']}_train": path, f"{data['name']}_promote": path})
+        else:
+            found[data["name"]] = path
     return found
 
 
