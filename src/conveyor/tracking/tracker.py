@@ -107,12 +107,27 @@ class Tracker:
         import mlflow
         from mlflow import MlflowClient
 
-        if self.uri.startswith("sqlite:///"):
-            Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         # The model flavours log through the fluent API, which reads the global URI.
         mlflow.set_tracking_uri(self.uri)
         mlflow.set_registry_uri(self.uri)
-        return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        if not self.uri.startswith("sqlite:///"):
+            return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        database = Path(self.uri.removeprefix("sqlite:///"))
+        database.parent.mkdir(parents=True, exist_ok=True)
+        # Two processes creating the SQLite file at once both run MLflow's migrations and one
+        # fails ("table alembic_version already exists"), on every retry: serialise the first
+        # use with a lock file beside the database.
+        with open(f"{database}.lock", "a+b") as handle:
+            try:
+                import fcntl
+
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            except ImportError:  # pragma: no cover - no flock on Windows
+                pass
+            client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
+        return client
 
     @cached_property
     def experiment_id(self) -> str:
