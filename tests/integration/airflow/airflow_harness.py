@@ -313,3 +313,58 @@ class Standalone:
             time.sleep(1)
         raise TimeoutError(f"run {run_id} of {dag_id} not finished after {timeout}s:\n"
                            + self.log_tail())
+
+
+def worker_hostname() -> str:
+    """``[core] hostname_callable`` for test workers: tells two workers on one machine apart."""
+    return os.environ.get("CONVEYOR_TEST_WORKER_NAME") or socket.getfqdn()
+
+
+@dataclass
+class Service:
+    """A long-running process started by a test, in its own process group."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Service:
+        self.process = subprocess.Popen(
+            self.args, env=self.env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
+            start_new_session=True)
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if not self.alive():
+            return
+        assert self.process is not None
+        group = self.process.pid  # start_new_session: the group is ours alone
+        os.killpg(group, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(group, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+
+def wait_http(url: str, timeout: float, *, service: Service | None = None) -> None:
+    """Until ``url`` answers 2xx (fails early when ``service`` died)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service is not None and not service.alive():
+            raise RuntimeError(f"{service.name} exited:\n{service.tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except OSError:
+            time.sleep(1)
+    raise TimeoutError(f"{url} did not answer in {timeout}s"
+                       + (f":\n{service.tail()}" if service else ""))
