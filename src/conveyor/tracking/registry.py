@@ -50,9 +50,12 @@ def register_model(
         except Exception as exc:  # already exists: fine
             if "RESOURCE_ALREADY_EXISTS" not in str(exc) and "already exists" not in str(exc):
                 raise
+        # an MLflow server insists that a models:/<id> source names its logged model
+        model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") \
+            else None
         version = client.create_model_version(
             name, model_uri, run_id=tracker.run_id,
-            tags={RUN_TAG: conveyor_run_id, **tags},
+            tags={RUN_TAG: conveyor_run_id, **tags}, model_id=model_id,
         )
     except Exception as exc:
         raise TrackingError(f"registering {name!r} failed: {exc}") from exc
