@@ -10,29 +10,33 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ConveyorRuntimeError, SpecError
+from conveyor.processes import free_port
 
 __all__ = ["airflow_environment", "register"]
 
 REPO_EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def airflow_environment(home: Path, pipelines: Path, *, port: int | None = None,
+                        conveyor_home: Path | None = None,
+                        base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of an embedded Airflow under ``home`` serving ``pipelines``.
 
-
-def airflow_environment(home: Path, pipelines: Path, *, port: int | None = None
-                        ) -> dict[str, str]:
-    """The environment of an embedded Airflow under ``home`` serving ``pipelines``."""
+    SQLite metadata in ``home``, a DAGs folder holding the two Conveyor loader files, every
+    HTTP server on 127.0.0.1 or on a free port (the api-server, and the log servers of the
+    scheduler and triggerer, which Airflow otherwise puts on 8793 and 8794: a second Airflow
+    on the machine would collide), no login (the simple auth manager makes every visitor
+    admin: for a local, single-user Airflow only). ``base`` is the environment to start
+    from (default ``os.environ``); its ``AIRFLOW__*`` settings are dropped.
+    """
     from conveyor.airflow import DAGS_FOLDER_FILES
     from conveyor.store import home_dir
 
@@ -42,9 +46,10 @@ def airflow_environment(home: Path, pipelines: Path, *, port: int | None = None
         target = dags / source.name
         if not target.exists() or target.read_bytes() != source.read_bytes():
             shutil.copyfile(source, target)
-    port = port or _free_port()
-    conveyor_home = home_dir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+    port = port or free_port()
+    conveyor_home = conveyor_home or home_dir()
+    env = {k: v for k, v in (os.environ if base is None else base).items()
+           if not k.startswith("AIRFLOW__")}
     secret_file = home / ".jwt_secret"
     if not secret_file.exists():
         secret_file.write_text(os.urandom(24).hex())
@@ -59,6 +64,8 @@ def airflow_environment(home: Path, pipelines: Path, *, port: int | None = None
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text().strip(),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "CONVEYOR_PIPELINES": str(pipelines),
@@ -112,9 +119,9 @@ def cmd_standalone(args: argparse.Namespace) -> int:
                         "CONVEYOR_PIPELINES, or pass --examples")
     env = airflow_environment(_home(), pipelines, port=args.port)
     _prepare(env)
-    sys.stdout.write(f"Airflow UI on http://127.0.0.1:{args.port} (user admin; the password "
-                     f"is printed by Airflow and kept in {env['AIRFLOW_HOME']}); DAGs from "
-                     f"{pipelines}; Ctrl-C stops it\n")
+    sys.stdout.write(f"Airflow UI on http://127.0.0.1:{args.port} (local only, no login: every "
+                     f"visitor is admin); DAGs from {pipelines}; home {env['AIRFLOW_HOME']}; "
+                     "Ctrl-C stops it\n")
     sys.stdout.flush()
     os.execve(str(Path(sys.executable).parent / "airflow"), ["airflow", "standalone"], env)
     return 0  # pragma: no cover - execve does not return

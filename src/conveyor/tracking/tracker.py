@@ -12,6 +12,9 @@ import logging
 import os
 import re
 import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,21 @@ def flatten(data: Any, prefix: str = "") -> dict[str, str]:
             text = text[: _MAX_PARAM - 3] + "..."
         out[prefix.rstrip(".")] = text
     return out
+
+
+@contextmanager
+def _skops_quietly() -> Iterator[None]:
+    """Silence the warnings skops' module scan provokes while it (de)serialises a model.
+
+    To name a function without ``__module__`` (numpy and scipy ufuncs), skops' copy of
+    pickle's ``whichmodule`` calls ``getattr(module, name)`` on every module in
+    ``sys.modules``. Inside an Airflow task that includes Airflow's deprecated import shims,
+    each of which warns: 1,160 warning lines in every ``train`` and ``evaluate`` task log.
+    Only warnings attributed to that skops module are dropped.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"skops\.io\._utils")
+        yield
 
 
 def _trusted_types(model: Any) -> list[str]:
@@ -257,12 +275,13 @@ class Tracker:
             # otherwise use the fluent "active" experiment: Default, under ./mlruns).
             logged = self.client.create_logged_model(
                 experiment_id=self.experiment_id, name=name, source_run_id=run_id)
-            info = mlflow.sklearn.log_model(
-                model, name=name, run_id=run_id, model_id=logged.model_id, signature=signature,
-                input_example=example,
-                pip_requirements=_pip_requirements(model),
-                skops_trusted_types=_trusted_types(model),
-            )
+            with _skops_quietly():
+                info = mlflow.sklearn.log_model(
+                    model, name=name, run_id=run_id, model_id=logged.model_id,
+                    signature=signature, input_example=example,
+                    pip_requirements=_pip_requirements(model),
+                    skops_trusted_types=_trusted_types(model),
+                )
         except Exception as exc:
             raise TrackingError(f"logging the model to MLflow at {self.uri} failed: {exc}") \
                 from exc
@@ -274,15 +293,18 @@ class Tracker:
         import mlflow.sklearn
         from mlflow.models import infer_signature
 
-        mlflow.sklearn.save_model(
-            model, str(path), signature=infer_signature(example, model.predict(example)),
-            input_example=example, pip_requirements=_pip_requirements(model),
-            skops_trusted_types=_trusted_types(model),
-        )
+        signature = infer_signature(example, model.predict(example))
+        with _skops_quietly():
+            mlflow.sklearn.save_model(
+                model, str(path), signature=signature, input_example=example,
+                pip_requirements=_pip_requirements(model),
+                skops_trusted_types=_trusted_types(model),
+            )
 
     @staticmethod
     def load_sklearn_model(path: Path) -> Any:
         """Load a model saved by :meth:`save_sklearn_model` (its hash checked by the Store)."""
         import mlflow.sklearn
 
-        return mlflow.sklearn.load_model(str(path))
+        with _skops_quietly():
+            return mlflow.sklearn.load_model(str(path))

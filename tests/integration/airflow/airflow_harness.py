@@ -24,8 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -38,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from conveyor.processes import stop_group
 
 log = logging.getLogger(__name__)
 
@@ -178,51 +178,30 @@ class AirflowHome:
         return result
 
 
-def airflow_env(root: Path, *, dags_folder: Path, pipelines: Path,
-                conveyor_home: Path) -> dict[str, str]:
-    """The complete environment of an Airflow subprocess on a SQLite home under ``root``."""
+def airflow_env(root: Path, *, pipelines: Path, conveyor_home: Path) -> dict[str, str]:
+    """The complete environment of an Airflow subprocess on a SQLite home under ``root``.
+
+    ``conveyor airflow``'s own environment (so the tests run the Airflow users get), minus
+    anything inherited from the caller's ``AIRFLOW*`` / ``CONVEYOR_*`` / ``MLFLOW_*``
+    variables, plus test settings.
+    """
+    from conveyor.airflow.cli import airflow_environment
+
     base = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_PREFIXES)}
-    port = free_port()
-    return {
-        **base,
-        "PATH": f"{BIN}{os.pathsep}{base.get('PATH', '')}",
-        # Only used by components that talk over HTTP (standalone); on 127.0.0.1 only.
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__API_AUTH__JWT_SECRET": "conveyor-tests-only-jwt-secret",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW_HOME": str(root),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{root / 'airflow.db'}",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+    env = airflow_environment(root, pipelines, conveyor_home=conveyor_home, base=base)
+    env.update({
         "AIRFLOW__CORE__DAGBAG_IMPORT_ERROR_TRACEBACKS": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         # dags test waits out retry delays; keep the backoff short in tests.
         "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
-        "CONVEYOR_PIPELINES": str(pipelines),
-        "CONVEYOR_HOME": str(conveyor_home),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{conveyor_home / 'mlflow.db'}",
-    }
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    })
+    return env
 
 
 def make_home(root: Path, *, pipelines: Path, extra_env: Mapping[str, str] | None = None
               ) -> AirflowHome:
     """A migrated Airflow home under ``root`` whose DAGs folder holds Conveyor's loaders."""
-    dags = root / "dags"
-    dags.mkdir(parents=True)
-    for source in (LOADER, ERRORS_FILE):
-        shutil.copy(source, dags / source.name)
-    env = airflow_env(root, dags_folder=dags, pipelines=pipelines,
-                      conveyor_home=root / "conveyor")
+    env = airflow_env(root, pipelines=pipelines, conveyor_home=root / "conveyor")
     home = AirflowHome(root=root, env={**env, **(extra_env or {})})
     home.run("db", "migrate")
     return home
@@ -283,15 +262,8 @@ class Standalone:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        group = self.process.pid  # start_new_session: the group id is our child's pid
-        os.killpg(group, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(group, signal.SIGKILL)
-            self.process.wait(timeout=30)
+        if self.process is not None:
+            stop_group(self.process)
 
     def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
         """Until the dag-processor has parsed ``dag_id`` (active, not stale)."""
@@ -343,16 +315,8 @@ class Service:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
-        if not self.alive():
-            return
-        assert self.process is not None
-        group = self.process.pid  # start_new_session: the group is ours alone
-        os.killpg(group, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(group, signal.SIGKILL)
-            self.process.wait(timeout=30)
+        if self.process is not None:
+            stop_group(self.process)
 
 
 def wait_http(url: str, timeout: float, *, service: Service | None = None) -> None:

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_harness import BIN, REPO, Service, free_port, make_home, wait_http
+from airflow_harness import BIN, REPO, Service, make_home, wait_http
 
 from conveyor.airflow.run_ids import conveyor_run_id
+from conveyor.processes import free_port
 
 pytestmark = [pytest.mark.airflow, pytest.mark.celery, pytest.mark.slow,
               pytest.mark.timeout(1500)]

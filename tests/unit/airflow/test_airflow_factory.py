@@ -215,7 +215,7 @@ def test_publish_puts_only_dags_into_the_namespace_and_errors_raise_elsewhere(
 def test_loader_parses_twenty_specs_without_heavy_imports(
     tmp_path: Path, wdbc_path: Path
 ) -> None:
-    """Parse cost of the DAGs-folder entry, measured in a fresh interpreter."""
+    """The DAGs-folder entry imports no heavy library (checked in a fresh interpreter)."""
     text = SPEC.read_text().replace(
         "${WDBC_PATH:-../../../shared/data/wdbc/wdbc.data}", str(wdbc_path))
     folder = tmp_path / "pipelines"
@@ -239,12 +239,9 @@ def test_loader_parses_twenty_specs_without_heavy_imports(
                           timeout=120, check=True)
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["dags"] == 20
-    assert "mlflow" not in report["heavy"]
-    assert "sklearn" not in report["heavy"]
-    if report["heavy"]:
-        pytest.xfail(f"core gap: importing conveyor.steps imports {report['heavy']} "
-                     f"(parse took {report['seconds']:.2f}s)")
-    assert report["seconds"] < 1.0
+    # The parse time itself is a benchmark figure (benchmarks/airflow_overhead.md), not an
+    # assertion: what keeps it low is that nothing heavy is imported.
+    assert report["heavy"] == [], f"parsing imported {report['heavy']}"
 
 
 # ----------------------------------------------------------------------------- provider
@@ -290,3 +287,32 @@ def test_conveyor_task_decorator_builds_a_step_task() -> None:
     task = dag.task_dict["train"]
     assert isinstance(task, ConveyorStepOperator)
     assert task.step == "train"
+
+
+# ----------------------------------------------------------------------------- task logs
+
+
+def test_saving_a_model_beside_airflow_shims_logs_no_deprecation_flood(tmp_path: Path) -> None:
+    """skops scans ``sys.modules`` with ``getattr``; Airflow's shims warn on every lookup.
+
+    Seen by eye in the UI: 1,160 ``DeprecatedImportWarning`` lines in every ``train`` and
+    ``evaluate`` task log. The model must still save and load.
+    """
+    import importlib
+    import warnings
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from conveyor.tracking.tracker import Tracker
+
+    importlib.import_module("airflow.utils.timezone")  # a deprecated-import shim module
+    features = np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.2], [0.1, 0.9]])
+    model = LogisticRegression().fit(features, [0, 1, 1, 0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Tracker.save_sklearn_model(model, features[:2], tmp_path / "model")
+        loaded = Tracker.load_sklearn_model(tmp_path / "model")
+    flood = [str(w.message) for w in caught if "airflow." in str(w.message)]
+    assert flood == [], f"{len(flood)} Airflow deprecation warnings, e.g. {flood[:2]}"
+    assert list(loaded.predict(features)) == list(model.predict(features))

@@ -1,0 +1,51 @@
+"""Local helper processes: free ports on 127.0.0.1, and stopping a whole process group.
+
+Used wherever Conveyor (or its tests and scripts) starts long-running servers of its own:
+the embedded Airflow, the screenshot script's Chromium, test services.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+
+__all__ = ["free_port", "stop_group"]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_group(process: subprocess.Popen[bytes], grace: float = 30) -> None:
+    """End every process of the group ``process`` leads, its children's children included.
+
+    ``process`` must have been started with ``start_new_session=True``, so that the group
+    is ours alone. SIGTERM first; whatever is left after ``grace`` seconds gets SIGKILL.
+    Waiting for the leader alone is not enough: seen here, ``airflow standalone`` exited on
+    SIGTERM while its scheduler (waiting on LocalExecutor workers) ignored it and lived on,
+    re-parented to init.
+    """
+    group = process.pid
+    try:
+        os.killpg(group, signal.SIGTERM)
+    except ProcessLookupError:
+        process.poll()
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        process.poll()  # reap the leader: a zombie leader still counts as a group member
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+    process.wait(timeout=30)
