@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 __all__ = ["free_port", "stop_group"]
 
@@ -21,6 +22,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _group_running(group: int) -> bool:
+    """Whether a process of ``group`` still runs (zombies, ended but not reaped, do not)."""
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == group and fields[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 def stop_group(process: subprocess.Popen[bytes], grace: float = 30) -> None:
@@ -41,9 +62,7 @@ def stop_group(process: subprocess.Popen[bytes], grace: float = 30) -> None:
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         process.poll()  # reap the leader: a zombie leader still counts as a group member
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
+        if not _group_running(group):
             return
         time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError):

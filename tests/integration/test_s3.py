@@ -191,3 +191,15 @@ def test_export_failure_registers_nothing(
     runs = client.search_runs([client.get_experiment_by_name("breast_cancer").experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]
     assert client.search_model_versions(f"name = '{REGISTERED}'") == []
+
+
+def test_create_bytes_on_s3_is_a_conditional_put(s3_bucket: str, s3_env: str) -> None:
+    from conveyor.store import Store
+
+    store = Store(f"s3://{s3_bucket}/conveyor")
+    uri = f"s3://{s3_bucket}/conveyor/claims/a.json"
+    first = store.create_bytes(uri, b'{"owner": "a"}')
+    assert first is not None and first.size == 14
+    assert store.create_bytes(uri, b'{"owner": "b"}') is None
+    assert all_objects(s3_client(s3_env), s3_bucket)["conveyor/claims/a.json"] == \
+        b'{"owner": "a"}'

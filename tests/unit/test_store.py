@@ -383,3 +383,32 @@ def test_to_uri_resolves_symlinks(tmp_path: Path) -> None:
 def test_store_root_is_normalised() -> None:
     assert Store("file:///tmp/x/").root == "file:///tmp/x"
     assert repr(Store("s3://b/p")) == "Store('s3://b/p')"
+
+
+def test_create_bytes_writes_once_and_refuses_a_filesystem_without_it(tmp_path: Path) -> None:
+    memory = Store("memory://conveyor-test")
+    with pytest.raises(StoreError, match="exclusive create needs a local folder or S3"):
+        memory.create_bytes("memory://conveyor-test/x.json", b"{}")
+    local = Store(tmp_path.as_uri())
+    first = local.create_bytes(f"{tmp_path.as_uri()}/c/x.json", b"1")
+    assert first is not None and first.size == 1
+    assert local.create_bytes(f"{tmp_path.as_uri()}/c/x.json", b"2") is None
+    assert (tmp_path / "c" / "x.json").read_bytes() == b"1"
+    assert os.listdir(tmp_path / "c") == ["x.json"]  # no temporary files left
+    with pytest.raises(StoreError, match="not allowed"):
+        local.create_bytes(f"{tmp_path.as_uri()}/c/../y.json", b"3")
+
+
+def test_create_bytes_has_one_winner_among_racing_processes(tmp_path: Path) -> None:
+    import multiprocessing
+
+    uri = f"{tmp_path.as_uri()}/race/claim.json"
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        won = pool.starmap(_create, [(tmp_path.as_uri(), uri, str(i).encode())
+                                     for i in range(16)])
+    assert sum(won) == 1
+    assert (tmp_path / "race" / "claim.json").read_bytes() == str(won.index(True)).encode()
+
+
+def _create(root: str, uri: str, data: bytes) -> bool:
+    return Store(root).create_bytes(uri, data) is not None

@@ -37,12 +37,10 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import fsspec
-
 from conveyor.errors import StoreError
 from conveyor.store import Store
 
-__all__ = ["Claim", "Ledger", "create_exclusive", "default_owner"]
+__all__ = ["Claim", "Ledger", "default_owner"]
 
 log = logging.getLogger(__name__)
 _MAX_ATTEMPTS = 100
@@ -77,50 +75,6 @@ class Claim:
                    file_uri=str(data["file_uri"]), attempt=int(data["attempt"]),
                    owner=str(data["owner"]), claimed_at=float(data["claimed_at"]),
                    expires_at=float(data["expires_at"]))
-
-
-def create_exclusive(store: Store, uri: str, data: bytes) -> bool:
-    """Create ``uri`` with ``data`` only if nothing is there; return whether this call did.
-
-    Raises:
-        StoreError: the filesystem offers no atomic exclusive create, or refused the write.
-    """
-    fs, path = fsspec.core.url_to_fs(uri, **store.storage_options)
-    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
-    if store.is_local:
-        folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-        try:
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.link(tmp, path)
-            return True
-        except FileExistsError:
-            return False
-        except OSError as exc:
-            raise StoreError(f"cannot create {uri}: {exc}") from exc
-        finally:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-    if protocols & {"s3", "s3a"}:
-        try:
-            fs.pipe_file(path, data, mode="create")
-            return True
-        except FileExistsError:
-            return False
-        except OSError as exc:
-            # 409 ConditionalRequestConflict: another conditional PUT on the key is in flight
-            fs.invalidate_cache(path)
-            if fs.exists(path):
-                return False
-            raise StoreError(f"cannot create {uri}: {exc}") from exc
-    raise StoreError(f"{uri}: claims need an atomic exclusive create; supported on local "
-                     "folders and S3 (conditional writes), not on " + ", ".join(sorted(protocols)))
 
 
 class Ledger:
@@ -208,7 +162,7 @@ class Ledger:
         claim = Claim(sha256=sha256, file=file, file_uri=file_uri, attempt=attempt,
                       owner=owner, claimed_at=now, expires_at=now + self.claim_ttl)
         body = json.dumps(claim.to_dict(), sort_keys=True).encode()
-        if not create_exclusive(self.store, self.claim_uri(sha256, attempt), body):
+        if self.store.create_bytes(self.claim_uri(sha256, attempt), body) is None:
             return None
         return claim
 

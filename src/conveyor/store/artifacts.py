@@ -16,6 +16,7 @@ import os
 import re
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -144,22 +145,11 @@ class Store:
 
     # ------------------------------------------------------------------ bytes
     def put_bytes(self, uri: str, data: bytes) -> ArtifactRef:
-        """Write ``data`` at ``uri`` atomically; return its reference."""
+        """Write ``data`` at ``uri`` atomically, replacing what is there; its reference."""
         path = self._path(uri)
         try:
             if self.is_local:
-                folder = os.path.dirname(path)
-                os.makedirs(folder, exist_ok=True)
-                tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
-                try:
-                    with open(tmp, "wb") as handle:
-                        handle.write(data)
-                        handle.flush()
-                        os.fsync(handle.fileno())
-                    os.replace(tmp, path)
-                finally:
-                    if os.path.exists(tmp):
-                        os.unlink(tmp)
+                self._write_local(path, data, os.replace)
             else:
                 # One PUT: the object appears whole or not at all (an exception inside
                 # ``fs.open(..., "wb")`` would publish a partial object on close).
@@ -167,6 +157,59 @@ class Store:
         except Exception as exc:
             raise StoreError(f"cannot write {uri}: {exc}") from exc
         return ArtifactRef(uri=uri, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+
+    def create_bytes(self, uri: str, data: bytes) -> ArtifactRef | None:
+        """Write ``data`` at ``uri`` only if nothing is there, atomically; ``None`` if taken.
+
+        Of several writers racing for one ``uri``, exactly one gets a reference: a hard link
+        of a complete temporary file on a local folder (``os.link`` refuses an existing
+        name), a conditional PUT (``If-None-Match: *``) on S3.
+
+        Raises:
+            StoreError: the filesystem offers no atomic exclusive create, or refused.
+        """
+        path = self._path(uri)
+        ref = ArtifactRef(uri=uri, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+        protocols = {self.fs.protocol} if isinstance(self.fs.protocol, str) \
+            else set(self.fs.protocol)
+        if self.is_local:
+            try:
+                self._write_local(path, data, os.link)
+            except FileExistsError:
+                return None
+            except OSError as exc:
+                raise StoreError(f"cannot create {uri}: {exc}") from exc
+            return ref
+        if protocols & {"s3", "s3a"}:
+            try:
+                self.fs.pipe_file(path, data, mode="create")
+            except FileExistsError:
+                return None
+            except OSError as exc:
+                # 409 ConditionalRequestConflict: another conditional PUT is in flight.
+                self.fs.invalidate_cache(path)
+                if self.fs.exists(path):
+                    return None
+                raise StoreError(f"cannot create {uri}: {exc}") from exc
+            return ref
+        raise StoreError(f"{uri}: an exclusive create needs a local folder or S3 (conditional "
+                         "writes), not " + ", ".join(sorted(protocols)))
+
+    @staticmethod
+    def _write_local(path: str, data: bytes, publish: Callable[[str, str], None]) -> None:
+        """Write a complete, synced temporary file beside ``path``, then ``publish`` it."""
+        folder = os.path.dirname(path)
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            publish(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
     def get_bytes(self, uri: str, *, sha256: str | None = None) -> bytes:
         """Read ``uri``; with ``sha256``, refuse content that does not match it."""
