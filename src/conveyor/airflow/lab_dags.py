@@ -16,9 +16,9 @@
 ``<lab>_promote`` is scheduled on that asset: :func:`conveyor.lab.promote_lab`. An
 ``aborted`` promotion (production moved while it was scoring) is raised as a retryable error.
 
-Parsing stays cheap: the lab spec is read with the safe YAML loader for its name and schedule
-only (``conveyor.lab`` imports pandas, so it is imported by the tasks, never at parse time);
-the tasks load and validate the full spec when they run.
+Parsing validates the whole lab spec (:func:`conveyor.lab.spec.load_lab`: a typo becomes an
+import error naming file, line and key, as for pipeline specs) and stays cheap: that module
+imports pydantic and PyYAML only; pandas, scikit-learn and MLflow are imported by the tasks.
 """
 
 from __future__ import annotations
@@ -34,8 +34,7 @@ from airflow.sdk import DAG, Asset, PokeReturnValue, TriggerRule, task
 from conveyor.airflow.factory import DEFAULT_TASK_ARGS, START_DATE
 from conveyor.errors import ConveyorRuntimeError, SpecError
 
-__all__ = ["DEFAULT_LAB_SCHEDULE", "LAB_KEY", "build_lab_dags", "is_lab_spec", "lab_asset",
-           "read_lab_header"]
+__all__ = ["DEFAULT_LAB_SCHEDULE", "LAB_KEY", "build_lab_dags", "is_lab_spec", "lab_asset"]
 
 #: The top-level key that makes a YAML file a lab spec (pipeline specs have no ``watch``).
 LAB_KEY = "watch"
@@ -57,34 +56,6 @@ def lab_asset(lab_name: str) -> Asset:
     return Asset(name=f"{lab_name}_registered", uri=f"conveyor://{lab_name}/registered")
 
 
-def read_lab_header(path: str | os.PathLike[str],
-                    data: Mapping[str, Any] | None = None) -> tuple[str, str | None]:
-    """The lab's ``name`` and ``schedule`` (``${ENV}`` interpolated), without heavy imports.
-
-    Raises:
-        SpecError: the file is not a mapping or its name/schedule is not a string.
-    """
-    from conveyor.spec import read_yaml
-    from conveyor.spec.loader import interpolate
-
-    file = Path(path)
-    lines: dict[tuple[str, ...], int] = {}
-    if data is None:
-        data, lines = read_yaml(file)
-    if not isinstance(data, Mapping):
-        raise SpecError("a lab spec is a YAML mapping (name, watch, ...)", file=str(file), line=1)
-    sources = {(): (str(file), 1), **{p: (str(file), ln) for p, ln in lines.items()}}
-    header = interpolate({k: data.get(k) for k in ("name", "schedule")}, (), sources, os.environ)
-    name, schedule = header["name"], header["schedule"]
-    if not isinstance(name, str) or not name:
-        raise SpecError("required key is missing or not a string", file=str(file),
-                        line=lines.get(("name",)), key="name")
-    if schedule is not None and not isinstance(schedule, str):
-        raise SpecError(f"schedule must be a cron string or preset, got {schedule!r}",
-                        file=str(file), line=lines.get(("schedule",)), key="schedule")
-    return name, schedule
-
-
 def _seconds(env: str, default: float) -> float:
     value = os.environ.get(env, "").strip()
     try:
@@ -102,16 +73,21 @@ def _load(spec_path: str) -> Any:
     return load_lab(spec_path)
 
 
-def build_lab_dags(lab_spec_path: str | os.PathLike[str], *,
-                   data: Mapping[str, Any] | None = None) -> tuple[DAG, DAG]:
+def build_lab_dags(lab_spec_path: str | os.PathLike[str]) -> tuple[DAG, DAG]:
     """Build ``(<lab>_train, <lab>_promote)`` for one lab spec file.
 
     Args:
-        lab_spec_path: the lab spec (YAML); tasks load it again when they run.
-        data: the already parsed YAML, when the caller has read it.
+        lab_spec_path: the lab spec (YAML), validated here; tasks load it again when they
+            run (an edit between parse and run is seen by the run).
+
+    Raises:
+        SpecError: the lab spec is invalid (file, line, key and the nearest valid key).
     """
+    from conveyor.lab.spec import load_lab
+
     spec_path = str(Path(lab_spec_path).resolve())
-    name, schedule = read_lab_header(spec_path, data)
+    lab = load_lab(spec_path)
+    name, schedule = lab.spec.name, lab.spec.schedule
     asset = lab_asset(name)
     tags = ["conveyor", "lab", name]
 

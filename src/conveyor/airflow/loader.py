@@ -164,7 +164,7 @@ def _add_lab_dags(path: Path, result: LoadResult, origin: dict[str, Path]) -> bo
     data, _ = read_yaml(path)
     if not is_lab_spec(data):
         return False
-    dags = build_lab_dags(path, data=data)
+    dags = build_lab_dags(path)
     taken = [dag.dag_id for dag in dags if dag.dag_id in result.dags]
     if taken:
         result.errors[str(path)] = (

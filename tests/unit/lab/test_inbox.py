@@ -201,3 +201,41 @@ def test_a_tampered_blob_is_refused(store: Store) -> None:
     store.put_bytes(ledger.blob_uri(claim.sha256), b"model: evil\n")
     with pytest.raises(StoreError, match="does not match"):
         ledger.read_blob(claim)
+
+
+def _claim_all(inbox_uri: str, store_root: str, owner: str, start: multiprocessing.Barrier,
+               out: multiprocessing.Queue) -> None:
+    from conveyor.lab.inbox import Inbox
+    from conveyor.lab.ledger import Ledger
+    from conveyor.store import Store
+
+    inbox, ledger = Inbox(inbox_uri, min_age=0), Ledger(Store(store_root), "lab")
+    files = inbox.scan().files
+    start.wait(timeout=60)
+    won = [f.name for f in files
+           if ledger.claim(f.data, file=f.name, file_uri=f.uri, owner=owner) is not None]
+    out.put((owner, won))
+
+
+def test_two_processes_claiming_the_same_files_get_one_winner_each(folder: Path,
+                                                                   store: Store) -> None:
+    names = [f"c{i:02d}.yaml" for i in range(40)]
+    for i, name in enumerate(names):
+        drop(folder, name, CONFIG + f"# {i}\n".encode())
+    ctx = multiprocessing.get_context("spawn")
+    start, out = ctx.Barrier(2), ctx.Queue()
+    workers = [ctx.Process(target=_claim_all, args=(folder.as_uri(), store.root, owner,
+                                                    start, out))
+               for owner in ("watcher-a", "watcher-b")]
+    for worker in workers:
+        worker.start()
+    results = dict(out.get(timeout=120) for _ in workers)
+    for worker in workers:
+        worker.join(timeout=30)
+        assert worker.exitcode == 0
+    a, b = set(results["watcher-a"]), set(results["watcher-b"])
+    assert a | b == set(names)
+    assert not a & b
+    claims = sorted(os.listdir(Path(store.root.removeprefix("file://")) / "lab" / "_inbox" /
+                               "claims"))
+    assert len(claims) == 40 and all(c.endswith(".1.json") for c in claims)
