@@ -8,11 +8,13 @@ failure instead, so CI never skips.
 from __future__ import annotations
 
 import os
-import socket
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from conveyor.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -61,12 +63,6 @@ def breast_cancer_spec(wdbc_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     return BREAST_CANCER_SPEC
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
     """A real S3-protocol server (moto's server mode) on 127.0.0.1; yields its endpoint."""
@@ -95,10 +91,53 @@ def s3_env(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture()
 def s3_bucket(s3_env: str) -> str:
     """A fresh, empty bucket on the local S3 server; yields its name."""
-    import uuid
-
     import boto3
 
     name = f"conveyor-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=s3_env).create_bucket(Bucket=name)
     return name
+
+
+# ----------------------------------------------------------------------------- PostgreSQL
+
+PG_HOST = "127.0.0.1"
+
+
+def pg(sql: str, dbname: str = "postgres") -> list[tuple[object, ...]]:
+    """Run one statement on the local PostgreSQL (trust auth, user postgres), autocommit."""
+    import psycopg2
+
+    conn = psycopg2.connect(host=PG_HOST, user="postgres", dbname=dbname, connect_timeout=5)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchall() if cursor.description else []
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def postgres_database() -> Iterator[Callable[[str], str]]:
+    """A factory of throw-away PostgreSQL databases: ``postgres_database("mlflow")`` creates
+    ``conveyor_mlflow_<random>`` and returns its SQLAlchemy URL; every database it made is
+    dropped when the module's tests are done."""
+    try:
+        pg("SELECT 1")
+    except Exception as exc:
+        unavailable(f"PostgreSQL on {PG_HOST}:5432 is not reachable: {exc}")
+    made: list[str] = []
+
+    def create(kind: str) -> str:
+        name = f"conveyor_{kind}_{uuid.uuid4().hex[:8]}"
+        pg(f"CREATE DATABASE {name}")
+        made.append(name)
+        return f"postgresql+psycopg2://postgres@{PG_HOST}:5432/{name}"
+
+    try:
+        yield create
+    finally:
+        for name in made:
+            pg("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+               f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
+            pg(f"DROP DATABASE IF EXISTS {name}")

@@ -14,7 +14,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,47 +31,20 @@ PIPELINES = REPO / "examples" / "breast_cancer"
 DAG_ID = "breast_cancer"
 RUN_ID = "celery-profile"
 STEPS = ["ingest", "validate", "split", "train", "evaluate", "gate", "register", "export"]
-PG = "postgres@127.0.0.1:5432"
 REDIS_DB = 11
 
 
-def _unavailable(reason: str) -> None:
+def unavailable(reason: str) -> None:
     """Skip, or fail when CI requires every service (same rule as tests/conftest.py)."""
     if os.environ.get("CONVEYOR_REQUIRE_SERVICES") == "1":
         pytest.fail(f"required but unavailable: {reason}")
     pytest.skip(reason)
 
 
-def _pg(sql: str, dbname: str = "postgres") -> list[tuple[Any, ...]]:
-    import psycopg2
-
-    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=dbname, connect_timeout=5)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(sql)
-            return cursor.fetchall() if cursor.description else []
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="module")
-def databases() -> Iterator[dict[str, str]]:
-    try:
-        _pg("SELECT 1")
-    except Exception as exc:
-        _unavailable(f"PostgreSQL on 127.0.0.1:5432 is not reachable: {exc}")
-    suffix = uuid.uuid4().hex[:8]
-    names = {"airflow": f"conveyor_af_{suffix}", "mlflow": f"conveyor_mlflow_{suffix}"}
-    for name in names.values():
-        _pg(f"CREATE DATABASE {name}")
-    try:
-        yield names
-    finally:
-        for name in names.values():
-            _pg("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
-            _pg(f"DROP DATABASE IF EXISTS {name}")
+def databases(postgres_database: Callable[[str], str]) -> dict[str, str]:
+    """SQLAlchemy URLs of this module's own Airflow and MLflow databases."""
+    return {"airflow": postgres_database("af"), "mlflow": postgres_database("mlflow")}
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +55,7 @@ def redis_db() -> Iterator[str]:
     try:
         client.flushdb()
     except redis.exceptions.ConnectionError as exc:
-        _unavailable(f"Redis on 127.0.0.1:6379 is not reachable: {exc}")
+        unavailable(f"Redis on 127.0.0.1:6379 is not reachable: {exc}")
     yield f"redis://127.0.0.1:6379/{REDIS_DB}"
     client.flushdb()
 
@@ -108,7 +81,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, databases: dict[str, str],
                     if not k.startswith(("AIRFLOW", "CONVEYOR_", "MLFLOW_", "AWS_"))}
         mlflow = Service("mlflow", [
             str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
-            "--backend-store-uri", f"postgresql+psycopg2://{PG}/{databases['mlflow']}",
+            "--backend-store-uri", databases["mlflow"],
             "--artifacts-destination", f"s3://{bucket}/mlflow", "--serve-artifacts",
             "--workers", "1"], {**base_env, **aws}, root / "mlflow.log").start()
         services.append(mlflow)
@@ -119,11 +92,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, databases: dict[str, str],
             "store_root": f"s3://{bucket}/store", "tracking_uri": tracking}}
         home = make_home(root / "airflow", pipelines=PIPELINES, extra_env={
             **aws,
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN":
-                f"postgresql+psycopg2://{PG}/{databases['airflow']}",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": databases["airflow"],
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CELERY__BROKER_URL": redis_db,
-            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{PG}/{databases['airflow']}",
+            "AIRFLOW__CELERY__RESULT_BACKEND":
+                "db+" + databases["airflow"].replace("+psycopg2", ""),
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
             "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
