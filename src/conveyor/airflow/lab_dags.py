@@ -4,14 +4,19 @@
 
 * ``wait_for_files`` - a sensor (reschedule mode: no worker slot between pokes) on
   :func:`conveyor.lab.pending_files`; an inbox that stays empty until the timeout *skips*
-  the run (``soft_fail``) instead of failing it;
+  the run (``soft_fail``) instead of failing it. Bad input (a missing inbox) ends the wait
+  with the error as its value, because ``soft_fail`` would turn a failure into a skip; two
+  retries cover Airflow failing a reschedule sensor on a late executor event
+  (apache/airflow#71172, seen here with a 1 s poke interval);
 * ``claim`` - :func:`conveyor.lab.claim_new`: one small JSON dict per newly claimed file;
+  fails at once with the sensor's error, if it passed one;
 * ``train`` - mapped over the claims (one mapped task per file): :func:`conveyor.lab.train_claim`.
   Bad input (the file was moved to ``rejected/``) fails only that mapped task, at once and
   without retries (``AirflowFailException``); anything else is retried with backoff;
 * ``registered`` - runs once every mapped task is done (``all_done``) and emits the asset
   ``conveyor://<lab>/registered`` when at least one version was registered; otherwise it is
-  skipped, and a skipped task emits no asset event.
+  skipped, and a skipped task emits no asset event. It fails when ``wait_for_files`` or
+  ``claim`` failed: it is the DAG's only leaf, so its state is the run's.
 
 ``<lab>_promote`` is scheduled on that asset: :func:`conveyor.lab.promote_lab`. An
 ``aborted`` promotion (production moved while it was scoring) is raised as a retryable error.
@@ -43,6 +48,11 @@ DEFAULT_LAB_SCHEDULE = "@hourly"
 #: after ``CONVEYOR_LAB_SENSOR_TIMEOUT`` seconds (300); read when the DAG file is parsed.
 POKE_ENV, TIMEOUT_ENV = "CONVEYOR_LAB_POKE_SECONDS", "CONVEYOR_LAB_SENSOR_TIMEOUT"
 SENSOR_POKE_SECONDS = 10.0
+#: Retries of the sensor, one poke interval apart: Airflow 3.3 can fail a reschedule-mode
+#: sensor on a late executor event for an earlier poke (apache/airflow#71172).
+SENSOR_RETRIES = 2
+#: The tasks that read the inbox; if one failed, the run fails (see ``registered``).
+INBOX_TASKS = ("wait_for_files", "claim")
 SENSOR_TIMEOUT_SECONDS = 300.0
 
 
@@ -105,18 +115,31 @@ def build_lab_dags(lab_spec_path: str | os.PathLike[str]) -> tuple[DAG, DAG]:
 
         @task.sensor(poke_interval=_seconds(POKE_ENV, SENSOR_POKE_SECONDS),
                      timeout=_seconds(TIMEOUT_ENV, SENSOR_TIMEOUT_SECONDS),
-                     mode="reschedule", soft_fail=True, retries=0)
+                     mode="reschedule", soft_fail=True, retries=SENSOR_RETRIES,
+                     retry_delay=timedelta(seconds=_seconds(POKE_ENV, SENSOR_POKE_SECONDS)),
+                     retry_exponential_backoff=0)
         def wait_for_files() -> PokeReturnValue:
             """Poke: are there settled, safe files whose content has no outcome yet?"""
+            from conveyor.errors import BadInputError
             from conveyor.lab import pending_files
 
-            names = pending_files(_load(spec_path))
-            return PokeReturnValue(is_done=bool(names), xcom_value=names)
+            try:
+                names = pending_files(_load(spec_path))
+            except BadInputError as exc:
+                # A missing inbox or a bad spec: retrying won't help, and a failure raised
+                # here would become a skip (soft_fail), hiding it. ``claim`` fails with it.
+                return PokeReturnValue(is_done=True, xcom_value={"error": str(exc)})
+            return PokeReturnValue(is_done=bool(names), xcom_value={"files": names})
 
         @task
-        def claim() -> list[dict[str, Any]]:
+        def claim(found: Any) -> list[dict[str, Any]]:
             """Claim every new content hash; one small dict per claim (one mapped task each)."""
+            from airflow.sdk.exceptions import AirflowFailException
+
             from conveyor.lab import claim_new
+
+            if isinstance(found, Mapping) and found.get("error"):
+                raise AirflowFailException(str(found["error"]))
 
             batch = claim_new(_load(spec_path))
             return [c.to_dict() for c in batch.claims]
@@ -137,18 +160,29 @@ def build_lab_dags(lab_spec_path: str | os.PathLike[str]) -> tuple[DAG, DAG]:
                     "versions": list(result.versions)}
 
         @task(outlets=[asset], trigger_rule=TriggerRule.ALL_DONE, retries=0)
-        def registered(results: Any) -> dict[str, Any]:
-            """Emit the asset when at least one version was registered; skip otherwise."""
-            from airflow.sdk.exceptions import AirflowSkipException
+        def registered(results: Any, ti: Any = None) -> dict[str, Any]:
+            """Emit the asset when at least one version was registered; skip otherwise.
 
+            Fails when the inbox was never read (``wait_for_files`` or ``claim`` failed):
+            this task is the DAG's only leaf, so skipping would paint that run green.
+            """
+            from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+            states = ti.get_task_states(dag_id=ti.dag_id, task_ids=list(INBOX_TASKS),
+                                        run_ids=[ti.run_id]).get(ti.run_id, {})
+            broken = {t: s for t, s in states.items() if s in ("failed", "upstream_failed")}
+            if broken:
+                raise AirflowFailException(
+                    "the inbox was not read: " + ", ".join(f"{t} {s}" for t, s in
+                                                           sorted(broken.items()))
+                    + "; nothing was claimed or trained (see those tasks' logs)")
             done = [r for r in (results or []) if isinstance(r, Mapping)]
             versions = [str(v) for r in done for v in r.get("versions", [])]
             if not versions:
                 raise AirflowSkipException("no version was registered; no asset event")
             return {"files": [r["file"] for r in done], "versions": versions}
 
-        claims = claim()
-        wait_for_files() >> claims
+        claims = claim(wait_for_files())
         registered(train.expand(claim=claims))
 
     with DAG(

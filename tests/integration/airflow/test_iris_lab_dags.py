@@ -141,3 +141,34 @@ def test_nothing_new_skips_the_run_and_emits_no_asset_event(
     assert run.states["registered"] in ("skipped", None), run.tail()
     assert airflow_home.query("SELECT COUNT(*) AS n FROM asset_event")[0]["n"] == before
     print("empty-inbox run", round(run.seconds, 1))
+
+
+def test_an_unreadable_inbox_fails_the_run_instead_of_skipping_it(
+    airflow_home: AirflowHome, tmp_path: Path
+) -> None:
+    """A missing inbox is bad input: ``claim`` fails at once with the sensor's message (the
+    sensor cannot fail it itself: ``soft_fail`` turns its failures into skips), and
+    ``registered``, the only leaf, fails the DAG run: a skipped leaf would show a run that
+    read nothing as a green one."""
+    pipelines = tmp_path / "pipelines"
+    pipelines.mkdir()
+    spec = yaml.safe_load((LAB / "lab.yaml").read_text())
+    spec["name"] = "blind_lab"
+    spec["watch"]["folder"] = str(tmp_path / "no-such-inbox")
+    (pipelines / "lab.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    env = {"CONVEYOR_PIPELINES": str(pipelines), "CONVEYOR_HOME": str(tmp_path / "conveyor"),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'conveyor' / 'mlflow.db'}",
+           "CONVEYOR_LAB_POKE_SECONDS": "1", "CONVEYOR_LAB_SENSOR_TIMEOUT": "3"}
+    airflow_home.reserialize(extra_env=env)
+
+    run = airflow_home.dags_test("blind_lab_train", extra_env=env)
+
+    assert run.run_id, run.tail()
+    assert run.states == {"wait_for_files": "success", "claim": "failed",
+                          "train": "upstream_failed", "registered": "failed"}, run.tail()
+    assert run.tasks["claim"]["try_number"] == 1, "bad input must not be retried"
+    state = airflow_home.query("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?",
+                               "blind_lab_train", run.run_id)[0]["state"]
+    assert state == "failed"
+    assert "the inbox was not read: claim failed" in run.output
+    assert "no-such-inbox does not exist" in run.output
