@@ -35,6 +35,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from conveyor.airflow.rest import api_call
 from conveyor.processes import free_port, stop_group
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,13 +82,7 @@ class Api:
             return json.loads(answer.read())
 
     def call(self, method: str, path: str, body: object | None = None) -> Any:
-        token = self.get_json("/auth/token")["access_token"]
-        request = urllib.request.Request(
-            f"{self.url}{path}", method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            return json.loads(answer.read())
+        return api_call(self.url, method, path, body)
 
 
 def wait_until(what: str, check: Any, timeout: float, airflow: Group) -> Any:

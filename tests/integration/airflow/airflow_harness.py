@@ -248,14 +248,9 @@ class Standalone:
 
     def api(self, method: str, path: str, body: object | None = None) -> Any:
         """Call the REST API (the simple auth manager hands out admin tokens in tests)."""
-        with urllib.request.urlopen(f"{self.url}/auth/token", timeout=30) as answer:
-            token = json.loads(answer.read())["access_token"]
-        request = urllib.request.Request(
-            f"{self.url}{path}", method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            return json.loads(answer.read())
+        from conveyor.airflow.rest import api_call
+
+        return api_call(self.url, method, path, body)
 
     def log_tail(self, lines: int = 80) -> str:
         text = (self.home.root / "standalone.log").read_text(errors="replace")
