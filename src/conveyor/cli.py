@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from conveyor.errors import BadInputError, ConveyorError
+from conveyor.errors import BadInputError, ConveyorError, SpecError
 
 __all__ = ["main"]
 
@@ -191,6 +191,59 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from rich.table import Table
+
+    from conveyor.runners import store_for
+    from conveyor.runners.gc import collect, plan_gc
+    from conveyor.spec import load_spec
+
+    if args.keep < 1:
+        raise SpecError(f"--keep must be at least 1, got {args.keep}")
+    if args.min_age_hours < 0:
+        raise SpecError(f"--min-age-hours must not be negative, got {args.min_age_hours}")
+    loaded = load_spec(args.spec, profile=args.profile)
+    store = store_for(loaded)
+    plan = plan_gc(store, loaded.spec.name, keep=args.keep,
+                   min_age=timedelta(hours=args.min_age_hours))
+    console = _console()
+    if not plan.runs:
+        console.print(f"no runs of {loaded.spec.name} under {store.root}")
+        return 0
+    table = Table(show_header=True, header_style="bold")
+    for column in ("run", "created", "status", "size", "action", "why"):
+        table.add_column(column)
+    for run in plan.runs:
+        created = run.created_at.strftime("%Y-%m-%d %H:%M") if run.created_at else "-"
+        table.add_row(run.run_id, created, run.status, _size(run.size),
+                      "[red]delete[/]" if run.action == "delete" else "keep", run.reason)
+    console.print(table)
+    freed = sum(r.size or 0 for r in plan.delete)
+    if not plan.delete:
+        console.print("nothing to collect")
+        return 0
+    if not args.yes:
+        console.print(f"would delete {len(plan.delete)} run(s), {_size(freed)}, and "
+                      f"{len(plan.cache_entries)} cache entries; run again with --yes to do it")
+        return 0
+    deleted = collect(store, plan)
+    console.print(f"deleted {deleted} run(s) of {loaded.spec.name}, {_size(freed)} freed; "
+                  f"{len(plan.cache_entries)} cache entries removed")
+    return 0
+
+
+def _size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000  # type: ignore[assignment]
+    return "-"  # pragma: no cover
+
+
 def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
 
@@ -246,6 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--profile")
     runs.add_argument("--limit", type=int, default=20)
     runs.set_defaults(func=cmd_runs)
+
+    gc = sub.add_parser("gc", help="delete old run folders no kept run refers to")
+    spec_args(gc, overrides=False)
+    gc.add_argument("--keep", type=int, default=10, help="keep the newest N runs (default 10)")
+    gc.add_argument("--min-age-hours", type=float, default=24.0,
+                    help="keep runs younger than this (default 24)")
+    gc.add_argument("--yes", action="store_true",
+                    help="delete; without it the plan is only shown")
+    gc.set_defaults(func=cmd_gc)
 
     ui = sub.add_parser("ui", help="the MLflow UI on the embedded store")
     ui.add_argument("--host", default="127.0.0.1")
