@@ -204,7 +204,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
         raise SpecError(f"--keep must be at least 1, got {args.keep}")
     if args.min_age_hours < 0:
         raise SpecError(f"--min-age-hours must not be negative, got {args.min_age_hours}")
-    loaded = load_spec(args.spec, profile=args.profile)
+    loaded = load_spec(args.spec, args.overrides, profile=args.profile)
     store = store_for(loaded)
     plan = plan_gc(store, loaded.spec.name, keep=args.keep,
                    min_age=timedelta(hours=args.min_age_hours))
@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.set_defaults(func=cmd_runs)
 
     gc = sub.add_parser("gc", help="delete old run folders no kept run refers to")
-    spec_args(gc, overrides=False)
+    spec_args(gc)  # overrides too: store.root=s3://... names another store
     gc.add_argument("--keep", type=int, default=10, help="keep the newest N runs (default 10)")
     gc.add_argument("--min-age-hours", type=float, default=24.0,
                     help="keep runs younger than this (default 24)")

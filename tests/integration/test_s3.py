@@ -203,3 +203,33 @@ def test_create_bytes_on_s3_is_a_conditional_put(s3_bucket: str, s3_env: str) ->
     assert store.create_bytes(uri, b'{"owner": "b"}') is None
     assert all_objects(s3_client(s3_env), s3_bucket)["conveyor/claims/a.json"] == \
         b'{"owner": "a"}'
+
+
+def test_gc_on_s3_follows_cache_references(s3_bucket: str, s3_env: str,
+                                           breast_cancer_spec: Path) -> None:
+    """Three runs on the bucket; ``gc --keep 1`` keeps the newest and the run it reuses."""
+    store = [f"store.root=s3://{s3_bucket}/artifacts", f"export.uri=s3://{s3_bucket}/exports"]
+    run_ids = []
+    for overrides in ([], ["model.params.C=0.5"], []):
+        code, out, err = cli("run", str(breast_cancer_spec), *store, *overrides, "--quiet")
+        assert code == 0, err
+        run_ids.append(re.search(r"^run\s+(\S+)\s+\(", out, re.M).group(1))
+        time.sleep(1.1)  # creation times have one-second resolution
+    first, other, newest = run_ids
+
+    def run_folders() -> set[str]:
+        keys = all_objects(s3_client(s3_env), s3_bucket)
+        return {k.split("/")[2] for k in keys if k.startswith("artifacts/breast_cancer/")
+                and not k.split("/")[2].startswith("_")}
+
+    assert run_folders() == {first, other, newest}
+    code, out, err = cli("gc", str(breast_cancer_spec), *store, "--keep", "1",
+                         "--min-age-hours", "0", "--yes")
+    assert code == 0, err
+    assert "deleted 1 run(s)" in out, out
+    assert run_folders() == {first, newest}  # newest reuses first's validate, split, train
+    cache = [k for k in all_objects(s3_client(s3_env), s3_bucket)
+             if k.startswith("artifacts/breast_cancer/_cache/") and "/checked/" not in k]
+    owners = {json.loads(all_objects(s3_client(s3_env), s3_bucket)[k])["cached_from"]
+              for k in cache}
+    assert other not in owners and first in owners
