@@ -228,8 +228,7 @@ def test_gc_on_s3_follows_cache_references(s3_bucket: str, s3_env: str,
     assert code == 0, err
     assert "deleted 1 run(s)" in out, out
     assert run_folders() == {first, newest}  # newest reuses first's validate, split, train
-    cache = [k for k in all_objects(s3_client(s3_env), s3_bucket)
-             if k.startswith("artifacts/breast_cancer/_cache/") and "/checked/" not in k]
-    owners = {json.loads(all_objects(s3_client(s3_env), s3_bucket)[k])["cached_from"]
-              for k in cache}
+    objects = all_objects(s3_client(s3_env), s3_bucket)
+    owners = {json.loads(body)["cached_from"] for key, body in objects.items()
+              if key.startswith("artifacts/breast_cancer/_cache/") and "/checked/" not in key}
     assert other not in owners and first in owners

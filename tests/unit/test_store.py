@@ -412,3 +412,12 @@ def test_create_bytes_has_one_winner_among_racing_processes(tmp_path: Path) -> N
 
 def _create(root: str, uri: str, data: bytes) -> bool:
     return Store(root).create_bytes(uri, data) is not None
+
+
+def test_size_counts_a_file_a_folder_and_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path.as_uri())
+    store.put_bytes(store.uri("run", "a.bin"), b"x" * 10)
+    store.put_bytes(store.uri("run", "step", "b.bin"), b"y" * 32)
+    assert store.size(store.uri("run", "a.bin")) == 10
+    assert store.size(store.uri("run")) == 42
+    assert store.size(store.uri("gone")) == 0

@@ -101,23 +101,23 @@ def build_lab_dags(lab_spec_path: str | os.PathLike[str]) -> tuple[DAG, DAG]:
     asset = lab_asset(name)
     tags = ["conveyor", "lab", name]
 
+    common: dict[str, Any] = {
+        "start_date": START_DATE, "catchup": False, "max_active_runs": 1, "tags": tags,
+        "auto_register": False,  # published by the loader's file only (see factory.build_dag)
+    }
+    poke = _seconds(POKE_ENV, SENSOR_POKE_SECONDS)
+
     with DAG(
         dag_id=f"{name}_train",
         description=f"Conveyor lab {name}: train every new config file in the watched folder",
         schedule=schedule or DEFAULT_LAB_SCHEDULE,
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
         default_args=dict(DEFAULT_TASK_ARGS),
-        tags=tags,
-        auto_register=False,  # published by the loader's file only (see factory.build_dag)
+        **common,
     ) as train_dag:
 
-        @task.sensor(poke_interval=_seconds(POKE_ENV, SENSOR_POKE_SECONDS),
-                     timeout=_seconds(TIMEOUT_ENV, SENSOR_TIMEOUT_SECONDS),
+        @task.sensor(poke_interval=poke, timeout=_seconds(TIMEOUT_ENV, SENSOR_TIMEOUT_SECONDS),
                      mode="reschedule", soft_fail=True, retries=SENSOR_RETRIES,
-                     retry_delay=timedelta(seconds=_seconds(POKE_ENV, SENSOR_POKE_SECONDS)),
-                     retry_exponential_backoff=0)
+                     retry_delay=timedelta(seconds=poke), retry_exponential_backoff=0)
         def wait_for_files() -> PokeReturnValue:
             """Poke: are there settled, safe files whose content has no outcome yet?"""
             from conveyor.errors import BadInputError
@@ -189,15 +189,11 @@ def build_lab_dags(lab_spec_path: str | os.PathLike[str]) -> tuple[DAG, DAG]:
         dag_id=f"{name}_promote",
         description=f"Conveyor lab {name}: promote the best registered version to production",
         schedule=[asset],
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
         default_args=dict(DEFAULT_TASK_ARGS),
-        tags=tags,
-        auto_register=False,  # published by the loader's file only (see factory.build_dag)
+        **common,
     ) as promote_dag:
 
-        @task(retries=4, retry_exponential_backoff=2.0, max_retry_delay=timedelta(minutes=10))
+        @task(retries=4)  # backoff as DEFAULT_TASK_ARGS: x2, at most 10 min apart
         def promote() -> dict[str, Any]:
             """Score candidates, gate, move ``production`` (compare-and-set); aborted retries."""
             from conveyor.lab import promote_lab

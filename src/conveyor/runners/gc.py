@@ -151,8 +151,8 @@ def plan_gc(store: Store, pipeline: str, *, keep: int = 10,
     if sizes:
         for run in runs:
             try:
-                run.size = int(store.fs.du(store._path(run.uri)))
-            except Exception:  # noqa: BLE001 - a size is a nicety; the plan stands without it
+                run.size = store.size(run.uri)
+            except StoreError:  # a size is a nicety; the plan stands without it
                 run.size = None
     deleted = {r.run_id for r in runs if r.action == "delete"}
     cache_entries = []

@@ -234,6 +234,15 @@ class Store:
         if self.fs.exists(path):
             self.fs.rm(path, recursive=True)
 
+    def size(self, uri: str) -> int:
+        """Bytes under ``uri`` (a file, or a folder with everything below it)."""
+        try:
+            return int(self.fs.du(self._path(uri)))
+        except FileNotFoundError:
+            return 0
+        except Exception as exc:
+            raise StoreError(f"cannot measure {uri}: {exc}") from exc
+
     def list(self, uri: str) -> list[str]:
         """Names directly under ``uri`` (empty when it does not exist)."""
         try:
