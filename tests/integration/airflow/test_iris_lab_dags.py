@@ -100,6 +100,7 @@ def test_train_then_promote(airflow_home: AirflowHome, lab_env: dict[str, object
     from mlflow import MlflowClient
 
     mlflow.set_tracking_uri(str(lab_env["tracking"]))
+    mlflow.set_registry_uri(str(lab_env["tracking"]))
     client = MlflowClient()
     versions = client.search_model_versions("name = 'iris_classifier'")
     assert len(versions) == 3

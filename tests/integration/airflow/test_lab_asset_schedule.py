@@ -103,7 +103,8 @@ def test_a_train_run_triggers_the_promotion_through_its_asset(standalone: Standa
 
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=home.env["MLFLOW_TRACKING_URI"])
+    uri = home.env["MLFLOW_TRACKING_URI"]
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     versions = client.search_model_versions("name = 'iris_classifier'")
     assert len(versions) == len(CONFIGS)
     production = client.get_model_version_by_alias("iris_classifier", "production")

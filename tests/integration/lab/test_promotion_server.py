@@ -79,7 +79,8 @@ def test_exactly_one_of_eight_racing_clients_takes_the_lock(on_server: str) -> N
     results: dict[int, str] = {}
 
     def contend(index: int) -> None:
-        client = MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])
+        client = MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"],
+                          registry_uri=os.environ["MLFLOW_TRACKING_URI"])
         lock = RegistryLock(client, model, owner=f"client-{index}", wait=0)
         start.wait(timeout=60)
         try:
@@ -101,7 +102,8 @@ def test_exactly_one_of_eight_racing_clients_takes_the_lock(on_server: str) -> N
     for index, outcome in results.items():
         if index != winners[0]:
             assert f"held by client-{winners[0]}" in outcome, outcome
-    client = MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])
+    client = MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"],
+                          registry_uri=os.environ["MLFLOW_TRACKING_URI"])
     assert not [m for m in client.search_registered_models(f"name = '{model}.lock'")]
 
 
@@ -144,6 +146,7 @@ def test_racing_promotions_through_the_server_have_one_winner(on_server: str,
     assert actions.count("promoted") == 1, results
     assert set(actions) <= {"promoted", "aborted", "kept"}, results
     assert next(r for r in results if r[0] == "promoted")[1:] == ("2", "1")
-    client = MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])
+    client = MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"],
+                          registry_uri=os.environ["MLFLOW_TRACKING_URI"])
     aliases = {k: str(v) for k, v in client.get_registered_model(model).aliases.items()}
     assert aliases == {PRODUCTION: "2", PREVIOUS: "1"}
