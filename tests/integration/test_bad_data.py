@@ -283,7 +283,12 @@ def test_single_class_target(home: Path, tmp_path: Path, wdbc_lines: list[str],
 def test_class_with_too_few_rows(home: Path, tmp_path: Path, wdbc_lines: list[str],
                                  capsys: pytest.CaptureFixture[str]) -> None:
     lines = set_cell(wdbc_lines, 50, "diagnosis", "X")
-    code, _, err = run_cli(write_spec(tmp_path, "".join(lines).encode(), "rare"), capsys)
+
+    def multiclass(spec: dict[str, Any]) -> None:  # under a binary spec "X" is a bad label
+        del spec["schema"]["positive_label"]
+
+    code, _, err = run_cli(write_spec(tmp_path, "".join(lines).encode(), "rare", multiclass),
+                           capsys)
     assert_failed_cleanly(home, code, err, "class 'X' of 'diagnosis' has 1 rows; "
                           "validate.min_class_rows is 2")
 
