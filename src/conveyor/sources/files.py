@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,7 +109,7 @@ def read_file_source(source: FileSource, base_dir: Path) -> tuple[pd.DataFrame, 
         if fmt == "parquet":
             frame = pd.read_parquet(io.BytesIO(raw))
         elif fmt == "jsonl":
-            frame = pd.read_json(io.BytesIO(raw), lines=True, dtype=False)
+            frame = _uniform(pd.read_json(io.BytesIO(raw), lines=True, dtype=False))
             # pandas skips blank lines; every other line is one record
             starts = [i + 1 for i, text in enumerate(raw.split(b"\n")) if text.strip()]
             lines = _checked(starts, frame, name)
@@ -149,6 +150,24 @@ def _options(source: FileSource, uri: str, *, quick: bool = False) -> dict[str, 
 def _shown(uri: str) -> str:
     """A local file as the path a user types; other URIs as they are."""
     return uri.removeprefix("file://")
+
+
+def _uniform(frame: pd.DataFrame) -> pd.DataFrame:
+    """JSON values of several types in one column (``1.5`` and ``"N/D"``) as text.
+
+    Parquet stores one type per column; validation then finds the values that are not
+    numbers and names their rows, as it does for a CSV file.
+    """
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype != object:
+            continue
+        present = column[column.notna()]
+        if not present.map(lambda v: isinstance(v, str)).all():
+            frame[name] = column.map(
+                lambda v: v if v is None or isinstance(v, str) or v != v
+                else json.dumps(v) if isinstance(v, (dict, list)) else str(v))
+    return frame
 
 
 def _checked(starts: list[int], frame: pd.DataFrame, name: str) -> LineMap | None:
