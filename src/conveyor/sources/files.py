@@ -68,6 +68,8 @@ def stat_file_source(
     uri = to_uri(source.uri, base_dir)
     try:
         fs, path = fsspec.core.url_to_fs(uri, **_options(source, uri, quick=quick))
+        if quick and hasattr(fs, "retries"):
+            fs.retries = 1  # s3fs retries 5 times with backoff, on top of botocore's attempts
         info = fs.info(path)
     except FileNotFoundError:
         relative = "://" not in source.uri and not Path(source.uri).expanduser().is_absolute()
@@ -141,9 +143,11 @@ def _options(source: FileSource, uri: str, *, quick: bool = False) -> dict[str, 
         # botocore waits 60 s per connect and retries for minutes by default
         config = dict(options.get("config_kwargs") or {})
         config.setdefault("connect_timeout", 3 if quick else 10)
-        config.setdefault("read_timeout", 5 if quick else 60)
+        config.setdefault("read_timeout", 3 if quick else 60)
         config.setdefault("retries", {"max_attempts": 1 if quick else 3, "mode": "standard"})
         options["config_kwargs"] = config
+        if quick:
+            options["skip_instance_cache"] = True  # its retries are changed; share it with no one
     return options
 
 
