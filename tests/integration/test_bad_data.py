@@ -283,7 +283,12 @@ def test_single_class_target(home: Path, tmp_path: Path, wdbc_lines: list[str],
 def test_class_with_too_few_rows(home: Path, tmp_path: Path, wdbc_lines: list[str],
                                  capsys: pytest.CaptureFixture[str]) -> None:
     lines = set_cell(wdbc_lines, 50, "diagnosis", "X")
-    code, _, err = run_cli(write_spec(tmp_path, "".join(lines).encode(), "rare"), capsys)
+
+    def multiclass(spec: dict[str, Any]) -> None:  # under a binary spec "X" is a bad label
+        del spec["schema"]["positive_label"]
+
+    code, _, err = run_cli(write_spec(tmp_path, "".join(lines).encode(), "rare", multiclass),
+                           capsys)
     assert_failed_cleanly(home, code, err, "class 'X' of 'diagnosis' has 1 rows; "
                           "validate.min_class_rows is 2")
 
@@ -388,3 +393,175 @@ def test_bom_at_file_start_works(home: Path, tmp_path: Path, wdbc_lines: list[st
     runs, versions = mlflow_state(home)
     assert [str(v.version) for v in versions] == ["1"]
     assert runs[0].info.status == "FINISHED"
+
+
+# --------------------------------------------------------------------------- a binary target
+
+
+def accuracy_gate_only(spec: dict[str, Any]) -> None:
+    """A gate a 3-class model passes as easily as a binary one (so it cannot stop it)."""
+    spec["gate"] = {"test_accuracy": 0.5}
+
+
+def test_third_label_under_binary_spec_names_its_rows(
+    home: Path, tmp_path: Path, wdbc_lines: list[str], capsys: pytest.CaptureFixture[str],
+) -> None:
+    lines = list(wdbc_lines)
+    for row in (50, 120, 300):
+        lines = set_cell(lines, row, "diagnosis", "X")
+    code, _, err = run_cli(write_spec(tmp_path, "".join(lines).encode(), "third",
+                                      accuracy_gate_only), capsys)
+    labels = [line.split(",")[1] for line in lines]
+    assert_failed_cleanly(home, code, err, "third.data: target 'diagnosis' has 3 classes "
+                          f"(B {labels.count('B')}, M {labels.count('M')}, X 3) but "
+                          "schema.positive_label 'M' makes the task "
+                          "binary ('M' against 'B'); 3 rows hold 'X': row 51 (line 51), "
+                          "row 121 (line 121), row 301 (line 301)", "drop schema.positive_label")
+
+
+def test_many_rows_of_other_labels_are_sampled_and_counted(
+    home: Path, tmp_path: Path, wdbc_lines: list[str], capsys: pytest.CaptureFixture[str],
+) -> None:
+    lines = list(wdbc_lines)
+    for row in range(10, 80, 10):
+        lines = set_cell(lines, row, "diagnosis", "X" if row < 60 else "?B")
+    code, _, err = run_cli(write_spec(tmp_path, with_header(lines), "sampled",
+                                      lambda s: (header_true(s), accuracy_gate_only(s))),
+                           capsys)
+    assert_failed_cleanly(home, code, err, "7 rows hold 'X', '?B': row 11 (line 12), row 21 "
+                          "(line 22), row 31 (line 32), row 41 (line 42), row 51 (line 52) and "
+                          "2 more")
+
+
+def test_bundled_data_under_a_binary_spec_names_rows_without_lines(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Iris has three classes: ``positive_label: setosa`` cannot make it binary."""
+    spec = {
+        "name": "iris_binary", "data": {"source": "sklearn", "name": "iris"},
+        "schema": {"target": "target", "positive_label": "setosa"},
+        "model": {"estimator": "logistic_regression", "params": {"max_iter": 500}},
+        "gate": {"test_accuracy": 0.5}, "registry": {"name": "iris_binary"},
+    }
+    path = tmp_path / "iris.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    code, _, err = run_cli(path, capsys)
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
+    assert ("target 'target' has 3 classes (setosa 50, versicolor 50, virginica 50) but "
+            "schema.positive_label 'setosa' makes the task binary ('setosa' against "
+            "'versicolor'); 50 rows hold 'virginica': row 101, row 102, row 103, row 104, "
+            "row 105 and 45 more") in err
+    assert "(line" not in err  # a bundled data set has no file, so no lines
+    assert list((home / "artifacts").rglob("manifest.json")) == []
+    assert not (home / "exports").exists()
+    from mlflow import MlflowClient
+
+    assert MlflowClient(tracking_uri=f"sqlite:///{home}/mlflow.db").search_model_versions() == []
+
+
+# --------------------------------------------------------------------------- true line numbers
+
+
+def _layout(lines: list[str], kind: str) -> tuple[bytes, Callable[[dict[str, Any]], None] | None]:
+    """The WDBC rows laid out in a file as users' tools write them."""
+    if kind == "blank-lines":  # a blank line, a whitespace-only line, a leading blank line
+        out = ["\n", *lines[:10], "\n", *lines[10:50], "   \n", *lines[50:]]
+        return "".join(out).encode(), None
+    if kind == "crlf":
+        out = [*lines[:10], "\n", *lines[10:]]
+        return "".join(out).replace("\n", "\r\n").encode(), None
+    if kind == "cr-only":  # classic Mac OS line ends
+        return "".join([*lines[:10], "\n", *lines[10:]]).replace("\n", "\r").encode(), None
+    if kind == "header-bom-blank":
+        data = b"\xef\xbb\xbf\n\n" + with_header([*lines[:30], "\n", *lines[30:]])
+        return data, header_true
+    if kind == "quoted-newlines":  # a free-text column whose fields span lines
+        out = [",".join([*COLUMNS, "notes"]) + "\n"]
+        for row, line in enumerate(lines):
+            note = '"biopsy repeated\non day 2\n"' if row % 7 == 3 else "ok"
+            out.append(line.rstrip("\n") + "," + note + "\n")
+
+        def notes(spec: dict[str, Any]) -> None:
+            spec["data"]["header"] = True
+            del spec["data"]["columns"]
+            spec["schema"]["drop"] = ["notes"]
+
+        return "".join(out).encode(), notes
+    raise AssertionError(kind)
+
+
+def _line_of(data: bytes, token: bytes) -> int:
+    """The line an editor shows ``token`` on (first occurrence), counting \\n, \\r\\n, \\r."""
+    before = data[: data.index(token)].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return before.count(b"\n") + 1
+
+
+@pytest.mark.parametrize(
+    "kind", ["blank-lines", "crlf", "cr-only", "header-bom-blank", "quoted-newlines"])
+def test_rows_name_the_line_an_editor_shows(
+    home: Path, tmp_path: Path, wdbc_lines: list[str], capsys: pytest.CaptureFixture[str],
+    kind: str,
+) -> None:
+    lines = set_cell(wdbc_lines, 99, "area_worst", "N/D")
+    lines = set_cell(lines, 200, "area_worst", "N/D")
+    data, edit = _layout(lines, kind)
+    line = _line_of(data, b"N/D")
+    assert line > 100  # the layout moved the row off its naive line
+    code, _, err = run_cli(write_spec(tmp_path, data, kind, edit), capsys)
+    assert_failed_cleanly(home, code, err, f"column 'area_worst', row 100 (line {line}): "
+                          "'N/D' is not a number (2 such rows)")
+
+
+def test_duplicate_ids_name_true_lines(home: Path, tmp_path: Path, wdbc_lines: list[str],
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    repeated = wdbc_lines[3].split(",", 1)[0]
+    lines = set_cell(wdbc_lines, 30, "id", repeated)
+    data = "".join([*lines[:5], "\n\n", *lines[5:]]).encode()
+    code, _, err = run_cli(write_spec(tmp_path, data, "dup_blank"), capsys)
+    assert_failed_cleanly(home, code, err, "repeats on row 4 (line 4) and row 31 (line 33)")
+
+
+def test_jsonl_rows_name_true_lines(home: Path, tmp_path: Path, wdbc_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    frame = pd.read_csv(wdbc_path, header=None, names=COLUMNS).astype({"area_worst": object})
+    frame.loc[99, "area_worst"] = "N/D"
+    records = frame.to_json(orient="records", lines=True).splitlines(keepends=True)
+    data = "".join([*records[:20], "\n", *records[20:60], "\n\n", *records[60:]]).encode()
+
+    def jsonl(spec: dict[str, Any]) -> None:
+        spec["data"]["format"] = "jsonl"
+        del spec["data"]["columns"]
+
+    code, _, err = run_cli(write_spec(tmp_path, data, "rows", jsonl), capsys)
+    assert_failed_cleanly(home, code, err, "column 'area_worst', row 100 (line 103): 'N/D' "
+                          "is not a number")
+
+
+def test_parquet_rows_have_no_lines(home: Path, tmp_path: Path, wdbc_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    frame = pd.read_csv(wdbc_path, header=None, names=COLUMNS).astype({"area_worst": str})
+    frame.loc[99, "area_worst"] = "N/D"
+    target = tmp_path / "src.parquet"
+    frame.to_parquet(target, index=False)
+    spec = write_spec(tmp_path, target.read_bytes(), "table",
+                      lambda s: s["data"].update(format="parquet"))
+    code, _, err = run_cli(spec, capsys)
+    assert_failed_cleanly(home, code, err, "column 'area_worst', row 100: 'N/D' is not a number")
+    assert "line" not in err  # a Parquet file has no lines
+
+
+def test_unclosed_quote_names_the_line_it_opens_on(
+    home: Path, tmp_path: Path, wdbc_lines: list[str], capsys: pytest.CaptureFixture[str],
+) -> None:
+    lines = set_cell(wdbc_lines, 60, "texture_mean", '"17.5')
+    code, _, err = run_cli(write_spec(tmp_path, "".join(lines).encode(), "quote"), capsys)
+    assert_failed_cleanly(home, code, err, "quote.data line 61:", "(an unclosed quote?)")
+
+
+def test_comment_line_is_named_by_its_line(
+    home: Path, tmp_path: Path, wdbc_lines: list[str], capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = "".join(["\n", *wdbc_lines[:28], "# exported 2024-01-01\n", *wdbc_lines[28:]])
+    code, _, err = run_cli(write_spec(tmp_path, data.encode(), "comment"), capsys)
+    assert_failed_cleanly(home, code, err, "comment.data line 30: 1 fields, expected 32")

@@ -47,7 +47,7 @@ def write(tmp_path: Path, text: str, name: str = "pipeline.yaml") -> Path:
 def load(path: Path, overrides: tuple[str, ...] = (), *, profile: str | None = None,
          env: dict[str, str] | None = None) -> object:
     loaded = load_spec(path, overrides, profile=profile, env=ENV if env is None else env)
-    check_spec(loaded)
+    check_spec(loaded, data=False)  # the data file: tests/integration/test_validate_checks.py
     return loaded
 
 
@@ -659,8 +659,8 @@ def test_cli_missing_file_bad_override_bad_profile(
 
 
 def test_cli_validate_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WDBC_PATH", "/data/wdbc.data")
+                         monkeypatch: pytest.MonkeyPatch, wdbc_path: Path) -> None:
+    monkeypatch.setenv("WDBC_PATH", str(wdbc_path))  # validate checks that the file is there
     path = write(tmp_path, EXAMPLE)
     assert main(["validate", str(path), "model.params.C=0.5"]) == 0
     out = capsys.readouterr()

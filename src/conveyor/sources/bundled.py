@@ -40,5 +40,6 @@ def read_sklearn_source(source: SklearnSource) -> tuple[pd.DataFrame, dict[str, 
     else:
         frame.columns = [str(c).replace(" (cm)", "").replace(" ", "_") for c in frame.columns]
         frame["target"] = frame["target"].map(dict(enumerate(names)))
-    return frame, {"uri": f"sklearn://{source.name}", "bytes": 0, "first_line": 1,
-                   "format": "sklearn"}
+    # no file, so no lines: errors name rows only
+    return frame, {"uri": f"sklearn://{source.name}", "bytes": 0, "first_line": None,
+                   "lines": None, "format": "sklearn"}

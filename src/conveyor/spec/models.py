@@ -8,12 +8,22 @@ valid one (see :mod:`conveyor.spec.loader`).
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
+    "METRIC_RANGES",
     "SECRET_OPTION_KEYS",
     "DataSpec",
     "EvaluateSpec",
@@ -41,6 +51,12 @@ SECRET_OPTION_KEYS = frozenset(
      "aws_session_token", "session_token", "access_key", "secret_key", "sas_token"}
 )
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
+# The values each metric can take. A gate bound outside its metric's range is a mistake in
+# the spec (a minimum of 1.5 can never pass, a minimum of -0.1 always passes), not a gate.
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    "accuracy": (0.0, 1.0), "precision": (0.0, 1.0), "recall": (0.0, 1.0), "f1": (0.0, 1.0),
+    "roc_auc": (0.0, 1.0), "log_loss": (0.0, math.inf),
+}
 
 
 class _Model(BaseModel):
@@ -198,11 +214,14 @@ class GateSpec(_Model):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    @model_validator(mode="before")
+    # gate keys written as a bare number (``test_f1: 0.9``), so errors name the key itself
+    _scalars: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @model_validator(mode="wrap")
     @classmethod
-    def _normalise(cls, data: Any) -> Any:
+    def _normalise(cls, data: Any, handler: ModelWrapValidatorHandler[GateSpec]) -> GateSpec:
         if not isinstance(data, dict):
-            return data
+            return handler(data)
         out: dict[str, Any] = {}
         for key, value in data.items():
             if not isinstance(key, str) or not _GATE_KEY.match(key):
@@ -211,10 +230,73 @@ class GateSpec(_Model):
                     "(<split>_<metric>, split one of test, train, cv)"
                 )
             out[key] = value if isinstance(value, dict) else {"min": value}
-        return out
+        gate = handler(out)
+        gate._scalars = frozenset(k for k, v in data.items() if not isinstance(v, dict))
+        return gate
 
     def bounds(self) -> dict[str, Bound]:
+        """Each gated metric and its bounds (after :meth:`check` found no problem)."""
         return {k: Bound.model_validate(v) for k, v in (self.model_extra or {}).items()}
+
+    def check(self, computed: set[str], *, cv: bool) -> list[tuple[tuple[str, ...], str]]:
+        """Problems with the gate: (key path under ``gate``, message) for each.
+
+        Args:
+            computed: the metric names the evaluate step computes (``f1``).
+            cv: whether evaluate cross-validates (``cv_`` metrics exist).
+        """
+        problems: list[tuple[tuple[str, ...], str]] = []
+        for key, value in (self.model_extra or {}).items():
+            split, _, metric = key.partition("_")
+            if split == "cv" and not cv:
+                problems.append(((key,), "a cv_ metric needs evaluate.cv to be set"))
+            elif metric not in computed:
+                close = difflib.get_close_matches(metric, sorted(computed), n=1)
+                hint = f"did you mean '{split}_{close[0]}'?" if close else (
+                    f"evaluate.metrics has {', '.join(sorted(computed))}")
+                problems.append(((key,), f"metric {metric!r} is not computed; {hint}"))
+            else:
+                problems.extend(_check_bound(key, metric, value,
+                                             scalar=key in self._scalars))
+        return problems
+
+
+def _check_bound(
+    key: str, metric: str, bounds: dict[str, Any], *, scalar: bool
+) -> list[tuple[tuple[str, ...], str]]:
+    """Problems with one gate entry: ``{min: x}`` (or a bare number) and/or ``{max: y}``."""
+    low, high = METRIC_RANGES.get(metric, (-math.inf, math.inf))
+    span = f"[{low:g}, {'inf' if math.isinf(high) else f'{high:g}'}]"
+    problems: list[tuple[tuple[str, ...], str]] = []
+    for name, bound in bounds.items():
+        path = (key,) if scalar else (key, name)
+        if name not in ("min", "max"):
+            close = difflib.get_close_matches(name, ["min", "max"], n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "valid keys: max, min"
+            problems.append((path, f"unknown key {name!r}; {hint}"))
+            continue
+        if bound is None:
+            continue
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+            what = "a minimum like 0.9" if scalar else f"the {name}imum value of {metric}"
+            problems.append((path, f"expected a number ({what}), got {bound!r}"))
+        elif not math.isfinite(bound):
+            problems.append((path, f"expected a finite number, got {bound}"))
+        elif not low <= bound <= high:
+            effect = ("can never pass" if (name == "min" and bound > high)
+                      or (name == "max" and bound < low) else "always passes")
+            problems.append((path, f"{bound:g} is outside the range of {metric} {span}: a "
+                             f"{name}imum of {bound:g} {effect}"))
+    if problems:
+        return problems
+    if all(bounds.get(name) is None for name in ("min", "max")):
+        problems.append(((key,), "a gate needs min, max or both (e.g. "
+                         f"{key}: 0.9 or {key}: {{min: 0.9}})"))
+    elif bounds.get("min") is not None and bounds.get("max") is not None \
+            and bounds["min"] > bounds["max"]:
+        problems.append(((key,), f"min {bounds['min']:g} is above max {bounds['max']:g}: no "
+                         "value can pass"))
+    return problems
 
 
 class TrackingSpec(_Model):
@@ -272,18 +354,8 @@ class Spec(_Model):
 
     def cross_check(self) -> list[tuple[tuple[str, ...], str]]:
         """Checks that span sections: (key path, message) for each problem found."""
-        problems: list[tuple[tuple[str, ...], str]] = []
-        known = set(self.evaluate.metrics)
-        for key in self.gate.bounds():
-            split, _, metric = key.partition("_")
-            if split == "cv" and self.evaluate.cv is None:
-                problems.append((("gate", key), "a cv_ metric needs evaluate.cv to be set"))
-            elif metric not in known:
-                close = difflib.get_close_matches(metric, sorted(known), n=1)
-                hint = f"did you mean '{split}_{close[0]}'?" if close else (
-                    f"evaluate.metrics has {', '.join(sorted(known))}")
-                problems.append((("gate", key), f"metric {metric!r} is not computed; {hint}"))
-        return problems
+        problems = self.gate.check(set(self.evaluate.metrics), cv=self.evaluate.cv is not None)
+        return [(("gate", *path), message) for path, message in problems]
 
     def dump(self) -> dict[str, Any]:
         """The spec as plain data, with YAML key names (``schema``, ``validate``)."""

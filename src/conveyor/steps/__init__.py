@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from conveyor.steps.base import BaseStep, StepContext, StepResult, StepStatus
@@ -23,6 +24,7 @@ __all__ = [
     "StepContext",
     "StepResult",
     "StepStatus",
+    "check_data",
     "check_spec",
     "pipeline_steps",
 ]
@@ -31,6 +33,7 @@ _STEPS: tuple[type[BaseStep], ...] = (
     IngestStep, ValidateStep, SplitStep, TrainStep, EvaluateStep, GateStep, RegisterStep,
     ExportStep,
 )
+log = logging.getLogger(__name__)
 STEP_NAMES = tuple(step.name for step in _STEPS)
 
 
@@ -39,11 +42,18 @@ def pipeline_steps(spec: Spec | None = None) -> list[BaseStep]:
     return [step() for step in _STEPS]
 
 
-def check_spec(loaded: LoadedSpec) -> None:
-    """Checks that need more than the spec's shape: the estimator and its parameters.
+def check_spec(loaded: LoadedSpec, *, data: bool = True) -> None:
+    """Checks that need more than the spec's shape: the estimator and its parameters, and
+    (with ``data``) that the data file is there.
+
+    The estimator checks depend on the spec alone, so a caller may remember that a spec
+    passed them (``open_run`` does, by spec hash). The data check depends on the world: a
+    file can disappear or grow, so ``open_run`` passes ``data=False`` and leaves it to the
+    ingest step, which reads the source on every run.
 
     Raises:
         SpecError: naming the file, line and key.
+        StoreError: the store holding the data cannot be reached (worth a retry).
     """
     from conveyor.errors import SpecError
     from conveyor.modeling import build_estimator, check_params, resolve_estimator
@@ -62,3 +72,31 @@ def check_spec(loaded: LoadedSpec) -> None:
     if spec.model.tune is not None:
         for param, message in check_params(estimator, dict(spec.model.tune.params)):
             raise loaded.error(f"model.tune.params.{param}", message)
+    if data:
+        check_data(loaded)
+
+
+def check_data(loaded: LoadedSpec) -> None:
+    """Check that the file ``data.uri`` names exists, is a file and is within ``max_bytes``.
+
+    One metadata request, never a download. A remote store that cannot be reached within a
+    few seconds is reported as a warning, not an error: a spec is often checked where the
+    data's store is not reachable (CI without credentials), and a run checks again anyway.
+
+    Raises:
+        SpecError: the file is missing, a folder, empty or too large (naming ``data.uri``
+            and its line in the spec).
+    """
+    from conveyor.errors import StoreError
+    from conveyor.sources.files import DataFileError, stat_file_source
+    from conveyor.spec.models import FileSource
+
+    source = loaded.spec.data
+    if not isinstance(source, FileSource):
+        return  # bundled data sets are always there
+    try:
+        stat_file_source(source, loaded.base_dir, quick=True)
+    except DataFileError as exc:
+        raise loaded.error(exc.key, exc.reason) from None
+    except StoreError as exc:
+        log.warning("%s: data.uri was not checked: %s", loaded.path, exc)

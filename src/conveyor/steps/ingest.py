@@ -27,5 +27,6 @@ class IngestStep(BaseStep):
         return StepResult(
             outputs={"raw": ref},
             info={"rows": len(frame), "columns": len(frame.columns), "source": facts["uri"],
-                  "first_line": facts["first_line"], "data_hash": ref.sha256},
+                  "first_line": facts["first_line"], "lines": facts.get("lines"),
+                  "data_hash": ref.sha256},
         )

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import difflib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import DataError
 from conveyor.features import feature_types
 from conveyor.steps.base import BaseStep, StepContext, StepResult
 
+if TYPE_CHECKING:
+    from conveyor.sources.lines import LineMap
+
 __all__ = ["ValidateStep", "validate_table"]
 
 log = logging.getLogger(__name__)
 _NUMERIC_SHARE = 0.9  # an inferred text column this numeric is a numeric column with typos
+_SAMPLES = 5  # rows named in a message before "and N more"
 
 
 class _Findings:
@@ -36,14 +40,33 @@ class _Findings:
         self.items.append({"check": check, "message": message})
 
 
-def _row(index: int, first_line: int | None) -> str:
-    return f"row {index + 1}" + (f" (line {index + first_line})" if first_line else "")
+def _row(index: int, lines: LineMap | None) -> str:
+    line = lines.line(index) if lines is not None else None
+    return f"row {index + 1}" + (f" (line {line})" if line is not None else "")
+
+
+def _rows(indexes: Any, lines: LineMap | None, *, shown: int = _SAMPLES) -> str:
+    """A few rows, by row and line, and how many more there are."""
+    named = ", ".join(_row(int(i), lines) for i in indexes[:shown])
+    return named + (f" and {len(indexes) - shown} more" if len(indexes) > shown else "")
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (``5``, not ``np.int64(5)``, in messages)."""
+    return value.item() if hasattr(value, "item") else value
 
 
 def validate_table(
-    frame: Any, ctx_spec: Any, *, source: str, first_line: int | None
+    frame: Any, ctx_spec: Any, *, source: str, lines: LineMap | None = None
 ) -> tuple[Any, dict[str, Any]]:
     """Check ``frame`` against the spec; return the typed table and the report.
+
+    Args:
+        frame: the raw table.
+        ctx_spec: the pipeline spec.
+        source: the file name, for messages.
+        lines: where each row starts in the file, so messages name the line an editor shows
+            (None for sources without lines: Parquet, bundled data sets).
 
     Raises:
         DataError: a check whose policy is ``fail`` found a problem.
@@ -92,7 +115,7 @@ def validate_table(
         bad = present & coerced.isna()
         if bad.any():
             first = int(np.flatnonzero(bad.to_numpy())[0])
-            found.add("types", f"{source}: column {name!r}, {_row(first, first_line)}: "
+            found.add("types", f"{source}: column {name!r}, {_row(first, lines)}: "
                       f"{column.iloc[first]!r} is not a number ({int(bad.sum())} such rows)")
         typed[name] = coerced
 
@@ -102,7 +125,7 @@ def validate_table(
             infinite = np.isinf(column.to_numpy(dtype=float, na_value=np.nan))
             if infinite.any():
                 first = int(np.flatnonzero(infinite)[0])
-                found.add("types", f"{source}: column {name!r}, {_row(first, first_line)}: "
+                found.add("types", f"{source}: column {name!r}, {_row(first, lines)}: "
                           f"{column.iloc[first]} is not finite")
                 typed[name] = column.where(~infinite)
 
@@ -125,7 +148,7 @@ def validate_table(
         first = int(np.flatnonzero(missing)[0])
         found.policies["target_values"] = "fail"  # rows without a target cannot be trained on
         found.add("target_values", f"{source}: target {schema.target!r} is missing or not finite "
-                  f"in {int(missing.sum())} rows (first: {_row(first, first_line)})")
+                  f"in {int(missing.sum())} rows (first: {_row(first, lines)})")
     if pd.api.types.is_float_dtype(target) and (target == target.round()).all():
         typed[schema.target] = target.astype("int64")
     counts = typed[schema.target].value_counts()
@@ -139,6 +162,21 @@ def validate_table(
         if str(positive) not in labels:
             raise DataError(f"{source}: schema.positive_label {positive!r} is not a value of "
                             f"{schema.target!r} (values: {', '.join(labels)})")
+        if len(counts) > 2:
+            # A positive label declares a binary task: the positive class and one other. The
+            # most frequent other label is taken as the negative class; rows holding any
+            # further label are bad data, whatever the policies say (a binary model cannot
+            # learn a third class, and a multiclass one would pass a binary gate unnoticed).
+            others = [_plain(label) for label in counts.index if str(label) != str(positive)]
+            extra = others[1:]
+            rows = np.flatnonzero(typed[schema.target].isin(extra).to_numpy())
+            shown = ", ".join(f"{label} {int(n)}" for label, n in counts.items())
+            raise DataError(
+                f"{source}: target {schema.target!r} has {len(counts)} classes ({shown}) but "
+                f"schema.positive_label {positive!r} makes the task binary ({positive!r} against "
+                f"{others[0]!r}); {len(rows)} rows hold {', '.join(repr(x) for x in extra)}: "
+                f"{_rows(rows, lines)}; correct or remove them, or drop schema.positive_label "
+                "to train a multiclass model")
     small = counts[counts < rules.min_class_rows]
     if len(small):
         found.add("single_class", f"{source}: class {small.index[0]!r} of {schema.target!r} has "
@@ -154,7 +192,7 @@ def validate_table(
             value = value.item() if hasattr(value, "item") else value
             same = np.flatnonzero((ids == value).to_numpy())
             found.add("duplicate_ids", f"{source}: id {value!r} in {schema.id!r} repeats on "
-                      f"{_row(int(same[0]), first_line)} and {_row(int(same[1]), first_line)} "
+                      f"{_row(int(same[0]), lines)} and {_row(int(same[1]), lines)} "
                       f"({int(ids.duplicated().sum())} repeats)")
 
     # -- leakage: a feature that is the target under another name ------------------------------
@@ -192,8 +230,10 @@ class ValidateStep(BaseStep):
         frame = ctx.read_table("ingest.raw")
         ingest = ctx.upstream.get("ingest", {})
         source = str(ingest.get("source", "data")).rsplit("/", 1)[-1]
-        table, report = validate_table(frame, ctx.spec, source=source,
-                                       first_line=ingest.get("first_line"))
+        from conveyor.sources.lines import LineMap  # conveyor.sources imports pandas
+
+        lines = LineMap.from_json(ingest.get("lines"))
+        table, report = validate_table(frame, ctx.spec, source=source, lines=lines)
         return StepResult(
             outputs={"table": ctx.write_table("table", table),
                      "report": ctx.write_json("report", report)},
