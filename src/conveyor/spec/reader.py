@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
+from yaml.composer import Composer
 from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -77,6 +78,13 @@ def short_repr(value: Any, limit: int = 60) -> str:
     return f"{text[: limit - 5]}… ({_size(value)})"
 
 
+def _dotted(path: list[str] | Path_) -> str | None:
+    """The dotted key path for a message, its middle cut when it is very deep."""
+    if len(path) > 12:
+        path = [*path[:5], "…", *path[-5:]]
+    return ".".join(path) or None
+
+
 def _size(value: Any) -> str:
     if isinstance(value, (str, bytes)):
         return f"{len(value)} characters"
@@ -85,7 +93,13 @@ def _size(value: Any) -> str:
     return "cut"
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's safe parser (C, about 7x faster) feeds events to PyYAML's Python composer, which
+# this module bounds; without libyaml, the pure-Python safe loader does both.
+_BASES: tuple[type, ...] = ((Composer, yaml.CSafeLoader) if yaml.__with_libyaml__
+                            else (yaml.SafeLoader,))
+
+
+class _Loader(*_BASES):  # type: ignore[misc]
     """The safe loader, bounded while composing (see the module docstring)."""
 
     yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, re.Pattern[str]]]]] = {
@@ -95,24 +109,30 @@ class _Loader(yaml.SafeLoader):
     }
 
     def __init__(self, text: str, *, file: str, what: str) -> None:
-        super().__init__(text)
+        _BASES[-1].__init__(self, text)  # the loader's own setup, then the composer's
+        Composer.__init__(self)
         self.file = file
         self.what = what
         self.sizes: dict[int, int] = {}  # id(node) -> expanded size, once composed
         self.total = 0  # expanded size of everything composed so far
+        self.aliased = False  # whether an alias has been expanded (for the message)
         self.depth = 0
         self.keys: list[str] = []  # key path of the node being composed, for messages
 
-    def error(self, message: str, mark: yaml.Mark | None) -> SpecError:
+    def error(self, message: str, mark: Any) -> SpecError:
         return SpecError(message, file=self.file, line=mark.line + 1 if mark else None,
-                         key=".".join(self.keys) or None)
+                         key=_dotted(self.keys))
 
-    def count(self, size: int, mark: yaml.Mark | None) -> None:
+    def count(self, size: int, mark: Any, *, alias: bool = False) -> None:
         self.total += size
-        if self.total > MAX_NODES:
+        self.aliased = self.aliased or alias
+        if self.total <= MAX_NODES:
+            return
+        if self.aliased:
             raise self.error(
                 f"YAML aliases or merge keys (<<) expand this {self.what} to more than "
                 f"{MAX_NODES} values; write the values out instead (an alias bomb?)", mark)
+        raise self.error(f"this {self.what} holds more than {MAX_NODES} values", mark)
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:
         """Compose one node, counting its expanded size before its parent can use it."""
@@ -127,7 +147,7 @@ class _Loader(yaml.SafeLoader):
                 if id(node) not in self.sizes:
                     raise self.error("this alias refers to a value that contains it "
                                      "(a recursive alias)", mark)
-                self.count(self.sizes[id(node)], mark)
+                self.count(self.sizes[id(node)], mark, alias=True)
                 return node
             self.depth += 1
             if self.depth > MAX_DEPTH:
@@ -279,7 +299,7 @@ class _Builder:
 
     def error(self, message: str, node: Node, path: Path_) -> SpecError:
         return SpecError(message, file=self.file, line=node.start_mark.line + 1,
-                         key=".".join(path) or None)
+                         key=_dotted(path))
 
     def build(self, node: Node, path: Path_, lines: dict[Path_, int]) -> Any:
         self.budget -= 1
