@@ -297,6 +297,18 @@ def test_small_aliases_and_merge_keys_are_fine(tmp_path: Path) -> None:
     assert loaded.spec.model.params == {"C": 0.5, "max_iter": 1000, "random_state": 42}
 
 
+def test_a_key_beside_a_merge_key_overrides_the_merged_one(tmp_path: Path) -> None:
+    # YAML's merge rule: the mapping's own keys win, then earlier merge sources
+    text = edit("params: {C: 1.0, max_iter: 1000}",
+                "params:\n    <<: [{C: 0.5, max_iter: 10}, {max_iter: 20, tol: 0.01}]\n"
+                "    max_iter: 1000")
+    path = write(tmp_path, text)
+    loaded = load(path)
+    assert loaded.spec.model.params == {"C": 0.5, "max_iter": 1000, "tol": 0.01}
+    file, line = loaded.sources[("model", "params", "max_iter")]
+    assert (file, line) == (str(path), line_of(text, "max_iter: 1000"))
+
+
 # --------------------------------------------------------------------------- ${ENV}
 
 
