@@ -11,7 +11,6 @@ import resource
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ pytest.importorskip("airflow.sdk")
 REPO = Path(__file__).resolve().parents[3]
 SPEC = REPO / "examples" / "breast_cancer" / "pipeline.yaml"
 MEMORY_LIMIT = 1536 * 1024 * 1024
-TIMEOUT = 60.0
+TIMEOUT = 120.0  # wall seconds, generous for a loaded machine
 
 
 def merge_bomb(levels: int = 9, fan: int = 9) -> str:
@@ -29,6 +28,11 @@ def merge_bomb(levels: int = 9, fan: int = 9) -> str:
     for level in range(1, levels + 1):
         node = f"&a{level} {{<<: [{node}" + f", *a{level - 1}" * (fan - 1) + "]}"
     return node
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def limit_memory() -> None:
@@ -58,13 +62,13 @@ def test_a_merge_key_bomb_spec_is_an_import_error_not_a_hang(tmp_path: Path) -> 
     bomb.write_text("name: bomb\nmodel:\n  params: {<<: [" + merge_bomb() + "]}\n")
     assert bomb.stat().st_size < 600
 
-    started = time.perf_counter()
+    started = _cpu_seconds()
     try:
         done = subprocess.run([sys.executable, "-c", PROBE, str(folder)], capture_output=True,
                               text=True, timeout=TIMEOUT, preexec_fn=limit_memory, check=False)
     except subprocess.TimeoutExpired:
         pytest.fail(f"parsing the pipelines folder still running after {TIMEOUT:.0f}s")
-    seconds = time.perf_counter() - started
+    seconds = _cpu_seconds() - started  # CPU time: it does not grow on a busy machine
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["dags"] == ["good"]
@@ -73,5 +77,5 @@ def test_a_merge_key_bomb_spec_is_an_import_error_not_a_hang(tmp_path: Path) -> 
     assert f"{bomb}:3: model.params.<<" in error
     assert "expand this spec to more than 20000 values" in error
     assert len(error) < 600
-    assert seconds < 30
+    assert seconds < 15  # about 4 here, nearly all of it importing Airflow
 
