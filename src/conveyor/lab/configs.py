@@ -21,7 +21,6 @@ import difflib
 import hashlib
 import json
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from conveyor.errors import SpecError
 from conveyor.modeling import SHORT_NAMES, build_estimator, check_params, resolve_estimator
-from conveyor.spec import read_yaml
+from conveyor.spec import load_yaml
 
 __all__ = [
     "CONFIG_SUFFIXES",
@@ -177,16 +176,11 @@ def _read_json(data: bytes, filename: str) -> Any:
 
 
 def _read_yaml(data: bytes, filename: str) -> tuple[Any, dict[Path_, int]]:
-    # read_yaml is the one safe YAML reader (tags, alias bombs, duplicate keys); it reads a
-    # path, so the bytes (perhaps from S3) go through a private temporary file.
-    with tempfile.TemporaryDirectory(prefix="conveyor-config-") as tmp:
-        path = Path(tmp) / "config.yaml"
-        path.write_bytes(data)
-        try:
-            return read_yaml(path)
-        except SpecError as exc:
-            raise ConfigError(exc.reason.replace("spec", "config"), file=filename,
-                              line=exc.line, key=exc.key) from None
+    # the one bounded YAML reader (tags, alias and merge bombs, duplicate keys, dates)
+    try:
+        return load_yaml(data, file=filename, what="config")
+    except SpecError as exc:
+        raise ConfigError(exc.reason, file=filename, line=exc.line, key=exc.key) from None
 
 
 def _split_file(raw: Any, filename: str, lines: dict[Path_, int]) -> tuple[list[Any], Path_ | None]:

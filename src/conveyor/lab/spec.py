@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from conveyor.errors import SpecError
-from conveyor.spec import read_yaml
+from conveyor.spec import read_yaml, short_repr
 from conveyor.spec.loader import interpolate  # the one ${ENV} implementation
 from conveyor.spec.models import (
     NAME_PATTERN,
@@ -136,7 +136,7 @@ def load_lab(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = No
         SpecError: on any problem, naming the file, the line and the key.
     """
     file = Path(path)
-    data, lines = read_yaml(file)
+    data, lines = read_yaml(file, what="lab spec")
     if not isinstance(data, dict):
         raise SpecError("a lab spec is a YAML mapping (name, watch, data, promotion, ...)",
                         file=str(file), line=1)
@@ -158,13 +158,13 @@ def _explain(exc: ValidationError, file: Path, lines: dict[tuple[str, ...], int]
         valid = _valid_keys(path[:-1])
         close = difflib.get_close_matches(path[-1], valid, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]!r}?" if close else "valid keys: " + ", ".join(valid)
-        message = f"unknown key {path[-1]!r}; {hint}"
+        message = f"unknown key {short_repr(path[-1])}; {hint}"
     elif error["type"] == "missing":
         message = "required key is missing"
     else:
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] != "value_error" and not isinstance(error.get("input"), dict):
-            message += f", got {error.get('input')!r}"
+            message += f", got {short_repr(error.get('input'))}"
     return SpecError(message, file=str(file), line=line, key=".".join(path) or None)
 
 

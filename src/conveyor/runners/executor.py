@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from typing import Any
 
-from conveyor.errors import ConveyorRuntimeError, SpecError
-from conveyor.spec import LoadedSpec
+from conveyor.errors import BadInputError, ConveyorRuntimeError, SpecError, StoreError
+from conveyor.spec import LoadedSpec, short_repr
 from conveyor.steps import BaseStep, StepContext, check_spec, pipeline_steps
 from conveyor.store import ArtifactRef, Store, check_key, home_dir, to_uri
 from conveyor.tracking import Tracker, flatten, withdraw_version
@@ -146,9 +146,15 @@ def open_run(
 
     Raises:
         SpecError: the spec fails a semantic check, or the run exists with another spec.
+        BadInputError: ``run_id`` is not a safe name.
     """
     spec = loaded.spec
-    run_id = check_key(run_id or new_run_id(), "run id")
+    try:
+        run_id = check_key(run_id or new_run_id(), "run id")
+    except StoreError:  # only a run id given by the user can fail: bad input, not a fault
+        raise BadInputError(
+            f"--run-id {short_repr(run_id)} is not a run id: use 1-128 letters, digits, '.', "
+            "'_' or '-', starting with a letter, digit or '_', with no '..'") from None
     store = store_for(loaded)
     # The semantic check imports scikit-learn (~1 s); a spec that passed it once is remembered.
     checked = store.uri(spec.name, "_cache", "checked", f"{loaded.spec_hash[:40]}.json")

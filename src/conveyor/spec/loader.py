@@ -18,20 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from conveyor.errors import SpecError
 from conveyor.spec.models import Spec
+from conveyor.spec.reader import parse_value, read_yaml, short_repr
 
 __all__ = ["LoadedSpec", "interpolate", "load_spec", "parse_override", "read_yaml"]
 
-MAX_NODES = 20_000  # a YAML "billion laughs" expands aliases; refuse trees past this size
-MAX_BYTES = 1024 * 1024
-_STANDARD_TAGS = {
-    "tag:yaml.org,2002:" + t
-    for t in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp", "binary", "set")
-}
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|API_?KEY|ACCESS_KEY|CREDENTIAL)", re.I)
 Path_ = tuple[str, ...]
@@ -71,104 +65,6 @@ class LoadedSpec:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-# --------------------------------------------------------------------------- YAML
-
-
-class _Loader(yaml.SafeLoader):
-    """The safe loader, reading ``1e-3`` as a float as YAML 1.2 does (1.1 needs ``1.0e-3``)."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def read_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
-    """Read one YAML file safely; return the data and the line of every key path.
-
-    Duplicate keys, non-standard tags (``!!python/object``) and alias bombs are errors.
-    """
-    name = str(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise SpecError("spec file not found", file=name) from None
-    except OSError as exc:
-        raise SpecError(f"cannot read spec file: {exc.strerror}", file=name) from exc
-    if len(raw) > MAX_BYTES:
-        raise SpecError(f"spec file is {len(raw)} bytes, more than {MAX_BYTES}", file=name)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"spec is not UTF-8 (byte {exc.start})", file=name) from None
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            raise SpecError("spec file is empty", file=name)
-        lines: dict[Path_, int] = {}
-        budget = [MAX_NODES]
-        data = _construct(loader, node, (), lines, name, budget)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        raise SpecError(f"invalid YAML: {exc.problem or exc}", file=name, line=line) from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"invalid YAML: {exc}", file=name) from None
-    finally:
-        loader.dispose()
-    return data, lines
-
-
-def _construct(
-    loader: yaml.SafeLoader,
-    node: yaml.Node,
-    path: Path_,
-    lines: dict[Path_, int],
-    file: str,
-    budget: list[int],
-) -> Any:
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise SpecError(
-            f"spec expands to more than {MAX_NODES} values (YAML aliases?)", file=file
-        )
-    line = node.start_mark.line + 1
-    if node.tag not in _STANDARD_TAGS:
-        raise SpecError(
-            f"YAML tag {node.tag!r} is not allowed; specs hold plain data only",
-            file=file, line=line, key=".".join(path) or None,
-        )
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, (str, int, float, bool)):
-                raise SpecError("mapping keys must be plain scalars", file=file,
-                                line=key_node.start_mark.line + 1, key=".".join(path) or None)
-            key = str(key)
-            child = (*path, key)
-            if key in out:
-                raise SpecError(
-                    f"duplicate key {key!r} (first on line {lines[child]})",
-                    file=file, line=key_node.start_mark.line + 1, key=".".join(child),
-                )
-            lines[child] = key_node.start_mark.line + 1
-            out[key] = _construct(loader, value_node, child, lines, file, budget)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        items = []
-        for index, item in enumerate(node.value):
-            child = (*path, str(index))
-            lines.setdefault(child, item.start_mark.line + 1)
-            items.append(_construct(loader, item, child, lines, file, budget))
-        return items
-    return loader.construct_object(node, deep=True)
-
-
 # --------------------------------------------------------------------------- layering
 
 
@@ -199,14 +95,11 @@ def parse_override(text: str) -> tuple[Path_, Any]:
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
         raise SpecError(
-            f"override {text!r} is not of the form key.path=value (e.g. model.params.C=0.3)",
+            f"override {short_repr(text)} is not of the form key.path=value "
+            "(e.g. model.params.C=0.3)",
             file="<command line>",
         )
-    try:
-        parsed = yaml.load(value, Loader=_Loader) if value.strip() else ""
-    except yaml.YAMLError:
-        parsed = value
-    return tuple(key.split(".")), parsed
+    return tuple(key.split(".")), parse_value(value, file="<command line>", key=key)
 
 
 def _set_path(data: dict[str, Any], path: Path_, value: Any, text: str) -> None:
@@ -217,7 +110,7 @@ def _set_path(data: dict[str, Any], path: Path_, value: Any, text: str) -> None:
             continue
         if not isinstance(node, dict):
             raise SpecError(
-                f"override {text!r}: {'.'.join(path[:depth])} is not a mapping",
+                f"override {short_repr(text)}: {'.'.join(path[:depth])} is not a mapping",
                 file="<command line>",
             )
         node = node.setdefault(part, {})
@@ -226,7 +119,7 @@ def _set_path(data: dict[str, Any], path: Path_, value: Any, text: str) -> None:
     elif isinstance(node, dict):
         node[path[-1]] = value
     else:
-        raise SpecError(f"override {text!r}: cannot set a key inside a value",
+        raise SpecError(f"override {short_repr(text)}: cannot set a key inside a value",
                         file="<command line>")
 
 
@@ -332,11 +225,11 @@ def _explain(exc: ValidationError, sources: dict[Path_, tuple[str, int | None]])
         valid = sorted({k for m in parent_models for k in _field_keys(m)})
         close = difflib.get_close_matches(path[-1], valid, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(valid)}"
-        message = f"unknown key {path[-1]!r}; {hint}"
+        message = f"unknown key {short_repr(path[-1])}; {hint}"
     elif kind == "missing":
         message = "required key is missing"
     elif kind in ("literal_error", "enum"):
-        message = f"{error['msg'].lower()}, got {error.get('input')!r}"
+        message = f"{error['msg'].lower()}, got {short_repr(error.get('input'))}"
     elif kind == "union_tag_invalid":
         message = error["msg"]
     else:
@@ -344,7 +237,10 @@ def _explain(exc: ValidationError, sources: dict[Path_, tuple[str, int | None]])
         if text.startswith("Value error, "):
             text = text[len("Value error, "):]
         got = error.get("input")
-        message = text if kind == "value_error" or isinstance(got, dict) else f"{text}, got {got!r}"
+        message = (text if kind == "value_error" or isinstance(got, dict)
+                   else f"{text}, got {short_repr(got)}")
+    if len(message) > 300:  # a validator may echo a huge value; the error stays one line
+        message = message[:300] + "…"
     return SpecError(message, file=file, line=line, key=key)
 
 
