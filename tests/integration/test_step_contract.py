@@ -101,6 +101,8 @@ def test_a_second_identical_run_is_served_from_the_cache(same_home) -> None:
         assert statuses[name] == "cached", statuses
         assert second.records[name].cached_from == summary.run_id
     assert statuses["register"] == "ok"
-    assert second.records["register"].info["version"] != \
+    # the same trained model: its version is reused, not registered again (ADR 0016)
+    assert second.records["register"].info["version"] == \
         summary.records["register"].info["version"]
+    assert second.records["register"].info["created"] is False
     assert second.manifest["metrics"] == summary.manifest["metrics"]

@@ -25,7 +25,7 @@ from typing import Any
 
 from conveyor.errors import ConveyorError, ConveyorRuntimeError, SpecError
 from conveyor.spec import LoadedSpec
-from conveyor.steps import BaseStep, StepContext, check_spec, pipeline_steps
+from conveyor.steps import BaseStep, StepContext, StepResult, check_spec, pipeline_steps
 from conveyor.steps.export import publish_latest, withdraw_export
 from conveyor.store import ArtifactRef, Store, check_key, home_dir, to_uri
 from conveyor.tracking import Tracker, flatten, withdraw_versions
@@ -242,6 +242,9 @@ def execute_step(run: Run, name: str, *, use_cache: bool = True, force: bool = F
 
     started = time.perf_counter()
     record = None
+    ctx = StepContext(loaded=run.loaded, run_id=run.run_id, store=run.store,
+                      tracker=run.tracker, inputs=inputs,
+                      upstream={k: v.info for k, v in upstream.items()}, step=name)
     if step.cacheable and not force:
         own = upstream.get(name) or run.read_record(name)
         if own is not None and own.cache_key == key and _outputs_exist(run.store, own):
@@ -249,10 +252,11 @@ def execute_step(run: Run, name: str, *, use_cache: bool = True, force: bool = F
             return own
         if use_cache:
             record = _from_cache(run, step, key)
+        if record is not None:
+            cached = StepResult(outputs=dict(record.outputs), metrics=record.metrics,
+                                info=record.info)
+            record.outputs.update(step.reuse(ctx, cached, record.cached_from))
     if record is None:
-        ctx = StepContext(loaded=run.loaded, run_id=run.run_id, store=run.store,
-                          tracker=run.tracker, inputs=inputs,
-                          upstream={k: v.info for k, v in upstream.items()}, step=name)
         result = step.run(ctx)
         record = StepRecord(step=name, status=result.status, cache_key=key,
                             outputs=result.outputs, metrics=result.metrics, info=result.info)

@@ -96,12 +96,14 @@ class Holdout:
         y: the true labels.
         uri: where it is stored (recorded in the decision).
         sha256: its content hash.
+        target: its label column.
     """
 
     X: Any
     y: Any
     uri: str = ""
     sha256: str = ""
+    target: str = "target"
 
 
 def load_holdout(uri: str, sha256: str, *, target: str = "target",
@@ -112,7 +114,7 @@ def load_holdout(uri: str, sha256: str, *, target: str = "target",
     if target not in frame.columns:
         raise BadInputError(f"hold-out set {uri} has no target column {target!r}")
     return Holdout(X=frame.drop(columns=[target]), y=frame[target].to_numpy(), uri=uri,
-                   sha256=sha256)
+                   sha256=sha256, target=target)
 
 
 # --------------------------------------------------------------------------- scoring
@@ -233,6 +235,7 @@ class PromotionDecision:
     candidates: list[CandidateScore]
     holdout_uri: str = ""
     holdout_sha256: str = ""
+    holdout_target: str = "target"
     decision_id: str = ""
     decided_at: str = ""
     dry_run: bool = False
@@ -388,6 +391,7 @@ def plan_promotion(
         reason=reason, production_before=production, chosen=best.version if best else None,
         candidates=scored, holdout_uri=holdout.uri if holdout else "",
         holdout_sha256=holdout.sha256 if holdout else "",
+        holdout_target=holdout.target if holdout else "target",
         decision_id=f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}",
         decided_at=now.isoformat(timespec="seconds"), production_after=production,
         previous_production=None, generation=generation,
@@ -589,7 +593,8 @@ def commit_promotion(
     client = tracker.client
     if decision.action == "promote":
         if holdout is None:
-            holdout = load_holdout(decision.holdout_uri, decision.holdout_sha256)
+            holdout = load_holdout(decision.holdout_uri, decision.holdout_sha256,
+                                   target=decision.holdout_target)
         while decision.action == "promote":
             chosen = decision.candidate(decision.chosen)
             assert chosen is not None
