@@ -193,6 +193,10 @@ def test_every_version_carries_what_promotion_needs(shared: Shared, home: Path) 
 
 def test_promote_and_rollback_a_model_registered_by_conveyor_run(shared: Shared,
                                                                  home: Path) -> None:
+    planned = cli("promote", "--spec", str(SPEC), "--dry-run")  # the model the spec names
+    assert planned.code == 0, planned.out + planned.err
+    assert f"{REGISTERED}: candidates on the hold-out set" in planned.out
+    assert "promote (dry run)" in planned.out
     first = cli("promote", REGISTERED)
     assert first.code == 0, first.out + first.err
     assert "promoted" in first.out and "Traceback" not in first.err
