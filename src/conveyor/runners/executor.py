@@ -383,15 +383,13 @@ def fail_run(run: Run, error: BaseException, *, partial: bool = False) -> None:
             keep = [str(completed.get("steps", {}).get("register", {}).get("info", {})
                         .get("version", ""))]
             withdrawn = withdraw_versions(run.tracker, name, run.run_id, keep=keep)
-    except Exception:
-        log.warning("could not withdraw the versions of failed run %s", run.run_id,
-                    exc_info=True)
+    except Exception as exc:  # noqa: BLE001 - the failure being reported matters more
+        log.warning("could not withdraw the versions of failed run %s: %s", run.run_id, exc)
     try:
         keep_sha = completed.get("artifacts", {}).get("export/manifest", {}).get("sha256")
         exported = withdraw_export(run.loaded, run.run_id, keep_sha256=keep_sha)
-    except Exception:
-        log.warning("could not withdraw the export of failed run %s", run.run_id,
-                    exc_info=True)
+    except Exception as exc:  # noqa: BLE001 - the failure being reported matters more
+        log.warning("could not withdraw the export of failed run %s: %s", run.run_id, exc)
     try:
         run.tracker.set_tags({"conveyor.status": "failed", "conveyor.error": str(error)[:500],
                               **({"conveyor.withdrawn_version": ",".join(withdrawn)}

@@ -106,8 +106,8 @@ def _quietly(action: Any, uri: str) -> None:
     """Clean up after a failure without hiding it (the original error is what matters)."""
     try:
         action(uri)
-    except Exception:  # a failed clean-up must not mask the export's error
-        log.warning("could not remove %s", uri, exc_info=True)
+    except Exception as exc:  # noqa: BLE001 - a failed clean-up must not mask the error
+        log.warning("could not remove %s: %s", uri, exc)
 
 
 def publish_latest(loaded: LoadedSpec, run_id: str, manifest: ArtifactRef) -> ArtifactRef:
