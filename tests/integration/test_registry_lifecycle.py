@@ -69,6 +69,9 @@ def shared(tmp_path_factory: pytest.TempPathFactory, wdbc_path: Path) -> Shared:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CONVEYOR_HOME", str(home))
         mp.setenv("WDBC_PATH", str(wdbc_path))
+        # an in-process run of another module leaves MLflow's URI in the environment
+        for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CONVEYOR_EXPORT_URI"):
+            mp.delenv(name, raising=False)
         first = cli("run", str(SPEC))
         cached = cli("run", str(SPEC))
     assert first.code == 0, first.err
@@ -80,6 +83,8 @@ def shared(tmp_path_factory: pytest.TempPathFactory, wdbc_path: Path) -> Shared:
 def home(shared: Shared, monkeypatch: pytest.MonkeyPatch, wdbc_path: Path) -> Path:
     monkeypatch.setenv("CONVEYOR_HOME", str(shared.home))
     monkeypatch.setenv("WDBC_PATH", str(wdbc_path))
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(name, raising=False)
     return shared.home
 
 
