@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_extensions(sub: Any) -> None:
     """Sub-commands that live with their package (airflow, serving, lifecycle)."""
-    for module_name in ("conveyor.airflow.cli", "conveyor.tracking.cli", "conveyor.serving.cli"):
+    for module_name in ("conveyor.airflow.cli", "conveyor.lab.cli", "conveyor.serving.cli"):
         try:
             module = __import__(module_name, fromlist=["register"])
         except ModuleNotFoundError as exc:

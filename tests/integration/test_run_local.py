@@ -245,14 +245,16 @@ def test_registered_version_1_carries_the_run(shared: Shared, home: Path) -> Non
 # --------------------------------------------------------------------------- re-runs
 
 
-def test_second_identical_run_is_cached_and_registers_v2(shared: Shared, home: Path) -> None:
+def test_second_identical_run_is_cached_and_reuses_v1(shared: Shared, home: Path) -> None:
     first, second = shared.first, shared.second
     assert second.run_id != first.run_id
     assert "cached" not in second.step_line("ingest")
     for step in ("validate", "split", "train", "evaluate", "gate"):
         assert f"cached (run {first.run_id})" in second.step_line(step), step
-    assert f"{REGISTERED} v2" in second.step_line("register")
-    assert [str(v.version) for v in versions_of(home, second.run_id)] == ["2"]
+    # the same trained model: the same version (ADR 0016)
+    assert f"{REGISTERED} v1" in second.step_line("register")
+    assert versions_of(home, second.run_id) == []
+    assert mlflow_runs(home, second.run_id)[0].data.tags["conveyor.registered_version"] == "1"
     assert manifest(shared, second.run_id)["metrics"] == manifest(shared, first.run_id)["metrics"]
     assert len(mlflow_runs(home, second.run_id)) == 1
 
@@ -288,7 +290,9 @@ def test_until_then_from_completes_the_run(shared: Shared, home: Path) -> None:
         assert "✓" in done.step_line(step)
     data = manifest(shared, run_id)
     assert data["status"] == "ok" and set(data["steps"]) == set(STEPS)
-    assert len(versions_of(home, run_id)) == 1
+    # train was a cache hit on the first run's model: that model's version, no new one
+    assert data["steps"]["register"]["info"]["version"] == "1"
+    assert versions_of(home, run_id) == []
     assert len(mlflow_runs(home, run_id)) == 1
     assert mlflow_runs(home, run_id)[0].data.tags["conveyor.status"] == "ok"
 

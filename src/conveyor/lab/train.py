@@ -2,9 +2,10 @@
 
 Every config of a file is checked and fitted before anything is logged, so a file whose
 third config fails to fit registers nothing. Each config is one MLflow run and one version
-of the lab's registered model, keyed by a run id derived from the config's hash and the
-split: a retry, a re-run or the same config dropped again finds its version instead of
-adding one (see :func:`conveyor.tracking.register_model`).
+of the lab's registered model, whose registration key is derived from the config's hash and
+the split (training is deterministic: the same config on the same split is the same model): a
+retry, a re-run or the same config dropped again finds its version instead of adding one (see
+:func:`conveyor.tracking.register_model`).
 """
 
 from __future__ import annotations
@@ -23,13 +24,12 @@ from conveyor.lab.spec import LAB_METRICS, Lab
 from conveyor.modeling import classification_metrics
 from conveyor.sources.bundled import read_sklearn_source
 from conveyor.store import ArtifactRef
-from conveyor.tracking import Tracker, find_version, flatten, register_model
-from conveyor.tracking.promotion import (
-    DIGEST_TAG,
-    HOLDOUT_SHA_TAG,
-    HOLDOUT_TARGET_TAG,
-    HOLDOUT_URI_TAG,
-    model_digest,
+from conveyor.tracking import (
+    PromotionEvidence,
+    Tracker,
+    find_version,
+    flatten,
+    register_model,
 )
 
 __all__ = ["FitError", "LabSplit", "TrainResult", "TrainedConfig", "lab_split",
@@ -211,13 +211,12 @@ def _log_and_register(
         tracker.log_dataset(test, source=holdout.uri, name=f"{lab.spec.data.name}-test",
                             digest=holdout.sha256, context="test", targets=TARGET)
         logged = tracker.log_sklearn_model(model, split.X_train.head(5))
-        digest = model_digest(tracker, logged["model_uri"])
+        # the same evidence as a pipeline's register step (conveyor.tracking.registry)
         version, created = register_model(
-            tracker, logged["model_uri"], lab.spec.model_name, conveyor_run_id=key,
-            tags={**tags, DIGEST_TAG: digest, HOLDOUT_URI_TAG: holdout.uri,
-                  HOLDOUT_SHA_TAG: holdout.sha256, HOLDOUT_TARGET_TAG: TARGET,
-                  **{f"conveyor.metric.{k}": f"{v:.6f}" for k, v in metrics.items()
-                     if k.startswith("test_")}},
+            tracker, logged["model_uri"], lab.spec.model_name, key=key, conveyor_run_id=key,
+            evidence=PromotionEvidence(holdout_uri=holdout.uri, holdout_sha256=holdout.sha256,
+                                       holdout_target=TARGET, metrics=metrics),
+            tags=tags,
         )
         status = "FINISHED"
     finally:

@@ -23,11 +23,18 @@ from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from typing import Any
 
-from conveyor.errors import BadInputError, ConveyorRuntimeError, SpecError, StoreError
+from conveyor.errors import (
+    BadInputError,
+    ConveyorError,
+    ConveyorRuntimeError,
+    SpecError,
+    StoreError,
+)
 from conveyor.spec import LoadedSpec, short_repr
-from conveyor.steps import BaseStep, StepContext, check_spec, pipeline_steps
+from conveyor.steps import BaseStep, StepContext, StepResult, check_spec, pipeline_steps
+from conveyor.steps.export import publish_latest, withdraw_export
 from conveyor.store import ArtifactRef, Store, check_key, home_dir, to_uri
-from conveyor.tracking import Tracker, flatten, withdraw_version
+from conveyor.tracking import Tracker, flatten, withdraw_versions
 
 __all__ = [
     "Run",
@@ -247,6 +254,9 @@ def execute_step(run: Run, name: str, *, use_cache: bool = True, force: bool = F
 
     started = time.perf_counter()
     record = None
+    ctx = StepContext(loaded=run.loaded, run_id=run.run_id, store=run.store,
+                      tracker=run.tracker, inputs=inputs,
+                      upstream={k: v.info for k, v in upstream.items()}, step=name)
     if step.cacheable and not force:
         own = upstream.get(name) or run.read_record(name)
         if own is not None and own.cache_key == key and _outputs_exist(run.store, own):
@@ -254,10 +264,11 @@ def execute_step(run: Run, name: str, *, use_cache: bool = True, force: bool = F
             return own
         if use_cache:
             record = _from_cache(run, step, key)
+        if record is not None:
+            cached = StepResult(outputs=dict(record.outputs), metrics=record.metrics,
+                                info=record.info)
+            record.outputs.update(step.reuse(ctx, cached, record.cached_from))
     if record is None:
-        ctx = StepContext(loaded=run.loaded, run_id=run.run_id, store=run.store,
-                          tracker=run.tracker, inputs=inputs,
-                          upstream={k: v.info for k, v in upstream.items()}, step=name)
         result = step.run(ctx)
         record = StepRecord(step=name, status=result.status, cache_key=key,
                             outputs=result.outputs, metrics=result.metrics, info=result.info)
@@ -301,6 +312,10 @@ def _track(run: Run, record: StepRecord) -> None:
         tags["conveyor.registered_version"] = record.info["version"]
     tracker.set_tags(tags)
     for ref in record.outputs.values():
+        # only the run's own store: export's manifest lives at export.uri, another store
+        # with other credentials (its content is in the run's manifest anyway)
+        if not ref.uri.startswith(run.store.root + "/"):
+            continue
         if ref.uri.endswith(_LOGGED_SUFFIXES) and ref.size <= _MAX_LOGGED_BYTES:
             filename = ref.uri.rsplit("/", 1)[-1]
             if filename.startswith("_"):
@@ -310,7 +325,13 @@ def _track(run: Run, record: StepRecord) -> None:
 
 
 def finish_run(run: Run) -> tuple[ArtifactRef, dict[str, Any]]:
-    """Write the run's manifest (last) and end the MLflow run.
+    """Write the run's manifest, then publish its export's ``latest.json``, then end the
+    MLflow run.
+
+    Every MLflow call that can fail comes before the manifest; ``latest.json`` comes after
+    it, so it never names a run without one; if ``latest.json`` cannot be written the
+    manifest is taken back, so the run is incomplete and :func:`fail_run` withdraws what it
+    published (docs/decisions/0015-export-published-last.md).
 
     Returns:
         The manifest's reference and content. Its ``status`` is ``ok``, or ``rejected`` when
@@ -335,26 +356,67 @@ def finish_run(run: Run) -> tuple[ArtifactRef, dict[str, Any]]:
         "artifacts": {f"{name}/{artifact}": ref.to_dict()
                       for name, r in records.items() for artifact, ref in r.outputs.items()},
     }
-    ref = run.store.put_json(f"{run.uri}/manifest.json", manifest)
-    run.tracker.set_tags({"conveyor.status": status, "conveyor.manifest": ref.uri})
+    uri = f"{run.uri}/manifest.json"
+    run.tracker.set_tags({"conveyor.status": status, "conveyor.manifest": uri})
     run.tracker.log_text(json.dumps(manifest, indent=2, sort_keys=True), "manifest.json")
+    ref = run.store.put_json(uri, manifest)
+    export = records.get("export")
+    if export is not None and export.status == "ok" and "manifest" in export.outputs:
+        try:
+            publish_latest(run.loaded, run.run_id, export.outputs["manifest"])
+        except BaseException:
+            run.store.delete(uri)
+            raise
     run.tracker.end("FINISHED")
     return ref, manifest
 
 
 def fail_run(run: Run, error: BaseException, *, partial: bool = False) -> None:
-    """Mark the MLflow run failed (or, for a deliberately partial run, finished-partial)."""
-    try:
-        if partial:
+    """Mark the MLflow run failed (or, for a deliberately partial run, finished-partial).
+
+    A failed run withdraws what it published (RELIABILITY rule 1, ADR 0010): the registry
+    versions it created and its export (``latest.json`` handed back). What the run's
+    manifest names — an earlier, completed attempt of the same run — is kept, and so is a
+    version a cached run merely reused (it belongs to the run that trained the model).
+    """
+    if partial:
+        try:
             run.tracker.set_tags({"conveyor.status": "partial"})
             run.tracker.end("FINISHED")
-        else:
-            name = run.loaded.spec.registry.name
-            withdrawn = withdraw_version(run.tracker, name, run.run_id) if name else None
-            run.tracker.set_tags({"conveyor.status": "failed",
-                                  "conveyor.error": str(error)[:500],
-                                  **({"conveyor.withdrawn_version": withdrawn}
-                                     if withdrawn else {})})
-            run.tracker.end("FAILED")
+        except Exception:
+            log.warning("could not mark MLflow run of %s as partial", run.run_id, exc_info=True)
+        return
+    completed = _completed_manifest(run)
+    withdrawn: list[str] = []
+    exported = False
+    name = run.loaded.spec.registry.name
+    try:
+        if name:
+            keep = [str(completed.get("steps", {}).get("register", {}).get("info", {})
+                        .get("version", ""))]
+            withdrawn = withdraw_versions(run.tracker, name, run.run_id, keep=keep)
+    except Exception as exc:  # noqa: BLE001 - the failure being reported matters more
+        log.warning("could not withdraw the versions of failed run %s: %s", run.run_id, exc)
+    try:
+        keep_sha = completed.get("artifacts", {}).get("export/manifest", {}).get("sha256")
+        exported = withdraw_export(run.loaded, run.run_id, keep_sha256=keep_sha)
+    except Exception as exc:  # noqa: BLE001 - the failure being reported matters more
+        log.warning("could not withdraw the export of failed run %s: %s", run.run_id, exc)
+    try:
+        run.tracker.set_tags({"conveyor.status": "failed", "conveyor.error": str(error)[:500],
+                              **({"conveyor.withdrawn_version": ",".join(withdrawn)}
+                                 if withdrawn else {}),
+                              **({"conveyor.withdrawn_export": "true"} if exported else {})})
+        run.tracker.end("FAILED")
     except Exception:
         log.warning("could not mark MLflow run of %s as failed", run.run_id, exc_info=True)
+
+
+def _completed_manifest(run: Run) -> dict[str, Any]:
+    """The run's manifest, if an attempt of it completed (what that attempt published)."""
+    uri = f"{run.uri}/manifest.json"
+    try:
+        data = run.store.get_json(uri) if run.store.exists(uri) else {}
+    except ConveyorError:
+        data = {}
+    return data if isinstance(data, dict) else {}

@@ -182,5 +182,15 @@ class BaseStep:
         log.info("step %s: %s in %.2fs", self.name, result.status, time.perf_counter() - started)
         return result
 
+    def reuse(self, ctx: StepContext, cached: StepResult,
+              cached_from: str | None) -> dict[str, ArtifactRef]:
+        """On a cache hit: the outputs this run must hold in its own folder (default none).
+
+        A hit references the computing run's artifacts (ADR 0004). A step with an output
+        that speaks *for a run* (evaluate's report) writes it again for ``ctx.run_id`` from
+        the cached artifacts; what it returns replaces those outputs in this run's record.
+        """
+        return {}
+
     def _run(self, ctx: StepContext) -> StepResult:  # pragma: no cover - abstract
         raise NotImplementedError

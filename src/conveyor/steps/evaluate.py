@@ -8,8 +8,25 @@ from typing import Any
 from conveyor.steps.base import BaseStep, StepContext, StepResult
 from conveyor.steps.gate import judge
 from conveyor.steps.train import positive_label, split_xy
+from conveyor.store import ArtifactRef
 
 __all__ = ["EvaluateStep", "load_model"]
+
+
+def _slug(title: str) -> str:
+    return title.split(" (")[0].replace(" ", "_")
+
+
+def _write_report(ctx: StepContext, metrics: dict[str, float], facts: dict[str, Any],
+                  images: dict[str, bytes]) -> ArtifactRef:
+    from conveyor.modeling.report import html_report
+
+    spec = ctx.spec
+    report = html_report(
+        title=f"{spec.name}: evaluation of run {ctx.run_id}", metrics=metrics, facts=facts,
+        images=images, gate=judge(metrics, spec.gate) if spec.gate.bounds() else None,
+    )
+    return ctx.write_bytes("report.html", report.encode())
 
 
 def load_model(ctx: StepContext, name: str = "train.model") -> Any:
@@ -31,7 +48,7 @@ class EvaluateStep(BaseStep):
 
     def _run(self, ctx: StepContext) -> StepResult:
         from conveyor.modeling import classification_metrics, confusion, positive_scores
-        from conveyor.modeling.report import confusion_plot, html_report, roc_plot
+        from conveyor.modeling.report import confusion_plot, roc_plot
 
         spec = ctx.spec
         model = load_model(ctx)
@@ -61,18 +78,31 @@ class EvaluateStep(BaseStep):
             "confusion": ctx.write_json("confusion", matrix),
         }
         for title, png in images.items():
-            slug = title.split(" (")[0].replace(" ", "_")
-            outputs[slug] = ctx.write_bytes(f"{slug}.png", png)
-        report = html_report(
-            title=f"{spec.name}: evaluation of run {ctx.run_id}",
-            metrics=metrics,
-            facts={"model": spec.model.estimator, "train rows": len(X_train),
-                   "test rows": len(X_test), "features": len(features),
-                   "positive label": pos if pos is not None else "(multiclass, macro average)"},
-            images=images, gate=judge(metrics, spec.gate) if spec.gate.bounds() else None,
-        )
-        outputs["report"] = ctx.write_bytes("report.html", report.encode())
-        return StepResult(outputs=outputs, metrics=metrics)
+            outputs[_slug(title)] = ctx.write_bytes(f"{_slug(title)}.png", png)
+        facts = {"model": spec.model.estimator, "train rows": len(X_train),
+                 "test rows": len(X_test), "features": len(features),
+                 "positive label": pos if pos is not None else "(multiclass, macro average)"}
+        outputs["report"] = _write_report(ctx, metrics, facts, images)
+        return StepResult(outputs=outputs, metrics=metrics,
+                          info={"facts": facts, "images": list(images)})
+
+    def reuse(self, ctx: StepContext, cached: StepResult,
+              cached_from: str | None) -> dict[str, ArtifactRef]:
+        """This run's own report, rendered from the cached metrics and plots (no model load).
+
+        Without it a fully cached run's summary and manifest would name the computing run's
+        ``evaluate/report.html``.
+        """
+        metrics_ref = cached.outputs["metrics"]
+        metrics = ctx.store.get_json(metrics_ref.uri, sha256=metrics_ref.sha256)
+        images = {}
+        for title in cached.info.get("images", []):
+            ref = cached.outputs.get(_slug(title))
+            if ref is not None:
+                images[title] = ctx.store.get_bytes(ref.uri, sha256=ref.sha256)
+        facts = {**cached.info.get("facts", {}),
+                 "evaluated in": f"run {cached_from} (cached: same model, data and config)"}
+        return {"report": _write_report(ctx, metrics, facts, images)}
 
     @staticmethod
     def _cross_validate(model: Any, X: Any, y: Any, spec: Any, pos: Any) -> dict[str, float]:

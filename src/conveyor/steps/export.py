@@ -1,19 +1,58 @@
-"""export: copy the model, its metrics and a manifest to ``export.uri`` (a folder or S3).
+"""export: publish the model, its metrics and a manifest to ``export.uri`` (a folder or S3).
 
 Layout: ``{export.uri}/{run_id}/{model/, metrics.json, manifest.json}`` and
-``{export.uri}/latest.json``. The manifest is written after everything it lists and
-``latest.json`` last, so a reader that starts from either never sees a half-written export.
+``{export.uri}/latest.json``. An export is whole or absent
+(docs/decisions/0015-export-published-last.md):
+
+1. *stage*: everything is written under ``{export.uri}/_staging/{run_id}-{token}/``;
+2. *check*: every staged file is read back and compared with the hash it was written with;
+3. *move into place*: the checked files are copied to ``{export.uri}/{run_id}/``, the
+   export's ``manifest.json`` last, and the staging folder is removed. A failure at any point
+   removes what this attempt wrote.
+
+``latest.json`` is not written by the step: the runner writes it with
+:func:`publish_latest` after the run's own manifest, so it never names a run that then
+failed, and a run that fails after this step withdraws its export (:func:`withdraw_export`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import uuid
 from datetime import UTC, datetime
+from typing import Any
 
+from conveyor.errors import StoreError
+from conveyor.spec import LoadedSpec
 from conveyor.steps.base import BaseStep, StepContext, StepResult
 from conveyor.steps.register import may_publish
-from conveyor.store import Store, home_dir, to_uri
+from conveyor.store import ArtifactRef, Store, home_dir, to_uri
 
-__all__ = ["ExportStep"]
+__all__ = ["ExportStep", "export_store", "publish_latest", "withdraw_export"]
+
+log = logging.getLogger(__name__)
+_STAGING = "_staging"
+_LATEST = "latest.json"
+
+
+def export_store(loaded: LoadedSpec) -> Store:
+    """The export target of a spec: ``export.uri``, or ``CONVEYOR_HOME/exports/<pipeline>``."""
+    spec = loaded.spec.export
+    root = to_uri(spec.uri, loaded.base_dir) if spec.uri else (
+        home_dir() / "exports" / loaded.spec.name).as_uri()
+    return Store(root, spec.storage_options)
+
+
+def _check(target: Store, refs: dict[str, ArtifactRef]) -> None:
+    """Read every staged file back; a missing or different file fails the export."""
+    for ref in refs.values():
+        if target.exists(f"{ref.uri}/_conveyor_dir.json"):
+            index = target.get_json(f"{ref.uri}/_conveyor_dir.json")
+            for rel, sha in index["files"].items():
+                target.get_bytes(f"{ref.uri}/{rel}", sha256=sha)
+        else:
+            target.get_bytes(ref.uri, sha256=ref.sha256)
 
 
 class ExportStep(BaseStep):
@@ -27,24 +66,102 @@ class ExportStep(BaseStep):
         allowed, why = may_publish(ctx)
         if not allowed:
             return StepResult(status="skipped", info={"reason": why})
-        spec = ctx.spec.export
-        root = to_uri(spec.uri, ctx.loaded.base_dir) if spec.uri else (
-            home_dir() / "exports" / ctx.spec.name).as_uri()
-        target = Store(root, spec.storage_options)
+        target = export_store(ctx.loaded)
+        staging = target.uri(_STAGING, f"{ctx.run_id}-{uuid.uuid4().hex[:8]}")
         base = target.uri(ctx.run_id)
-        model = ctx.store.copy_dir(ctx.inputs["train.model"], target, f"{base}/model")
-        metrics_ref = ctx.inputs["evaluate.metrics"]
-        metrics = target.put_bytes(f"{base}/metrics.json",
-                                   ctx.store.get_bytes(metrics_ref.uri, sha256=metrics_ref.sha256))
-        manifest = {
-            "pipeline": ctx.spec.name, "run_id": ctx.run_id,
-            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "spec_hash": ctx.loaded.spec_hash,
-            "registered": ctx.upstream.get("register", {}).get("model_uri"),
-            "artifacts": {"model": model.to_dict(), "metrics.json": metrics.to_dict()},
-        }
-        ref = target.put_json(f"{base}/manifest.json", manifest)
-        target.put_json(target.uri("latest.json"), {"run_id": ctx.run_id, "manifest": ref.uri,
-                                                     "sha256": ref.sha256})
+        moved = False
+        try:
+            staged = {
+                "model": ctx.store.copy_dir(ctx.inputs["train.model"], target,
+                                            f"{staging}/model"),
+                "metrics.json": target.put_bytes(f"{staging}/metrics.json", ctx.store.get_bytes(
+                    ctx.inputs["evaluate.metrics"].uri,
+                    sha256=ctx.inputs["evaluate.metrics"].sha256)),
+            }
+            _check(target, staged)
+            moved = True
+            final = {"model": target.copy_dir(staged["model"], target, f"{base}/model"),
+                     "metrics.json": target.put_bytes(f"{base}/metrics.json", target.get_bytes(
+                         staged["metrics.json"].uri, sha256=staged["metrics.json"].sha256))}
+            manifest = {
+                "pipeline": ctx.spec.name, "run_id": ctx.run_id,
+                "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "spec_hash": ctx.loaded.spec_hash,
+                "registered": ctx.upstream.get("register", {}).get("model_uri"),
+                "artifacts": {name: ref.to_dict() for name, ref in final.items()},
+            }
+            ref = target.put_json(f"{base}/manifest.json", manifest)
+        except BaseException:
+            if moved:
+                _quietly(target.delete, base)
+            raise
+        finally:
+            _quietly(target.delete, staging)
         return StepResult(outputs={"manifest": ref},
-                          info={"uri": base, "model": model.uri, "metrics": metrics.uri})
+                          info={"uri": base, "model": final["model"].uri,
+                                "metrics": final["metrics.json"].uri})
+
+
+def _quietly(action: Any, uri: str) -> None:
+    """Clean up after a failure without hiding it (the original error is what matters)."""
+    try:
+        action(uri)
+    except Exception as exc:  # noqa: BLE001 - a failed clean-up must not mask the error
+        log.warning("could not remove %s: %s", uri, exc)
+
+
+def publish_latest(loaded: LoadedSpec, run_id: str, manifest: ArtifactRef) -> ArtifactRef:
+    """Point ``{export.uri}/latest.json`` at this run's export (after the run's manifest).
+
+    The pointer it replaces is kept as ``previous``, so a withdrawn export can hand
+    ``latest.json`` back to the export before it.
+    """
+    target = export_store(loaded)
+    uri = target.uri(_LATEST)
+    previous: dict[str, Any] | None = None
+    if target.exists(uri):
+        current = target.get_json(uri)
+        previous = current if current.get("run_id") != run_id else current.get("previous")
+        if isinstance(previous, dict):
+            previous = {k: v for k, v in previous.items() if k != "previous"}
+    return target.put_json(uri, {"run_id": run_id, "manifest": manifest.uri,
+                                 "sha256": manifest.sha256, "previous": previous})
+
+
+def withdraw_export(loaded: LoadedSpec, run_id: str, *, keep_sha256: str | None = None) -> bool:
+    """Remove a failed run's export, and give ``latest.json`` back if it named the run.
+
+    Args:
+        loaded: the run's spec.
+        run_id: the failed run.
+        keep_sha256: the export manifest's hash recorded by the run's manifest (an earlier,
+            completed attempt of the run): an export with that manifest is kept.
+
+    Returns:
+        Whether an export was removed.
+    """
+    target = export_store(loaded)
+    for name in target.list(target.uri(_STAGING)):
+        if name.startswith(f"{run_id}-"):
+            _quietly(target.delete, target.uri(_STAGING, name))
+    base = target.uri(run_id)
+    manifest_uri = f"{base}/manifest.json"
+    if keep_sha256 and target.exists(manifest_uri) and hashlib.sha256(
+            target.get_bytes(manifest_uri)).hexdigest() == keep_sha256:
+        return False
+    removed = bool(target.list(base))
+    if removed:
+        target.delete(base)
+        log.warning("run %s failed after exporting: %s withdrawn", run_id, base)
+    latest_uri = target.uri(_LATEST)
+    try:
+        latest = target.get_json(latest_uri) if target.exists(latest_uri) else None
+    except StoreError:
+        latest = None
+    if isinstance(latest, dict) and latest.get("run_id") == run_id:
+        previous = latest.get("previous")
+        if isinstance(previous, dict) and target.exists(str(previous.get("manifest", ""))):
+            target.put_json(latest_uri, {**previous, "previous": None})
+        else:
+            target.delete(latest_uri)
+    return removed

@@ -1,12 +1,25 @@
-"""register: a model that passed the gate becomes a new version of ``registry.name``, once
-per run (a re-run finds its version by tag instead of adding one)."""
+"""register: a model that passed the gate becomes a version of ``registry.name`` — one version
+per trained model (docs/decisions/0016-one-version-per-trained-model.md).
+
+The registration key is the sha256 of the trained model folder in the Store (``train.model``):
+a re-run of the step, a resumed run and a fully cached run (whose ``train`` reuses an earlier
+run's model) all find that model's version instead of adding one; a retrained model
+(``--from train``, another ``C``) has another digest and gets a new version. Every version
+carries what ``conveyor promote`` needs: the hold-out set (the test split's features and
+label, published once under ``{root}/{pipeline}/_holdout/``), the registry digest of the
+model and the test metrics.
+"""
 
 from __future__ import annotations
 
-from conveyor.steps.base import BaseStep, StepContext, StepResult
-from conveyor.tracking import register_model
+import hashlib
+import json
 
-__all__ = ["RegisterStep", "may_publish"]
+from conveyor.steps.base import BaseStep, StepContext, StepResult
+from conveyor.store import ArtifactRef
+from conveyor.tracking import RUN_TAG, PromotionEvidence, register_model
+
+__all__ = ["RegisterStep", "may_publish", "publish_holdout", "registration_key"]
 
 
 def may_publish(ctx: StepContext) -> tuple[bool, str]:
@@ -20,9 +33,34 @@ def may_publish(ctx: StepContext) -> tuple[bool, str]:
                    "registry.allow_unvalidated=true to publish it anyway")
 
 
+def registration_key(model: ArtifactRef) -> str:
+    """The registry's idempotency key of a pipeline's trained model: its folder digest."""
+    return f"sha256:{model.sha256}"
+
+
+def publish_holdout(ctx: StepContext) -> ArtifactRef:
+    """The rows promotion scores this model on: the test split's features and label.
+
+    Written once per (test split, features, label) under ``{root}/{pipeline}/_holdout/``,
+    outside every run folder, so ``conveyor gc`` never takes it from a registered version.
+    """
+    test = ctx.inputs["split.test"]
+    features = list(ctx.read_json("validate.report")["features"])
+    target = ctx.spec.schema_.target
+    material = json.dumps({"test": test.sha256, "features": features, "target": target})
+    key = hashlib.sha256(material.encode()).hexdigest()[:24]
+    uri = ctx.store.uri(ctx.spec.name, "_holdout", f"{key}.parquet")
+    if ctx.store.exists(uri):
+        data = ctx.store.get_bytes(uri)
+        return ArtifactRef(uri=uri, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    frame = ctx.read_table("split.test")[[*features, target]]
+    return ctx.store.put_table(uri, frame.reset_index(drop=True))
+
+
 class RegisterStep(BaseStep):
     name = "register"
-    inputs = ("gate.verdict", "train.model")
+    inputs = ("gate.verdict", "train.model", "split.test", "validate.report",
+              "evaluate.metrics")
     outputs = ("registration",)
     config_keys = ("registry",)
     cacheable = False
@@ -35,15 +73,24 @@ class RegisterStep(BaseStep):
         if not name:
             return StepResult(status="skipped", info={"reason": "registry.name is not set"})
         train = ctx.upstream["train"]
+        model = ctx.inputs["train.model"]
+        holdout = publish_holdout(ctx)
         version, created = register_model(
-            ctx.tracker, train["model_uri"], name, conveyor_run_id=ctx.run_id,
+            ctx.tracker, train["model_uri"], name, key=registration_key(model),
+            conveyor_run_id=ctx.run_id,
+            evidence=PromotionEvidence(
+                holdout_uri=holdout.uri, holdout_sha256=holdout.sha256,
+                holdout_target=ctx.spec.schema_.target,
+                metrics=ctx.read_json("evaluate.metrics")),
             tags={"conveyor.pipeline": ctx.spec.name,
                   "conveyor.spec_hash": ctx.loaded.spec_hash,
-                  "conveyor.model_sha256": ctx.inputs["train.model"].sha256,
+                  "conveyor.model_sha256": model.sha256,
                   "conveyor.validated": str(not why).lower()},
         )
+        registered_by = dict(version.tags or {}).get(RUN_TAG, ctx.run_id)
         record = {"name": name, "version": str(version.version),
-                  "model_uri": f"models:/{name}/{version.version}", "note": why}
+                  "model_uri": f"models:/{name}/{version.version}", "note": why,
+                  "registered_by": registered_by}
         # the stored record is the same on a re-run; whether this attempt created it is a fact
         # about the attempt, kept in the step's info only
         return StepResult(outputs={"registration": ctx.write_json("registration", record)},

@@ -38,6 +38,15 @@ from typing import Any
 
 from conveyor.errors import BadInputError, TrackingError
 from conveyor.store import ArtifactRef, Store, home_dir
+from conveyor.tracking.registry import (
+    DIGEST_TAG,
+    HOLDOUT_SHA_TAG,
+    HOLDOUT_TARGET_TAG,
+    HOLDOUT_URI_TAG,
+    _download,
+    _folder_digest,
+    model_digest,
+)
 from conveyor.tracking.tracker import Tracker
 
 __all__ = [
@@ -66,10 +75,6 @@ log = logging.getLogger(__name__)
 PRODUCTION = "production"
 PREVIOUS = "previous_production"
 METRICS = ("accuracy", "f1", "precision", "recall")
-DIGEST_TAG = "conveyor.artifacts_sha256"
-HOLDOUT_URI_TAG = "conveyor.holdout.uri"
-HOLDOUT_SHA_TAG = "conveyor.holdout.sha256"
-HOLDOUT_TARGET_TAG = "conveyor.holdout.target"
 SEEN_TAG = "conveyor.promotion.seen"
 GENERATION_TAG = "conveyor.promotion.generation"
 LAST_DECISION_TAG = "conveyor.promotion.last_decision"
@@ -77,8 +82,6 @@ _LOCK_OWNER = "conveyor.lock.owner"
 _LOCK_TOKEN = "conveyor.lock.token"
 _LOCK_EXPIRES = "conveyor.lock.expires_at"
 _EPS = 1e-9
-# files MLflow adds on the caller's side when downloading a registered version
-_NOT_DIGESTED = frozenset({"registered_model_meta"})
 
 
 # --------------------------------------------------------------------------- hold-out set
@@ -93,12 +96,14 @@ class Holdout:
         y: the true labels.
         uri: where it is stored (recorded in the decision).
         sha256: its content hash.
+        target: its label column.
     """
 
     X: Any
     y: Any
     uri: str = ""
     sha256: str = ""
+    target: str = "target"
 
 
 def load_holdout(uri: str, sha256: str, *, target: str = "target",
@@ -109,44 +114,7 @@ def load_holdout(uri: str, sha256: str, *, target: str = "target",
     if target not in frame.columns:
         raise BadInputError(f"hold-out set {uri} has no target column {target!r}")
     return Holdout(X=frame.drop(columns=[target]), y=frame[target].to_numpy(), uri=uri,
-                   sha256=sha256)
-
-
-# --------------------------------------------------------------------------- artifacts
-
-
-def _folder_digest(folder: Path) -> str:
-    lines = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        rel = path.relative_to(folder).as_posix()
-        if rel in _NOT_DIGESTED:
-            continue
-        lines.append(f"{rel}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n")
-    if not lines:
-        raise TrackingError(f"model folder {folder} holds no files")
-    return hashlib.sha256("".join(lines).encode()).hexdigest()
-
-
-def _download(tracker: Tracker, model_uri: str, dst: Path) -> Path:
-    import mlflow.artifacts
-
-    tracker.client  # noqa: B018 - sets the tracking and registry URIs the download reads
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst),
-                                                    tracking_uri=tracker.uri))
-
-
-def model_digest(tracker: Tracker, model_uri: str) -> str:
-    """sha256 over a logged model's files (names and contents), as the registry serves them.
-
-    Recorded on each version at registration (tag ``conveyor.artifacts_sha256``) and checked
-    before a version is ever loaded for promotion.
-    """
-    with tempfile.TemporaryDirectory(prefix="conveyor-digest-") as tmp:
-        try:
-            folder = _download(tracker, model_uri, Path(tmp))
-        except Exception as exc:
-            raise TrackingError(f"cannot download {model_uri}: {exc}") from exc
-        return _folder_digest(folder)
+                   sha256=sha256, target=target)
 
 
 # --------------------------------------------------------------------------- scoring
@@ -267,6 +235,7 @@ class PromotionDecision:
     candidates: list[CandidateScore]
     holdout_uri: str = ""
     holdout_sha256: str = ""
+    holdout_target: str = "target"
     decision_id: str = ""
     decided_at: str = ""
     dry_run: bool = False
@@ -422,6 +391,7 @@ def plan_promotion(
         reason=reason, production_before=production, chosen=best.version if best else None,
         candidates=scored, holdout_uri=holdout.uri if holdout else "",
         holdout_sha256=holdout.sha256 if holdout else "",
+        holdout_target=holdout.target if holdout else "target",
         decision_id=f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}",
         decided_at=now.isoformat(timespec="seconds"), production_after=production,
         previous_production=None, generation=generation,
@@ -623,7 +593,8 @@ def commit_promotion(
     client = tracker.client
     if decision.action == "promote":
         if holdout is None:
-            holdout = load_holdout(decision.holdout_uri, decision.holdout_sha256)
+            holdout = load_holdout(decision.holdout_uri, decision.holdout_sha256,
+                                   target=decision.holdout_target)
         while decision.action == "promote":
             chosen = decision.candidate(decision.chosen)
             assert chosen is not None
