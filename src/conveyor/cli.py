@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
+import shutil
 import sys
 import time
 import warnings
@@ -98,9 +100,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = runner.run(args.run_id, start=args.start, until=args.until, only=args.step)
     elapsed = time.perf_counter() - started
     if not summary.complete:
+        last = list(summary.records)[-1] if summary.records else None
         console.print(f"run [bold]{summary.run_id}[/] stopped as asked after "
-                      f"{list(summary.records)[-1] if summary.records else 'no step'} "
-                      f"({elapsed:.1f}s); continue with --from <step> --run-id {summary.run_id}")
+                      f"{last or 'no step'} ({elapsed:.1f}s); continue with:")
+        console.print(f"  {resume_command(loaded, summary.run_id, last, spec=args.spec)}",
+                      markup=False)
         return 0
     manifest = summary.manifest or {}
     metrics = manifest.get("metrics", {})
@@ -133,6 +137,33 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(f"model      {exported['model']}")
         console.print(f"metrics    {exported['metrics']}")
     return 0
+
+
+def resume_command(loaded: Any, run_id: str, last: str | None, *, spec: Path | None = None
+                   ) -> str:
+    """The command that continues ``run_id`` after step ``last``: same spec, overrides, profile.
+
+    Copied as printed, it loads the same spec (the spec hash matches), so it works.
+    """
+    from conveyor.steps import STEP_NAMES
+
+    index = STEP_NAMES.index(last) + 1 if last in STEP_NAMES else 0
+    start = STEP_NAMES[min(index, len(STEP_NAMES) - 1)]
+    words = [_prog(), "run", str(spec or loaded.path), *loaded.overrides,
+             *(["--profile", loaded.profile] if loaded.profile else []),
+             "--from", start, "--run-id", run_id]
+    return shlex.join(words)
+
+
+def _prog() -> str:
+    """How the user called conveyor: ``conveyor`` when that is on PATH, else the path typed."""
+    typed = sys.argv[0] if sys.argv else ""
+    if Path(typed).name != "conveyor":
+        return "conveyor"
+    found = shutil.which("conveyor")
+    if found and Path(found).resolve() == Path(typed).resolve():
+        return "conveyor"
+    return typed
 
 
 def _facts(step: str, record: Any) -> str:
@@ -334,10 +365,28 @@ def _stderr(text: str) -> None:
     sys.stderr.write(text + "\n")
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse, taking ``KEY=VALUE`` overrides anywhere on the line (also after options).
+
+    argparse fills a ``nargs="*"`` positional once, where it first stands, so
+    ``run SPEC --until split model.params.C=0.3`` would leave the override unrecognised; and
+    ``parse_intermixed_args`` does not support sub-commands. Left-overrides that are not
+    options are appended to the overrides, in order.
+    """
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if isinstance(getattr(args, "overrides", None), list) and not any(
+                word.startswith("-") for word in extra):
+            args.overrides = [*args.overrides, *extra]
+        else:
+            parser.parse_args(argv)  # argparse's own "unrecognized arguments" (exit 2)
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     _quiet_libraries(args.debug)
     try:
         return int(args.func(args) or 0)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from conveyor.errors import ConveyorError, SpecError
+from conveyor.errors import SpecError
 from conveyor.runners.executor import (
     Run,
     StepRecord,
@@ -15,10 +17,11 @@ from conveyor.runners.executor import (
     fail_run,
     finish_run,
     open_run,
+    store_for,
 )
 from conveyor.spec import LoadedSpec
 from conveyor.steps import STEP_NAMES
-from conveyor.store import ArtifactRef
+from conveyor.store import ArtifactRef, check_key
 
 __all__ = ["LocalRunner", "RunSummary", "plan_steps"]
 
@@ -89,16 +92,24 @@ class LocalRunner:
         self, run_id: str | None = None, *, start: str | None = None, until: str | None = None,
         only: str | None = None,
     ) -> RunSummary:
-        """Run the planned steps; write the manifest when the last step has run."""
+        """Run the planned steps; write the manifest when the last step has run.
+
+        Raises:
+            SpecError: bad flags, or ``--from``/``--step`` naming a run that does not exist or
+                lacks an earlier step (checked before anything is created or reopened).
+        """
         names, forced = plan_steps(start=start, until=until, only=only)
         if (start or only) and run_id is None:
             flag = "--from" if start else "--step"
             raise SpecError(f"{flag} needs --run-id: the run whose earlier steps to reuse")
+        if run_id is not None and (start or only):
+            self._check_resumable(check_key(run_id, "run id"), names[0] if only else start)
         run = open_run(self.loaded, run_id)
         summary = RunSummary(run_id=run.run_id, mlflow_run_id=run.tracker.run_id)
-        if start or only:
-            self._check_earlier(run, names[0] if only else start)
         try:
+            # Who runs it: `conveyor runs` tells a live run from one whose process died.
+            run.tracker.set_tags({"conveyor.runner": "local", "conveyor.host": socket.gethostname(),
+                                  "conveyor.pid": str(os.getpid())})
             for name in names:
                 if name in forced or not (start or only):
                     self.on_event("start", name, None)
@@ -110,18 +121,32 @@ class LocalRunner:
                 summary.manifest_ref, summary.manifest = finish_run(run)
             else:
                 fail_run(run, RuntimeError("partial run"), partial=True)
-        except ConveyorError as exc:
+        except KeyboardInterrupt as exc:
             fail_run(run, exc)
+            _mark_interrupted(run)
             raise
         except BaseException as exc:
             fail_run(run, exc)
             raise
         return summary
 
-    @staticmethod
-    def _check_earlier(run: Run, first: str) -> None:
-        have = run.records()
+    def _check_resumable(self, run_id: str, first: str) -> None:
+        """The run exists and holds every step before ``first``; nothing is touched."""
+        store = store_for(self.loaded)
+        pipeline = self.loaded.spec.name
+        if not store.exists(store.uri(pipeline, run_id, "_run.json")):
+            raise SpecError(f"no run {run_id} of pipeline {pipeline} under {store.root}; "
+                            f"`conveyor runs {self.loaded.path}` lists them")
         for name in STEP_NAMES[: STEP_NAMES.index(first)]:
-            if name not in have:
-                raise SpecError(f"run {run.run_id} has no result of step {name}; run the "
+            if not store.exists(store.uri(pipeline, run_id, name, "_record.json")):
+                raise SpecError(f"run {run_id} has no result of step {name}; run the "
                                 f"pipeline without --from/--step, or --until {name} first")
+
+
+def _mark_interrupted(run: Run) -> None:
+    """Ctrl-C: the MLflow run is KILLED with status ``interrupted``, not a failure of its own."""
+    try:
+        run.tracker.set_tags({"conveyor.status": "interrupted"})
+        run.tracker.end("KILLED")
+    except Exception:  # the interrupt itself is what the user must see
+        log.warning("could not mark MLflow run of %s interrupted", run.run_id, exc_info=True)
