@@ -7,6 +7,8 @@ model (the run completed; nothing was registered or exported).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
 import os
 import shlex
@@ -14,8 +16,11 @@ import shutil
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from rich.markup import escape
 
 from conveyor.errors import BadInputError, ConveyorError, SpecError
 
@@ -96,6 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         console.print(f"[bold]{loaded.spec.name}[/] · {loaded.path}"
                       + (f" · profile {loaded.profile}" if loaded.profile else ""))
+        console.print(_home_line(args), markup=False)
     runner = LocalRunner(loaded, use_cache=not args.no_cache, on_event=on_event)
     summary = runner.run(args.run_id, start=args.start, until=args.until, only=args.step)
     elapsed = time.perf_counter() - started
@@ -166,6 +172,18 @@ def _prog() -> str:
     return typed
 
 
+def _home_line(args: argparse.Namespace) -> str:
+    """Where the embedded default writes, why there, and how to change it."""
+    home = getattr(args, "home", None)
+    if home is None:
+        from conveyor.store.artifacts import locate_home
+
+        home = locate_home()
+    if home.reason == "CONVEYOR_HOME":
+        return f"home {home.path} (from CONVEYOR_HOME)"
+    return f"home {home.path} ({home.reason}; set CONVEYOR_HOME to use another)"
+
+
 def _facts(step: str, record: Any) -> str:
     info = record.info
     if step == "ingest":
@@ -190,36 +208,142 @@ def _facts(step: str, record: Any) -> str:
     return ""
 
 
+def _history_store(args: argparse.Namespace) -> tuple[Any, list[str] | None]:
+    """The store and pipelines ``runs``/``show`` look in: the spec's, or the home's."""
+    if getattr(args, "spec", None):
+        from conveyor.runners import store_for
+        from conveyor.spec import load_spec
+
+        loaded = load_spec(args.spec, getattr(args, "overrides", ()), profile=args.profile)
+        return store_for(loaded), [loaded.spec.name]
+    from conveyor.store import Store, home_dir
+
+    return Store((home_dir() / "artifacts").as_uri()), None
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+_STATUS_STYLE = {"ok": "green", "rejected": "red", "failed": "red", "interrupted": "yellow",
+                 "partial": "cyan", "running": "blue"}
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from conveyor.runners.history import list_runs
 
-    console = _console()
-    if args.spec:
-        from conveyor.runners import store_for
-        from conveyor.spec import load_spec
-
-        loaded = load_spec(args.spec, profile=args.profile)
-        store, pipelines = store_for(loaded), [loaded.spec.name]
-    else:
-        from conveyor.store import Store, home_dir
-
-        store, pipelines = Store((home_dir() / "artifacts").as_uri()), None
+    if args.limit < 1:
+        raise SpecError(f"--limit must be at least 1, got {args.limit}")
+    store, pipelines = _history_store(args)
     runs = list_runs(store, pipelines, limit=args.limit)
+    if args.json:
+        _print_json(runs)
+        return 0
+    console = _console()
+    if not console.is_terminal:  # a pipe or a file: the table as wide as its content
+        from rich.console import Console
+
+        console = Console(highlight=False, soft_wrap=True, width=1000)
     if not runs:
         console.print(f"no runs under {store.root}")
+        console.print(_home_line(args), markup=False)
         return 0
     table = Table(show_header=True, header_style="bold")
-    for column in ("pipeline", "run", "status", "test_accuracy", "test_f1", "where"):
-        table.add_column(column)
+    # Ids are what the user copies into --run-id and `conveyor show`: never cut them.
+    table.add_column("pipeline", no_wrap=True, min_width=max(len(r["pipeline"]) for r in runs))
+    table.add_column("run", no_wrap=True, min_width=max(len(r["run_id"]) for r in runs))
+    table.add_column("created", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("why", overflow="fold", min_width=16)
+    table.add_column("test_accuracy", justify="right")
+    table.add_column("test_f1", justify="right")
     for run in runs:
         metrics = run.get("metrics", {})
-        table.add_row(run["pipeline"], run["run_id"], run["status"],
-                      _fmt(metrics.get("test_accuracy")), _fmt(metrics.get("test_f1")),
-                      run["uri"])
+        style = _STATUS_STYLE.get(run["status"], "")
+        table.add_row(run["pipeline"], run["run_id"], _when(run["created_at"]),
+                      f"[{style}]{run['status']}[/]" if style else run["status"],
+                      escape(run["reason"]), _fmt(metrics.get("test_accuracy")),
+                      _fmt(metrics.get("test_f1")))
     console.print(table)
+    console.print(f"under {store.root}; `conveyor show RUN` for one run's details, --json for "
+                  "all of it", markup=False)
     return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from conveyor.runners.history import describe_run, find_run
+    from conveyor.store import check_key
+
+    run_id = check_key(args.run_id, "run id")
+    store, pipelines = _history_store(args)
+    info = describe_run(store, find_run(store, run_id, pipelines), run_id)
+    if args.json:
+        _print_json(info)
+        return 0
+    console = _console()
+    style = _STATUS_STYLE.get(info["status"], "")
+    status = f"[{style}]{info['status']}[/]" if style else info["status"]
+    console.print(f"run [bold]{info['run_id']}[/] of {info['pipeline']} · {status}"
+                  + (f" · {escape(info['reason'])}" if info["reason"] else ""))
+    facts = [("created", _when(info["created_at"])), ("finished", _when(info["finished_at"])),
+             ("spec hash", (info["spec_hash"] or "-")[:12]),
+             ("overrides", " ".join(info["overrides"]) or "-"),
+             ("profile", info["profile"] or "-"), ("folder", info["uri"]),
+             ("manifest", info["manifest"] or "- (incomplete)"),
+             ("MLflow", f"run {info['mlflow_run_id']} at {info['tracking_uri']}"
+              if info["mlflow_run_id"] else "-")]
+    for name, value in facts:
+        console.print(f"{name:<10} {value}", markup=False)
+    steps = Table(title="steps", show_header=True, header_style="bold")
+    for column in ("step", "status", "duration", "facts"):
+        steps.add_column(column, overflow="fold")
+    for step in info["steps"]:
+        name = step["step"]
+        record = _Record(step)
+        note = (f"cached (run {step['cached_from']})" if step["status"] == "cached"
+                else step["info"].get("reason", "") if step["status"] == "skipped" else "")
+        steps.add_row(name, str(step["status"]), f"{float(step['duration'] or 0):.2f}s",
+                      escape(note or _facts(name, record)))
+    console.print(steps)
+    if info["metrics"]:
+        metrics = Table(title="metrics", show_header=True, header_style="bold")
+        metrics.add_column("metric")
+        metrics.add_column("value", justify="right")
+        for name in sorted(info["metrics"]):
+            metrics.add_row(name, _fmt(info["metrics"][name]))
+        console.print(metrics)
+    model, export = info["model"] or {}, info["export"] or {}
+    lines = [("report", info["report"]),
+             ("model", f"{model['model_uri']} (version {model.get('version')})"
+              if model.get("model_uri") else None),
+             ("export", export.get("model"))]
+    for name, value in lines:
+        console.print(f"{name:<10} {value or '-'}", markup=False)
+    return 0
+
+
+class _Record:
+    """A step record read back as JSON, shaped as ``_facts`` expects."""
+
+    def __init__(self, step: dict[str, Any]) -> None:
+        self.info = step.get("info") or {}
+        self.metrics = step.get("metrics") or {}
+
+
+def _when(stamp: str | None) -> str:
+    if not stamp:
+        return "-"
+    from datetime import datetime
+
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
@@ -325,11 +449,20 @@ def build_parser() -> argparse.ArgumentParser:
     spec_args(validate)
     validate.set_defaults(func=cmd_validate)
 
-    runs = sub.add_parser("runs", help="list past runs")
+    runs = sub.add_parser("runs", help="list past runs, newest first, and why any is incomplete")
     runs.add_argument("spec", type=Path, nargs="?", help="only this pipeline's runs")
     runs.add_argument("--profile")
-    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
     runs.set_defaults(func=cmd_runs)
+
+    show = sub.add_parser("show", help="one run: steps, metrics, report, model, export")
+    show.add_argument("run_id", metavar="RUN", help="the run id (see conveyor runs)")
+    show.add_argument("spec", type=Path, nargs="?",
+                      help="the pipeline spec (needed when its store is not the home's)")
+    show.add_argument("--profile")
+    show.add_argument("--json", action="store_true", help="print JSON instead of text")
+    show.set_defaults(func=cmd_show)
 
     gc = sub.add_parser("gc", help="delete old run folders no kept run refers to")
     spec_args(gc)  # overrides too: store.root=s3://... names another store
@@ -388,6 +521,37 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parse_args(parser, argv)
     _quiet_libraries(args.debug)
+    with _pinned_home(args):
+        return _dispatch(args)
+
+
+@contextlib.contextmanager
+def _pinned_home(args: argparse.Namespace) -> Iterator[None]:
+    """Decide the home once, from the spec's folder or the working folder (ADR 0024).
+
+    It is put in ``CONVEYOR_HOME`` for the command's duration, so every part of the command
+    and every process it starts (Airflow, the MLflow UI) uses the same home.
+    """
+    from conveyor.store.artifacts import locate_home
+
+    starts = []
+    for name in ("spec", "target"):
+        value = getattr(args, name, None)
+        if value and Path(value).is_file():
+            starts.append(Path(value).resolve().parent)
+    args.home = locate_home(*starts)
+    before = os.environ.get("CONVEYOR_HOME")
+    os.environ["CONVEYOR_HOME"] = str(args.home.path)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("CONVEYOR_HOME", None)
+        else:
+            os.environ["CONVEYOR_HOME"] = before
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except BadInputError as exc:

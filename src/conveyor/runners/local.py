@@ -7,6 +7,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from conveyor.errors import SpecError
@@ -107,9 +108,8 @@ class LocalRunner:
         run = open_run(self.loaded, run_id)
         summary = RunSummary(run_id=run.run_id, mlflow_run_id=run.tracker.run_id)
         try:
-            # Who runs it: `conveyor runs` tells a live run from one whose process died.
-            run.tracker.set_tags({"conveyor.runner": "local", "conveyor.host": socket.gethostname(),
-                                  "conveyor.pid": str(os.getpid())})
+            # `conveyor runs` tells a live run from one whose process died by this pid.
+            _set_status(run, "running", pid=os.getpid(), host=socket.gethostname())
             for name in names:
                 if name in forced or not (start or only):
                     self.on_event("start", name, None)
@@ -119,14 +119,19 @@ class LocalRunner:
                     self.on_event("end", name, record)
             if names[-1] == STEP_NAMES[-1] or all(n in run.records() for n in STEP_NAMES):
                 summary.manifest_ref, summary.manifest = finish_run(run)
+                _set_status(run, "finished")
             else:
                 fail_run(run, RuntimeError("partial run"), partial=True)
+                last = list(summary.records)[-1] if summary.records else None
+                _set_status(run, "partial", reason=f"stopped as asked after {last}")
         except KeyboardInterrupt as exc:
             fail_run(run, exc)
             _mark_interrupted(run)
+            _set_status(run, "interrupted", reason="interrupted (Ctrl-C)")
             raise
         except BaseException as exc:
             fail_run(run, exc)
+            _set_status(run, "failed", reason=f"{type(exc).__name__}: {exc}"[:300])
             raise
         return summary
 
@@ -141,6 +146,19 @@ class LocalRunner:
             if not store.exists(store.uri(pipeline, run_id, name, "_record.json")):
                 raise SpecError(f"run {run_id} has no result of step {name}; run the "
                                 f"pipeline without --from/--step, or --until {name} first")
+
+
+def _set_status(run: Run, status: str, **facts: Any) -> None:
+    """Write ``{run}/_status.json``: how the local run stands, read by ``conveyor runs``.
+
+    ``running`` carries the pid and host; ``partial``, ``failed``, ``interrupted`` a reason.
+    The manifest stays the only proof of a complete run; this says why one is incomplete.
+    """
+    try:
+        run.store.put_json(f"{run.uri}/_status.json", {
+            "status": status, "at": datetime.now(UTC).isoformat(timespec="seconds"), **facts})
+    except Exception:  # the run's own outcome matters more than its status note
+        log.warning("could not write the status of run %s", run.run_id, exc_info=True)
 
 
 def _mark_interrupted(run: Run) -> None:
