@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
 import os
 import shlex
 import shutil
+import socket
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,9 @@ def _console() -> Any:
 
 
 def _quiet_libraries(debug: bool) -> None:
+    # MLflow 3 reports usage to its maintainers unless told not to; a user who wants that
+    # sets MLFLOW_DISABLE_TELEMETRY=false. Read when mlflow is first imported: set it first.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     if not debug:  # MLflow configures its own loggers on import; this is the knob it reads
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
@@ -64,6 +69,8 @@ def _load(args: argparse.Namespace) -> Any:
 def cmd_validate(args: argparse.Namespace) -> int:
     from conveyor.steps import check_spec, pipeline_steps
 
+    if _is_lab_spec(args.spec):
+        return _validate_lab(args)
     loaded = _load(args)
     check_spec(loaded)
     spec = loaded.spec
@@ -76,6 +83,34 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_lab_spec(path: Path) -> bool:
+    """A lab spec has ``watch:`` (its inbox) and no pipeline ``model:``; errors are the loaders'."""
+    from conveyor.spec import read_yaml
+
+    try:
+        data, _ = read_yaml(path)
+    except SpecError:
+        return False  # the pipeline loader reports it, with file and line
+    return isinstance(data, dict) and "watch" in data and "model" not in data
+
+
+def _validate_lab(args: argparse.Namespace) -> int:
+    from conveyor.lab.spec import load_lab
+
+    if args.overrides or args.profile:
+        raise SpecError("a lab spec takes no overrides or --profile", file=str(args.spec))
+    lab = load_lab(args.spec)
+    spec = lab.spec
+    console = _console()
+    console.print(f"[green]✓[/] {args.spec}: lab [bold]{spec.name}[/] is valid", soft_wrap=True)
+    minimums = ", ".join(f"{k} >= {v}" for k, v in spec.promotion.minimums.items()) or "none"
+    console.print(f"  watches: {lab.inbox_uri} · data: {spec.data.source}:{spec.data.name} · "
+                  f"registers: {spec.model_name}", markup=False)
+    console.print(f"  promotion: best {spec.promotion.metric} by at least "
+                  f"{spec.promotion.min_delta}; minimums: {minimums}", markup=False)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
@@ -85,11 +120,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     loaded = _load(args)
     started = time.perf_counter()
 
+    progress = StepProgress(console, enabled=not args.quiet and console.is_terminal)
+
     def on_event(kind: str, step: str, record: Any) -> None:
         if kind == "start":
-            if not args.quiet and console.is_terminal:
-                console.print(f"  [dim]…[/] {step:<9} running", end="\r")
+            progress.start(step)
             return
+        progress.stop()
         mark = {"ok": "[green]✓[/]", "cached": "[cyan]✓[/]", "skipped": "[yellow]–[/]"}.get(
             record.status, "?")
         note = {"cached": f"cached (run {record.cached_from})",
@@ -103,7 +140,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                       + (f" · profile {loaded.profile}" if loaded.profile else ""))
         console.print(_home_line(args), markup=False)
     runner = LocalRunner(loaded, use_cache=not args.no_cache, on_event=on_event)
-    summary = runner.run(args.run_id, start=args.start, until=args.until, only=args.step)
+    try:
+        summary = runner.run(args.run_id, start=args.start, until=args.until, only=args.step)
+    finally:
+        progress.stop()
     elapsed = time.perf_counter() - started
     if not summary.complete:
         last = list(summary.records)[-1] if summary.records else None
@@ -143,6 +183,63 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(f"model      {exported['model']}")
         console.print(f"metrics    {exported['metrics']}")
     return 0
+
+
+def progress_line(step: str, elapsed: float) -> str:
+    """The line shown while ``step`` runs: its name and the seconds it has taken so far."""
+    return f"{step:<9} running {elapsed:5.1f}s"
+
+
+class StepProgress:
+    """The running step with a spinner and its elapsed time, on a terminal only.
+
+    Rich's live display redraws the line a few times a second; the elapsed time is computed
+    at each redraw. Off a terminal (a pipe, a log file, CI) nothing is shown, so captured
+    output holds only the finished steps' lines.
+
+    Args:
+        console: where to draw.
+        enabled: draw at all (a terminal, and not ``--quiet``).
+        clock: seconds, monotonic (a test passes its own).
+    """
+
+    def __init__(self, console: Any, *, enabled: bool,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.console = console
+        self.enabled = enabled
+        self.clock = clock
+        self.step: str | None = None
+        self._started = 0.0
+        self._live: Any = None
+        self._spinner: Any = None
+
+    def start(self, step: str) -> None:
+        """Show ``step`` as running from now."""
+        self.stop()
+        if not self.enabled:
+            return
+        from rich.live import Live
+        from rich.spinner import Spinner
+
+        self.step, self._started = step, self.clock()
+        self._spinner = Spinner("dots", style="dim")
+        self._live = Live(self, console=self.console, transient=True, refresh_per_second=4)
+        self._live.start()
+
+    def stop(self) -> None:
+        """Remove the running line (the caller prints the finished step's line)."""
+        if self._live is not None:
+            self._live.stop()
+        self._live = self._spinner = self.step = None
+
+    def __rich__(self) -> Any:
+        from rich.text import Text
+
+        line = Text(" " + progress_line(self.step or "", self.clock() - self._started))
+        if self._spinner is None:
+            return line
+        self._spinner.update(text=line)
+        return self._spinner
 
 
 def resume_command(loaded: Any, run_id: str, last: str | None, *, spec: Path | None = None
@@ -411,6 +508,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
     if not uri.startswith("sqlite:"):
         _console().print(f"MLflow tracking is at {uri}: open its UI there")
         return 0
+    if args.port < 1 or args.port > 65535:
+        raise BadInputError(f"--port must be between 1 and 65535, got {args.port}")
+    busy = _port_problem(args.host, args.port)
+    if busy:
+        raise BadInputError(f"cannot serve the MLflow UI on {args.host}:{args.port}: {busy}; "
+                            "choose another with --port (or stop what is listening there)")
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
                "--default-artifact-root", (home_dir() / "mlartifacts").as_uri(),
                "--host", args.host, "--port", str(args.port), "--workers", "1"]
@@ -419,13 +522,44 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover - execv does not return
 
 
+def _port_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (in use, unknown host), or ``None``.
+
+    Checked before ``execv``: MLflow's server would otherwise print a traceback from its
+    worker and, on some versions, keep running without serving anything.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"unknown host ({exc.strerror})"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return "the port is already in use" if exc.errno == errno.EADDRINUSE else (
+                exc.strerror or str(exc))
+    return None
+
+
 # --------------------------------------------------------------------------- parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("conveyor-ml")
+    except PackageNotFoundError:  # a source tree without installed metadata
+        return "0+unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="conveyor", description="One YAML spec to a tracked, validated, exported model.")
     parser.add_argument("--debug", action="store_true", help="logs and tracebacks")
+    parser.add_argument("--version", action="version", version=f"conveyor {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def spec_args(p: argparse.ArgumentParser, *, overrides: bool = True) -> None:

@@ -89,6 +89,7 @@ def mlflow_runs(home: Path, run_id: str) -> list[Any]:
 def test_overrides_after_an_option_are_applied(home: Path) -> None:
     result = cli("run", str(SPEC), "--until", "split", "model.params.C=0.3", "split.seed=7")
     assert result.code == 0, result.err
+    assert "\r" not in result.out and "running" not in result.out  # no progress off a terminal
     meta = json.loads((run_dir(home, result.run_id) / "_run.json").read_text())
     assert meta["overrides"] == ["model.params.C=0.3", "split.seed=7"]
     assert meta["spec"]["model"]["params"]["C"] == 0.3
