@@ -185,9 +185,12 @@ def test_a_live_run_is_running_until_its_process_dies(shared: Shared, home: Path
         assert json.loads(status.read_text())["pid"] == process.pid
         live = {r["run_id"]: r for r in listing()}["live-run"]
         assert live["status"] == "running", live
+        process.send_signal(signal.SIGKILL)
+        time.sleep(1)  # killed, not yet reaped by its parent (this test): a zombie
+        dead = {r["run_id"]: r for r in listing()}["live-run"]
+        assert dead["status"] == "interrupted"
+        assert dead["reason"] == f"its process {process.pid} is gone; stopped after validate"
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
-    dead = {r["run_id"]: r for r in listing()}["live-run"]
-    assert dead["status"] == "interrupted"
-    assert dead["reason"] == f"its process {process.pid} is gone; stopped after validate"
+    assert {r["run_id"]: r for r in listing()}["live-run"]["status"] == "interrupted"

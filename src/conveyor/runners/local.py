@@ -118,8 +118,8 @@ class LocalRunner:
                     summary.records[name] = record
                     self.on_event("end", name, record)
             if names[-1] == STEP_NAMES[-1] or all(n in run.records() for n in STEP_NAMES):
+                # the manifest is the last write of a run (and outranks `_status.json`)
                 summary.manifest_ref, summary.manifest = finish_run(run)
-                _set_status(run, "finished")
             else:
                 fail_run(run, RuntimeError("partial run"), partial=True)
                 last = list(summary.records)[-1] if summary.records else None
