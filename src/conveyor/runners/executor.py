@@ -31,6 +31,7 @@ from conveyor.errors import (
     StoreError,
 )
 from conveyor.spec import LoadedSpec, short_repr
+from conveyor.spec.loader import MISSING, resolve_locations, spec_changes
 from conveyor.steps import BaseStep, StepContext, StepResult, check_spec, pipeline_steps
 from conveyor.steps.export import publish_latest, withdraw_export
 from conveyor.store import ArtifactRef, Store, check_key, home_dir, to_uri
@@ -39,6 +40,7 @@ from conveyor.tracking import Tracker, flatten, withdraw_versions
 __all__ = [
     "Run",
     "StepRecord",
+    "check_same_spec",
     "conveyor_version",
     "execute_step",
     "fail_run",
@@ -177,11 +179,7 @@ def open_run(
     if not created:
         meta = store.get_json(meta_uri)
         if meta.get("spec_hash") != loaded.spec_hash:
-            raise SpecError(
-                f"run {run_id} was started with another spec (hash {meta.get('spec_hash', '')[:12]}"
-                f", now {loaded.spec_hash[:12]}); start a new run instead (drop --run-id)",
-                file=str(loaded.path),
-            )
+            check_same_spec(loaded, run_id, meta)
     run_tags = {
         "conveyor.pipeline": spec.name,
         "conveyor.spec_hash": loaded.spec_hash,
@@ -195,7 +193,8 @@ def open_run(
     if created:
         store.put_json(meta_uri, {
             "pipeline": spec.name, "run_id": run_id, "spec_hash": loaded.spec_hash,
-            "spec": spec.dump(), "overrides": list(loaded.overrides), "profile": loaded.profile,
+            "spec": loaded.identity, "overrides": list(loaded.overrides),
+            "profile": loaded.profile,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "conveyor_version": conveyor_version(), "mlflow_run_id": mlflow_run_id,
             "tracking_uri": tracker.uri,
@@ -203,6 +202,44 @@ def open_run(
         tracker.log_params(flatten(spec.dump()))
         tracker.log_text(json.dumps(spec.dump(), indent=2), "spec.json")
     return run
+
+
+def check_same_spec(loaded: LoadedSpec, run_id: str, meta: dict[str, Any]) -> None:
+    """Refuse to attach to a run started with another spec, naming every key that differs.
+
+    ``meta`` is the run's ``_run.json``. A run whose stored spec resolves to the same
+    identity is accepted: it was hashed by a Conveyor that counted how paths were spelled
+    (ADR 0023).
+
+    Raises:
+        SpecError: the resolved specs differ; the message lists ``key: old → new``.
+    """
+    stored = meta.get("spec")
+    changes = (spec_changes(resolve_locations(stored, loaded.base_dir), loaded.identity)
+               if isinstance(stored, dict) else None)
+    if changes == []:
+        return
+    if changes:
+        shown = "; ".join(f"{key}: {_shown(old)} → {_shown(new)}" for key, old, new in changes[:8])
+        if len(changes) > 8:
+            shown += f"; and {len(changes) - 8} more"
+    else:
+        shown = f"hash {str(meta.get('spec_hash', ''))[:12]}, now {loaded.spec_hash[:12]}"
+    before = [*(meta.get("overrides") or [])]
+    how = " ".join([*before, *([f"--profile {meta['profile']}"] if meta.get("profile") else [])])
+    raise SpecError(
+        f"run {run_id} was started with another spec ({shown}); it was started with "
+        f"{how or 'no overrides and no profile'}: resume with the same, or drop --run-id "
+        "to start a new run",
+        file=str(loaded.path),
+    )
+
+
+def _shown(value: Any) -> str:
+    if value is MISSING:
+        return "(absent)"
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _cache_key(step: BaseStep, config: dict[str, Any], inputs: dict[str, ArtifactRef]) -> str:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from conveyor.errors import ConveyorError, SpecError
+from conveyor.errors import SpecError
 from conveyor.runners.executor import (
     Run,
     StepRecord,
@@ -15,10 +18,11 @@ from conveyor.runners.executor import (
     fail_run,
     finish_run,
     open_run,
+    store_for,
 )
 from conveyor.spec import LoadedSpec
 from conveyor.steps import STEP_NAMES
-from conveyor.store import ArtifactRef
+from conveyor.store import ArtifactRef, check_key
 
 __all__ = ["LocalRunner", "RunSummary", "plan_steps"]
 
@@ -89,16 +93,23 @@ class LocalRunner:
         self, run_id: str | None = None, *, start: str | None = None, until: str | None = None,
         only: str | None = None,
     ) -> RunSummary:
-        """Run the planned steps; write the manifest when the last step has run."""
+        """Run the planned steps; write the manifest when the last step has run.
+
+        Raises:
+            SpecError: bad flags, or ``--from``/``--step`` naming a run that does not exist or
+                lacks an earlier step (checked before anything is created or reopened).
+        """
         names, forced = plan_steps(start=start, until=until, only=only)
         if (start or only) and run_id is None:
             flag = "--from" if start else "--step"
             raise SpecError(f"{flag} needs --run-id: the run whose earlier steps to reuse")
+        if run_id is not None and (start or only):
+            self._check_resumable(check_key(run_id, "run id"), names[0] if only else start)
         run = open_run(self.loaded, run_id)
         summary = RunSummary(run_id=run.run_id, mlflow_run_id=run.tracker.run_id)
-        if start or only:
-            self._check_earlier(run, names[0] if only else start)
         try:
+            # `conveyor runs` tells a live run from one whose process died by this pid.
+            _set_status(run, "running", pid=os.getpid(), host=socket.gethostname())
             for name in names:
                 if name in forced or not (start or only):
                     self.on_event("start", name, None)
@@ -107,21 +118,53 @@ class LocalRunner:
                     summary.records[name] = record
                     self.on_event("end", name, record)
             if names[-1] == STEP_NAMES[-1] or all(n in run.records() for n in STEP_NAMES):
+                # the manifest is the last write of a run (and outranks `_status.json`)
                 summary.manifest_ref, summary.manifest = finish_run(run)
             else:
                 fail_run(run, RuntimeError("partial run"), partial=True)
-        except ConveyorError as exc:
+                last = list(summary.records)[-1] if summary.records else None
+                _set_status(run, "partial", reason=f"stopped as asked after {last}")
+        except KeyboardInterrupt as exc:
             fail_run(run, exc)
+            _mark_interrupted(run)
+            _set_status(run, "interrupted", reason="interrupted (Ctrl-C)")
             raise
         except BaseException as exc:
             fail_run(run, exc)
+            _set_status(run, "failed", reason=f"{type(exc).__name__}: {exc}"[:300])
             raise
         return summary
 
-    @staticmethod
-    def _check_earlier(run: Run, first: str) -> None:
-        have = run.records()
+    def _check_resumable(self, run_id: str, first: str) -> None:
+        """The run exists and holds every step before ``first``; nothing is touched."""
+        store = store_for(self.loaded)
+        pipeline = self.loaded.spec.name
+        if not store.exists(store.uri(pipeline, run_id, "_run.json")):
+            raise SpecError(f"no run {run_id} of pipeline {pipeline} under {store.root}; "
+                            f"`conveyor runs {self.loaded.path}` lists them")
         for name in STEP_NAMES[: STEP_NAMES.index(first)]:
-            if name not in have:
-                raise SpecError(f"run {run.run_id} has no result of step {name}; run the "
+            if not store.exists(store.uri(pipeline, run_id, name, "_record.json")):
+                raise SpecError(f"run {run_id} has no result of step {name}; run the "
                                 f"pipeline without --from/--step, or --until {name} first")
+
+
+def _set_status(run: Run, status: str, **facts: Any) -> None:
+    """Write ``{run}/_status.json``: how the local run stands, read by ``conveyor runs``.
+
+    ``running`` carries the pid and host; ``partial``, ``failed``, ``interrupted`` a reason.
+    The manifest stays the only proof of a complete run; this says why one is incomplete.
+    """
+    try:
+        run.store.put_json(f"{run.uri}/_status.json", {
+            "status": status, "at": datetime.now(UTC).isoformat(timespec="seconds"), **facts})
+    except Exception:  # the run's own outcome matters more than its status note
+        log.warning("could not write the status of run %s", run.run_id, exc_info=True)
+
+
+def _mark_interrupted(run: Run) -> None:
+    """Ctrl-C: the MLflow run is KILLED with status ``interrupted``, not a failure of its own."""
+    try:
+        run.tracker.set_tags({"conveyor.status": "interrupted"})
+        run.tracker.end("KILLED")
+    except Exception:  # the interrupt itself is what the user must see
+        log.warning("could not mark MLflow run of %s interrupted", run.run_id, exc_info=True)

@@ -24,7 +24,16 @@ from conveyor.errors import SpecError
 from conveyor.spec.models import Spec
 from conveyor.spec.reader import parse_value, read_yaml, short_repr
 
-__all__ = ["LoadedSpec", "interpolate", "load_spec", "parse_override", "read_yaml"]
+__all__ = [
+    "LoadedSpec",
+    "interpolate",
+    "load_spec",
+    "parse_override",
+    "read_yaml",
+    "resolve_location",
+    "resolve_locations",
+    "spec_changes",
+]
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|API_?KEY|ACCESS_KEY|CREDENTIAL)", re.I)
@@ -59,10 +68,82 @@ class LoadedSpec:
         return SpecError(message, file=file, line=line, key=key)
 
     @property
+    def identity(self) -> dict[str, Any]:
+        """The spec as a run's identity: ``spec.dump()`` with every location resolved.
+
+        ``data.uri``, ``store.root`` and ``export.uri`` become absolute URIs (relative paths
+        against :attr:`base_dir`, symlinks followed), so two spellings of the same file are
+        the same spec (ADR 0023). What the data *holds* is the ingest step's data hash.
+        """
+        return resolve_locations(self.spec.dump(), self.base_dir)
+
+    @property
     def spec_hash(self) -> str:
-        """sha256 of the validated spec's canonical JSON: the config identity of a run."""
-        canonical = json.dumps(self.spec.dump(), sort_keys=True, separators=(",", ":"))
+        """sha256 of :attr:`identity` as canonical JSON: the config identity of a run."""
+        canonical = json.dumps(self.identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- identity
+
+LOCATION_KEYS: tuple[Path_, ...] = (("data", "uri"), ("store", "root"), ("export", "uri"))
+
+
+def resolve_location(location: str, base_dir: Path) -> str:
+    """An absolute URI for a location as spelled in a spec (``store.to_uri``'s rule).
+
+    A bare or ``file://`` path resolves against ``base_dir`` with symlinks followed; a URI
+    of another scheme is kept, without a trailing slash.
+    """
+    if "://" in location:
+        scheme, _, rest = location.partition("://")
+        if scheme != "file":
+            return location.rstrip("/")
+        location = rest
+    path = Path(location).expanduser()
+    if not path.is_absolute():
+        path = base_dir / path
+    return "file://" + str(path.resolve())
+
+
+def resolve_locations(dumped: Mapping[str, Any], base_dir: Path) -> dict[str, Any]:
+    """A copy of a dumped spec with the :data:`LOCATION_KEYS` resolved (idempotent)."""
+    out = json.loads(json.dumps(dumped, default=str))
+    for section, key in LOCATION_KEYS:
+        holder = out.get(section)
+        if isinstance(holder, dict) and isinstance(holder.get(key), str) and holder[key]:
+            holder[key] = resolve_location(holder[key], base_dir)
+    return out
+
+
+def spec_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """The dotted keys whose values differ between two dumped specs: (key, old, new).
+
+    A key missing on one side is reported with :data:`MISSING` there; such keys come last.
+    """
+    flat_old, flat_new = _flat(old), _flat(new)
+    changes = [(key, flat_old.get(key, MISSING), flat_new.get(key, MISSING))
+               for key in sorted(flat_old.keys() | flat_new.keys())
+               if flat_old.get(key, MISSING) != flat_new.get(key, MISSING)]
+    # values changed in place first: a swapped section (data.source) adds and drops many keys
+    return sorted(changes, key=lambda c: c[1] is MISSING or c[2] is MISSING)
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+MISSING: Any = _Missing()
+
+
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, Mapping) and data:
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_flat(value, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): data}
 
 
 # --------------------------------------------------------------------------- layering

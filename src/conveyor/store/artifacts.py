@@ -26,7 +26,16 @@ from fsspec.implementations.local import LocalFileSystem
 
 from conveyor.errors import StoreError
 
-__all__ = ["ArtifactRef", "Store", "check_key", "home_dir", "to_uri"]
+__all__ = [
+    "HOME_MARKERS",
+    "ArtifactRef",
+    "Home",
+    "Store",
+    "check_key",
+    "home_dir",
+    "locate_home",
+    "to_uri",
+]
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +43,51 @@ _KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 _MEMO_SIZE = 32
 
 
+#: What makes a folder a project whose runs share one home (ADR 0024), nearest first.
+HOME_MARKERS = (".conveyor", "pyproject.toml", ".git")
+
+
+@dataclass(frozen=True)
+class Home:
+    """Where the embedded default keeps everything, and why there.
+
+    Attributes:
+        path: the folder (the Store under ``artifacts/``, ``mlflow.db``, ``exports/``).
+        reason: how it was chosen, for the terminal (``CONVEYOR_HOME``, a project marker).
+    """
+
+    path: Path
+    reason: str
+
+
+def locate_home(*starts: Path) -> Home:
+    """The home: ``CONVEYOR_HOME``, else ``.conveyor`` in the nearest project, else ``~``'s.
+
+    The project is the nearest folder, going up from each of ``starts`` (the spec's folder)
+    and then from the working folder, that holds a ``.conveyor/`` folder, a
+    ``pyproject.toml`` or a ``.git``. So every command run inside one project, from any of
+    its folders, uses the same Store and MLflow registry.
+    """
+    chosen = os.environ.get("CONVEYOR_HOME")
+    if chosen:
+        return Home(Path(chosen).expanduser().resolve(), "CONVEYOR_HOME")
+    for start in (*starts, Path.cwd()):
+        folder = Path(start).expanduser().resolve()
+        for candidate in (folder, *folder.parents):
+            for marker in HOME_MARKERS:
+                found = candidate / marker
+                if found.is_dir() if marker == ".conveyor" else found.exists():
+                    return Home(candidate / ".conveyor", f"project folder, has {found}")
+    try:
+        user = Path.home().resolve()
+    except RuntimeError:  # no HOME and no passwd entry (a bare container)
+        return Home(Path.cwd().resolve() / ".conveyor", "no project folder and no user home")
+    return Home(user / ".conveyor", "no project folder found")
+
+
 def home_dir() -> Path:
-    """``CONVEYOR_HOME``, or ``.conveyor`` in the working folder: the embedded default's home."""
-    return Path(os.environ.get("CONVEYOR_HOME") or ".conveyor").resolve()
+    """The embedded default's home: see :func:`locate_home` (from the working folder)."""
+    return locate_home().path
 
 
 def to_uri(location: str, base_dir: Path | None = None) -> str:

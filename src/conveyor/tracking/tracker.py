@@ -115,6 +115,9 @@ class Tracker:
         # uv.lock sits in the working folder into every model.
         os.environ.setdefault("MLFLOW_UV_AUTO_DETECT", "false")
         os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")
+        # MLflow 3 reports usage to its maintainers unless told not to (read at each event);
+        # MLFLOW_DISABLE_TELEMETRY=false turns it back on.
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
     def __repr__(self) -> str:
         return f"Tracker({self.uri!r}, experiment={self.experiment!r})"
