@@ -50,6 +50,10 @@ def mlflow_globals() -> Iterator[None]:
     yield
     import sys
 
+    # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI (for child processes), and
+    # monkeypatch cannot restore a variable that was absent when the test began.
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        os.environ.pop(name, None)
     if "mlflow" in sys.modules:
         from mlflow.tracking._model_registry import utils as registry_utils
         from mlflow.tracking._tracking_service import utils as tracking_utils
