@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from docs_harness import ROOT, DocShells, collect_blocks
+from docs_harness import RESULTS, ROOT, DocShells, collect_blocks
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
@@ -40,9 +40,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         return
     blocks, _ = collect_blocks(ROOT)
     special = [b for b in blocks if b.annotation.kind in ("skip", "xfail")]
-    if not special:
-        return
     terminalreporter.section("docs blocks not run as written")
     for block in special:
         terminalreporter.write_line(f"{block.id}: {block.annotation.kind}: "
                                     f"{block.annotation.reason}")
+    if RESULTS:
+        wall = sum(r.seconds for r in RESULTS)
+        cpu = sum(r.cpu_seconds for r in RESULTS)
+        terminalreporter.write_line(f"{len(RESULTS)} docs blocks ran: {wall:.0f}s wall, "
+                                    f"{cpu:.0f}s CPU; slowest: " + ", ".join(
+                                        f"{r.block.id} {r.seconds:.0f}s/{r.cpu_seconds:.0f}s"
+                                        for r in sorted(RESULTS, key=lambda r: -r.seconds)[:3]))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -38,6 +39,7 @@ from conveyor.processes import free_port, stop_group
 
 __all__ = [
     "DOC_GLOBS",
+    "RESULTS",
     "ROOT",
     "Annotation",
     "Block",
@@ -53,6 +55,7 @@ DOC_GLOBS = ("README.md", "docs/*.md", "docs/decisions/*.md", "examples/*/README
 COMMAND_LANGUAGES = frozenset({"bash", "sh", "shell", "console"})
 DEFAULT_TIMEOUT = 300.0
 TAIL_LINES = 40
+RESULTS: list[BlockResult] = []  # the documentation's blocks run in this session (summary)
 
 # Variables of the developer's own shell that would point a block elsewhere than its fresh
 # home and S3 server; the blocks start without them, as on a fresh machine.
@@ -250,6 +253,7 @@ class BlockResult:
     stderr: str
     seconds: float
     note: str = ""
+    cpu_seconds: float = 0.0  # of the block's reaped processes: load-independent, unlike wall
 
     @property
     def ok(self) -> bool:
@@ -260,7 +264,8 @@ class BlockResult:
         how = (f"exit {self.returncode}" if self.returncode is not None else "no exit code")
         code = "\n".join(f"    {line}" for line in self.block.code.splitlines())
         parts = [f"{self.block.id} ({self.block.language} block) failed: {how} after "
-                 f"{self.seconds:.1f}s" + (f"; {self.note}" if self.note else ""),
+                 f"{self.seconds:.1f}s ({self.cpu_seconds:.1f}s CPU)"
+                 + (f"; {self.note}" if self.note else ""),
                  f"--- the block ---\n{code}"]
         for name, text in (("stdout", self.stdout), ("stderr", self.stderr)):
             tail = text.rstrip().splitlines()[-TAIL_LINES:]
@@ -329,7 +334,7 @@ class DocShell:
 
     def run(self, block: Block) -> BlockResult:
         """Run a block to its end (or its timeout); its background jobs keep running."""
-        started = time.monotonic()
+        started, cpu = time.monotonic(), _children_cpu()
         process, out, err, where = self._start(block)
         note = ""
         try:
@@ -339,7 +344,8 @@ class DocShell:
             returncode, note = None, f"timed out after {block.annotation.timeout:.0f}s"
         note = _join(note, self._kill_escaped())
         return BlockResult(block, returncode, self._read(out, where, block),
-                           self._read(err, where, block), time.monotonic() - started, note)
+                           self._read(err, where, block), time.monotonic() - started, note,
+                           _children_cpu() - cpu)
 
     def serve(self, block: Block) -> BlockResult:
         """Start a server block, wait until it answers HTTP on its port, then stop its group.
@@ -349,7 +355,7 @@ class DocShell:
         """
         port = block.annotation.port
         url = f"http://127.0.0.1:{port}{block.annotation.path}"
-        started = time.monotonic()
+        started, cpu = time.monotonic(), _children_cpu()
         if _answers(url):
             return BlockResult(block, None, "", "", 0.0,
                                f"port {port} already answers before the block starts")
@@ -367,7 +373,8 @@ class DocShell:
         stop_group(process, grace=30)
         note = _join(note, self._kill_escaped())
         return BlockResult(block, returncode, self._read(out, where, block),
-                           self._read(err, where, block), time.monotonic() - started, note)
+                           self._read(err, where, block), time.monotonic() - started, note,
+                           _children_cpu() - cpu)
 
     def _kill_escaped(self) -> str:
         """Kill the processes of this document outside every block's process group.
@@ -397,6 +404,11 @@ class DocShell:
         for process in self._processes:
             stop_group(process, grace=15)
         return self._kill_escaped()
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _join(*notes: str) -> str:

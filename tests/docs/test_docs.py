@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from docs_harness import ROOT, Block, DocShells, collect_blocks
+from docs_harness import RESULTS, ROOT, Block, DocShells, collect_blocks
 
 pytestmark = pytest.mark.integration
 
@@ -59,5 +59,6 @@ def test_block(block: Block, doc_shells: DocShells) -> None:
         pytest.fail(block.problem)
     shell = doc_shells.get(block.doc, _buckets(block.doc))
     result = shell.serve(block) if block.annotation.kind == "server" else shell.run(block)
+    RESULTS.append(result)
     if not result.ok:
         pytest.fail(result.report(), pytrace=False)
