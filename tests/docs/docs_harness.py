@@ -334,7 +334,7 @@ class DocShell:
 
     def run(self, block: Block) -> BlockResult:
         """Run a block to its end (or its timeout); its background jobs keep running."""
-        started, cpu = time.monotonic(), _children_cpu()
+        started, cpu, checkout = time.monotonic(), _children_cpu(), _checkout_state(self.root)
         process, out, err, where = self._start(block)
         note = ""
         try:
@@ -342,7 +342,7 @@ class DocShell:
         except subprocess.TimeoutExpired:
             stop_group(process, grace=10)
             returncode, note = None, f"timed out after {block.annotation.timeout:.0f}s"
-        note = _join(note, self._kill_escaped())
+        note = _join(note, self._kill_escaped(), _checkout_changes(self.root, checkout))
         return BlockResult(block, returncode, self._read(out, where, block),
                            self._read(err, where, block), time.monotonic() - started, note,
                            _children_cpu() - cpu)
@@ -355,7 +355,7 @@ class DocShell:
         """
         port = block.annotation.port
         url = f"http://127.0.0.1:{port}{block.annotation.path}"
-        started, cpu = time.monotonic(), _children_cpu()
+        started, cpu, checkout = time.monotonic(), _children_cpu(), _checkout_state(self.root)
         if _answers(url):
             return BlockResult(block, None, "", "", 0.0,
                                f"port {port} already answers before the block starts")
@@ -371,7 +371,7 @@ class DocShell:
                 break
             time.sleep(1)
         stop_group(process, grace=30)
-        note = _join(note, self._kill_escaped())
+        note = _join(note, self._kill_escaped(), _checkout_changes(self.root, checkout))
         return BlockResult(block, returncode, self._read(out, where, block),
                            self._read(err, where, block), time.monotonic() - started, note,
                            _children_cpu() - cpu)
@@ -404,6 +404,34 @@ class DocShell:
         for process in self._processes:
             stop_group(process, grace=15)
         return self._kill_escaped()
+
+
+_CACHES = ("__pycache__", ".pytest_cache", ".ruff_cache", ".pyc")
+
+
+def _checkout_state(root: Path) -> set[str] | None:
+    """``git status`` of the checkout, ignored files included (None outside a git checkout).
+
+    A block must write under its home, never into the repository (a documented command that
+    ignores CONVEYOR_HOME would leave ``.conveyor/`` in the user's clone).
+    """
+    try:
+        done = subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=root,
+                              capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return None
+    return {line for line in done.stdout.splitlines()
+            if not any(cache in line for cache in _CACHES)}
+
+
+def _checkout_changes(root: Path, before: set[str] | None) -> str:
+    after = _checkout_state(root)
+    if before is None or after is None or after <= before:
+        return ""
+    return "changed the checkout (a block writes under its home only): " + ", ".join(
+        sorted(after - before))
 
 
 def _children_cpu() -> float:

@@ -209,3 +209,16 @@ def test_a_server_that_exits_or_never_answers_fails(tmp_path: Path) -> None:
     silent = shell.serve(_block("sleep 600", kind="server", port=port, timeout=2.0))
     assert not silent.ok and "did not answer within 2s" in silent.note
     shell.close()
+
+
+def test_a_block_writing_into_the_checkout_fails(tmp_path: Path) -> None:
+    import subprocess
+
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    shell = DocShell(repo, tmp_path / "doc", {"PATH": os.environ["PATH"]})
+    assert shell.run(_block("mkdir -p $CONVEYOR_HOME/store && touch $TMPDIR/scratch")).ok
+    result = shell.run(_block("mkdir .conveyor && touch .conveyor/mlflow.db"))
+    assert not result.ok and "changed the checkout" in result.note
+    assert ".conveyor/" in result.note
+    shell.close()
