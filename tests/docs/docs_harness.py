@@ -14,7 +14,9 @@ Options (``key=value``) may precede ``skip``/``xfail`` and follow ``server``. A
 pipefail`` from the repository root, all in one fresh folder (``CONVEYOR_HOME``, ``TMPDIR``);
 variables a block exports are seen by the next ones, as in a terminal. Every block runs in its
 own process group; background jobs live until the document is done (as in a terminal), then
-each group is stopped.
+each group is stopped. A block fails when it exits non-zero, outlives its timeout, leaves a
+process outside its group, or changes the checkout (it must write under its home). Why this
+design: docs/decisions/0025.
 """
 
 from __future__ import annotations
