@@ -11,6 +11,9 @@ if [ -z "$python" ]; then
   done
 fi
 [ -n "$python" ] || { echo "setup: Python 3.11 or 3.12 is needed (none found on PATH)" >&2; exit 2; }
+# After `source .venv/bin/activate` the first python on PATH is the project's own, which has
+# neither pip nor uv: use the interpreter that venv was made from.
+python=$("$python" -c 'import sys; print(getattr(sys, "_base_executable", "") or sys.executable)')
 
 if command -v uv >/dev/null 2>&1; then
   uv=(uv)
