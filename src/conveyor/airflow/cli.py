@@ -11,6 +11,7 @@ environment, so nothing of Airflow is imported into the ``conveyor`` process.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import shutil
@@ -26,6 +27,8 @@ from conveyor.errors import BadInputError, ConveyorRuntimeError, SpecError
 from conveyor.processes import free_port
 
 __all__ = ["airflow_environment", "register"]
+
+log = logging.getLogger(__name__)
 
 REPO_EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 #: The file Airflow records the broken specs' errors against (conveyor.airflow.loader).
@@ -60,8 +63,14 @@ def airflow_environment(home: Path, pipelines: Path, *, port: int | None = None,
             shutil.copyfile(source, target)
     settings = home / "config" / "airflow_local_settings.py"
     settings.parent.mkdir(exist_ok=True)
-    if not settings.exists() or settings.read_text() != LOCAL_SETTINGS:
+    current = settings.read_text() if settings.exists() else None
+    if current is None or (current != LOCAL_SETTINGS
+                           and current.startswith(LOCAL_SETTINGS.splitlines()[0])):
         settings.write_text(LOCAL_SETTINGS)
+    elif current != LOCAL_SETTINGS:  # someone's own settings file: never overwritten
+        log.warning("%s is not Conveyor's: Airflow's log servers keep Airflow's address "
+                    "(every interface) unless it calls "
+                    "conveyor.airflow.loopback.bind_log_servers()", settings)
     port = port or free_port()
     conveyor_home = conveyor_home or home_dir()
     env = {k: v for k, v in (os.environ if base is None else base).items()

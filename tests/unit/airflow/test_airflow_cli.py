@@ -221,6 +221,21 @@ def test_the_environment_bounds_parallelism_and_binds_log_servers(tmp_path: Path
     assert settings.read_text() == LOCAL_SETTINGS
 
 
+def test_someone_elses_local_settings_are_never_overwritten(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from conveyor.airflow.cli import airflow_environment
+
+    settings = tmp_path / "airflow" / "config" / "airflow_local_settings.py"
+    settings.parent.mkdir(parents=True)
+    settings.write_text("POLICY = 'mine'\n")
+
+    airflow_environment(tmp_path / "airflow", tmp_path, conveyor_home=tmp_path / "c")
+
+    assert settings.read_text() == "POLICY = 'mine'\n"
+    assert "is not Conveyor's" in caplog.text
+
+
 def test_the_log_server_hook_makes_airflow_serve_logs_bind_loopback(tmp_path: Path) -> None:
     """Airflow's serve_logs passes ``host=""`` (every interface); the hook replaces it.
 
