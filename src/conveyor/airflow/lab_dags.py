@@ -37,44 +37,30 @@ from typing import Any
 from airflow.sdk import DAG, Asset, PokeReturnValue, TriggerRule, task
 
 from conveyor.airflow.factory import DEFAULT_TASK_ARGS, START_DATE
-from conveyor.errors import ConveyorRuntimeError, SpecError
+from conveyor.airflow.specs import (
+    LAB_KEY,
+    POKE_ENV,
+    SENSOR_POKE_SECONDS,
+    SENSOR_TIMEOUT_SECONDS,
+    TIMEOUT_ENV,
+    is_lab_spec,
+)
+from conveyor.airflow.specs import env_seconds as _seconds
+from conveyor.errors import ConveyorRuntimeError
 
 __all__ = ["DEFAULT_LAB_SCHEDULE", "LAB_KEY", "build_lab_dags", "is_lab_spec", "lab_asset"]
 
-#: The top-level key that makes a YAML file a lab spec (pipeline specs have no ``watch``).
-LAB_KEY = "watch"
 DEFAULT_LAB_SCHEDULE = "@hourly"
-#: The sensor pokes every ``CONVEYOR_LAB_POKE_SECONDS`` (10) and gives up, skipping the run,
-#: after ``CONVEYOR_LAB_SENSOR_TIMEOUT`` seconds (300); read when the DAG file is parsed.
-POKE_ENV, TIMEOUT_ENV = "CONVEYOR_LAB_POKE_SECONDS", "CONVEYOR_LAB_SENSOR_TIMEOUT"
-SENSOR_POKE_SECONDS = 10.0
 #: Retries of the sensor, one poke interval apart: Airflow 3.3 can fail a reschedule-mode
 #: sensor on a late executor event for an earlier poke (apache/airflow#71172).
 SENSOR_RETRIES = 2
 #: The tasks that read the inbox; if one failed, the run fails (see ``registered``).
 INBOX_TASKS = ("wait_for_files", "claim")
-SENSOR_TIMEOUT_SECONDS = 300.0
-
-
-def is_lab_spec(data: Any) -> bool:
-    """Whether parsed YAML is a lab spec rather than a pipeline spec."""
-    return isinstance(data, Mapping) and LAB_KEY in data
 
 
 def lab_asset(lab_name: str) -> Asset:
     """The asset a lab's train DAG emits when it registered at least one version."""
     return Asset(name=f"{lab_name}_registered", uri=f"conveyor://{lab_name}/registered")
-
-
-def _seconds(env: str, default: float) -> float:
-    value = os.environ.get(env, "").strip()
-    try:
-        seconds = float(value) if value else default
-    except ValueError:
-        raise SpecError(f"{env} must be a number of seconds, got {value!r}") from None
-    if not 0 < seconds <= 24 * 3600:
-        raise SpecError(f"{env} must be between 0 and 86400 seconds, got {value!r}")
-    return seconds
 
 
 def _load(spec_path: str) -> Any:

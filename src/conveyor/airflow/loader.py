@@ -31,6 +31,7 @@ from typing import Any
 from airflow.sdk import DAG
 
 from conveyor.airflow.factory import build_dag
+from conveyor.airflow.specs import find_specs, is_lab_spec, pipelines_folder
 
 __all__ = [
     "ConveyorImportError",
@@ -44,10 +45,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PIPELINES_ENV = "CONVEYOR_PIPELINES"
 PROFILE_ENV = "CONVEYOR_PROFILE"
 CONN_ID_ENV = "CONVEYOR_CONN_ID"
-SPEC_SUFFIXES = (".yaml", ".yml")
 
 
 class ConveyorImportError(Exception):
@@ -61,47 +60,6 @@ class LoadResult:
     dags: dict[str, DAG] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
-
-
-def pipelines_folder(environ: MutableMapping[str, str] | None = None) -> Path:
-    """``CONVEYOR_PIPELINES`` (a folder or one spec file), or ``pipelines/`` in the cwd."""
-    env = os.environ if environ is None else environ
-    return Path(env.get(PIPELINES_ENV) or "pipelines").expanduser().resolve()
-
-
-def _is_overlay(path: Path) -> bool:
-    """``churn.s3.yaml`` is a profile overlay of ``churn.yaml`` when that file exists beside it."""
-    stem = path.name[: -len(path.suffix)]
-    if "." not in stem:
-        return False
-    base = stem.split(".", 1)[0]
-    return any((path.parent / f"{base}{suffix}").is_file() for suffix in SPEC_SUFFIXES)
-
-
-def find_specs(location: Path) -> list[Path]:
-    """Spec files of a pipelines folder, sorted.
-
-    A folder holds specs at its top level and one level down (``<scenario>/pipeline.yaml``,
-    as in ``examples/``); deeper files (a watched folder of configs, test data) are not specs.
-    Profile overlays, hidden files and files starting with ``_`` are skipped.
-    """
-    if location.is_file():
-        return [location]
-    if not location.is_dir():
-        log.warning("Conveyor pipelines folder %s does not exist; no DAGs", location)
-        return []
-    found: list[Path] = []
-    for pattern in ("*", "*/*"):
-        for path in location.glob(pattern):
-            relative = path.relative_to(location).parts
-            if (
-                path.suffix.lower() in SPEC_SUFFIXES
-                and path.is_file()
-                and not any(part.startswith((".", "_")) for part in relative)
-                and not _is_overlay(path)
-            ):
-                found.append(path)
-    return sorted(found)
 
 
 def _profile_for(path: Path, profile: str | None) -> str | None:
@@ -158,7 +116,7 @@ def build_dags(
 
 def _add_lab_dags(path: Path, result: LoadResult, origin: dict[str, Path]) -> bool:
     """A lab spec (top-level ``watch``) becomes its train and promote DAGs; else ``False``."""
-    from conveyor.airflow.lab_dags import build_lab_dags, is_lab_spec
+    from conveyor.airflow.lab_dags import build_lab_dags
     from conveyor.spec import read_yaml
 
     data, _ = read_yaml(path)

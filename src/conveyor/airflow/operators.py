@@ -21,9 +21,14 @@ from conveyor.airflow.run_ids import conveyor_run_id
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["ConveyorStepOperator", "mark_run_failed", "runtime_overrides"]
+    from conveyor.runners.executor import Run, StepRecord
+
+__all__ = ["ConveyorStepOperator", "finish_if_rejected", "mark_run_failed", "runtime_overrides"]
 
 log = logging.getLogger(__name__)
+
+#: The step whose verdict may end a run early (docs/decisions/0017).
+GATE_STEP = "gate"
 
 
 def _encode(value: Any) -> str:
@@ -72,6 +77,9 @@ def mark_run_failed(context: Context) -> None:
     if not isinstance(task, ConveyorStepOperator) or dag_run is None:
         return
     error = context.get("exception") or RuntimeError("task failed")
+    if _is_rejection(error):
+        # The gate task already finished the run as ``rejected``; "failed" would be a lie.
+        return
     try:
         from conveyor.runners.executor import fail_run, open_run
         from conveyor.spec import load_spec
@@ -83,6 +91,49 @@ def mark_run_failed(context: Context) -> None:
         log.warning("could not mark the Conveyor run of %s failed", dag_run.run_id, exc_info=True)
 
 
+def _is_rejection(error: BaseException) -> bool:
+    """Whether ``error`` (or an exception it was raised from) is a gate rejection."""
+    from conveyor.errors import GateRejectedError
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, GateRejectedError):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def finish_if_rejected(run: Run, gate: StepRecord) -> None:
+    """End the run at the gate when its verdict keeps the model from being published.
+
+    The steps after the gate (register, export) still run here, and only record
+    ``skipped`` with the verdict's reason, exactly as under the local runner; then the run
+    is finished: the manifest says ``rejected`` and the MLflow run is tagged so and ended
+    ``FINISHED``. Under ``registry.allow_unvalidated`` the model is published anyway and
+    nothing happens here.
+
+    Args:
+        run: the DAG run's Conveyor run.
+        gate: the gate step's record.
+
+    Raises:
+        GateRejectedError: the model was rejected; the gate task fails on it, without
+            retries, so the DAG run is red and nothing downstream runs.
+    """
+    from conveyor.errors import GateRejectedError
+    from conveyor.runners.executor import execute_step, finish_run
+
+    if gate.info.get("passed", True) or run.loaded.spec.registry.allow_unvalidated:
+        return
+    names = list(run.steps)
+    for name in names[names.index(gate.step) + 1:]:
+        execute_step(run, name)
+    ref, _ = finish_run(run)
+    raise GateRejectedError(
+        f"gate rejected the model: {gate.info.get('reason', '')}; nothing was registered or "
+        f"exported; run {run.run_id} finished as rejected (manifest {ref.uri})")
+
+
 class ConveyorStepOperator(BaseOperator):
     """Run one step of a Conveyor pipeline spec as an Airflow task.
 
@@ -91,8 +142,10 @@ class ConveyorStepOperator(BaseOperator):
     writes the manifest and ends the MLflow run. The XCom value is the step record: artifact
     URIs, hashes and a few numbers, never data.
 
-    Bad input (an invalid spec or data, a rejected gate) fails the task at once without
-    retries; any other failure is left to Airflow's retries.
+    Bad input (an invalid spec or data) fails the task at once without retries; any other
+    failure is left to Airflow's retries. A gate that rejects the model finishes the run as
+    ``rejected`` and then fails the gate task, also without retries, so that the DAG run is
+    red and register and export never start (docs/decisions/0017).
 
     Args:
         spec_path: the pipeline spec (YAML) on the worker's filesystem.
@@ -168,7 +221,10 @@ class ConveyorStepOperator(BaseOperator):
             run = open_run(loaded, run_id=run_id)
             record: dict[str, Any] = {"run_id": run_id}
             if self.step is not None:
-                record = execute_step(run, self.step, use_cache=self.use_cache).to_dict()
+                done = execute_step(run, self.step, use_cache=self.use_cache)
+                if self.step == GATE_STEP and not self.finish:
+                    finish_if_rejected(run, done)
+                record = done.to_dict()
                 record.setdefault("run_id", run_id)
             if self.finish:
                 ref, manifest = finish_run(run)

@@ -211,8 +211,8 @@ def make_home(root: Path, *, pipelines: Path, extra_env: Mapping[str, str] | Non
 class Standalone:
     """``airflow standalone`` (api-server, scheduler, dag-processor, triggerer) on 127.0.0.1.
 
-    Started in its own process group so that :meth:`stop` ends exactly the processes it
-    started (the group of the PID it launched), never anything else.
+    Started in a session of its own so that :meth:`stop` ends exactly the processes it
+    started (that session, and the descendants of the PID it launched), never anything else.
     """
 
     home: AirflowHome
@@ -257,8 +257,11 @@ class Standalone:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
+        """Stop every process of the session, task processes (own process groups) too."""
         if self.process is not None:
-            stop_group(self.process)
+            from conveyor.airflow.standalone import stop_tree
+
+            stop_tree(self.process)
 
     def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
         """Until the dag-processor has parsed ``dag_id`` (active, not stale)."""

@@ -175,6 +175,70 @@ def test_bad_data_fails_the_task_at_once_and_marks_the_mlflow_run_failed(
     assert "single class" in mlflow_run.data.tags["conveyor.error"]
 
 
+def _registered_versions(tracking_uri: str, name: str) -> list[object]:
+    from mlflow import MlflowClient
+
+    return list(MlflowClient(tracking_uri=tracking_uri).search_model_versions(f"name='{name}'"))
+
+
+def test_gate_rejection_fails_the_gate_task_once_and_finishes_the_run_as_rejected(
+    airflow_home: AirflowHome, examples_env: dict[str, str]
+) -> None:
+    """A rejected model is red at a glance and reads as ``rejected`` everywhere else.
+
+    docs/decisions/0017: the gate task fails without retries, register and export never
+    start, the DAG run fails; the manifest and the MLflow run say ``rejected`` as after
+    ``conveyor run``, and nothing is registered or exported.
+    """
+    tracking = airflow_home.env["MLFLOW_TRACKING_URI"]
+    exports = Path(urlparse(examples_env["CONVEYOR_EXPORT_URI"]).path)
+    exported_before = sorted(exports.rglob("*"))
+    versions_before = _registered_versions(tracking, "breast_cancer_classifier")
+
+    result = airflow_home.dags_test(
+        "breast_cancer", conf={"model.params.C": 0.0001}, extra_env=examples_env)
+
+    assert result.returncode != 0, result.tail()
+    assert result.run_id is not None
+    assert result.states == {**dict.fromkeys(STEPS[:5], "success"), "gate": "failed",
+                             "register": "upstream_failed", "export": "upstream_failed"}, \
+        result.tail()
+    assert result.tasks["gate"]["try_number"] == 1  # a rejection is not retried
+    (dag_run,) = airflow_home.query(
+        "SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", "breast_cancer",
+        result.run_id)
+    assert dag_run["state"] == "failed"
+    assert "GateRejectedError: gate rejected the model: test_" in result.output
+
+    from mlflow import MlflowClient
+
+    run_id = conveyor_run_id("breast_cancer", result.run_id)
+    client = MlflowClient(tracking_uri=tracking)
+    experiment = client.get_experiment_by_name("breast_cancer")
+    (mlflow_run,) = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`conveyor.run_id` = '{run_id}'")
+    # As after `conveyor run`: finished, rejected; the failure callback left it alone.
+    assert mlflow_run.info.status == "FINISHED"
+    assert mlflow_run.data.tags["conveyor.status"] == "rejected"
+    assert mlflow_run.data.tags["conveyor.gate"] == "rejected"
+    assert "conveyor.error" not in mlflow_run.data.tags
+    assert mlflow_run.data.tags["conveyor.step.register"] == "skipped"
+    assert mlflow_run.data.tags["conveyor.step.export"] == "skipped"
+
+    manifest = json.loads(Path(urlparse(mlflow_run.data.tags["conveyor.manifest"]).path)
+                          .read_text())
+    assert manifest["status"] == "rejected"
+    assert set(manifest["steps"]) == set(STEPS)
+    assert manifest["steps"]["register"]["status"] == "skipped"
+    assert manifest["steps"]["export"]["status"] == "skipped"
+    assert "needs >=" in manifest["steps"]["gate"]["info"]["reason"]
+
+    # Nothing was registered or exported.
+    versions_after = _registered_versions(tracking, "breast_cancer_classifier")
+    assert len(versions_after) == len(versions_before)
+    assert sorted(exports.rglob("*")) == exported_before
+
+
 def test_conveyor_is_listed_as_an_airflow_provider(airflow_home: AirflowHome) -> None:
     from importlib.metadata import entry_points
 
