@@ -185,8 +185,12 @@ class FitWorker:
         self.budget = TimeBudget("", time_limit)
 
     def __repr__(self) -> str:
-        pid = self._process.pid if self._process else None
-        return f"FitWorker(time_limit={self.time_limit:g}, pid={pid})"
+        return f"FitWorker(time_limit={self.time_limit:g}, pid={self.pid})"
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id (it leads its own process group), if one is running."""
+        return self._process.pid if self._process is not None else None
 
     def __enter__(self) -> FitWorker:
         return self

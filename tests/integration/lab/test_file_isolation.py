@@ -53,6 +53,7 @@ def test_bad_and_endless_files_are_rejected_alone_and_the_good_ones_train(
         lab_home: Path, inbox: Path) -> None:
     lab = limited_lab(inbox)
     drop(inbox, "a-bad-date.yaml", "model: svc\nparams: {C: 2024-02-30}\n")
+    drop(inbox, "a-date-note.yaml", "description: 2024-02-30\n" + TREE)  # the case
     drop(inbox, "b-long-int.yaml", "model: svc\nparams: {C: " + "7" * 5000 + "}\n")
     drop(inbox, "c-forever.yaml", FOREVER)
     drop(inbox, "d-tree.yaml", TREE)
@@ -65,8 +66,10 @@ def test_bad_and_endless_files_are_rejected_alone_and_the_good_ones_train(
 
     # the pass returned, soon after the endless file's limit, and trained the good files
     assert took < LIMIT + 120, took
-    assert sorted(r.file for r in report.trained) == ["d-tree.yaml", "e-svc.json"]
-    assert sorted(report.versions, key=int) == ["1", "2"]
+    # (a date in a description is text since ADR 0019: that file is good)
+    assert sorted(r.file for r in report.trained) == ["a-date-note.yaml", "d-tree.yaml",
+                                                     "e-svc.json"]
+    assert sorted(report.versions, key=int) == ["1", "2", "3"]
     assert report.failed == {}
     assert set(report.rejected) == {"a-bad-date.yaml", "b-long-int.yaml", "c-forever.yaml"}
     assert "took longer than 10 s" in report.rejected["c-forever.yaml"]
@@ -89,9 +92,9 @@ def test_bad_and_endless_files_are_rejected_alone_and_the_good_ones_train(
     # the good ones are in MLflow; nothing of the bad ones is (no run, no version)
     tracker = Tracker(None, "iris_lab")
     runs = tracker.client.search_runs([tracker.experiment_id], max_results=50)
-    assert sorted(r.data.tags["conveyor.config.file"] for r in runs) == ["d-tree.yaml",
-                                                                         "e-svc.json"]
-    assert len(tracker.client.search_model_versions("name = 'iris_classifier'")) == 2
+    assert sorted(r.data.tags["conveyor.config.file"] for r in runs) == [
+        "a-date-note.yaml", "d-tree.yaml", "e-svc.json"]
+    assert len(tracker.client.search_model_versions("name = 'iris_classifier'")) == 3
 
     # no claim is left hanging, and the killed training left no process behind
     assert pending_files(lab) == [] and claim_new(lab).claims == []
