@@ -176,16 +176,36 @@ def train_configs(
         TrackingError: MLflow failed (transient: worth a retry).
     """
     with _worker(lab, worker) as fitter:
-        fitter.start()  # it imports while the split is made
+        fitter.start()  # it imports while this process connects to MLflow
         fitter.start_file(file)
-        return _train(lab, configs, file=file, sha256=sha256, split=split, worker=fitter)
+        return _train(lab, configs, _prepare(lab, split), file=file, sha256=sha256,
+                      worker=fitter)
 
 
-def _train(lab: Lab, configs: list[ClassifierConfig], *, file: str, sha256: str,
-           split: LabSplit | None, worker: FitWorker) -> TrainResult:
+@dataclass(frozen=True)
+class _Prepared:
+    split: LabSplit
+    holdout: ArtifactRef
+    tracker: Tracker
+
+
+def _prepare(lab: Lab, split: LabSplit | None) -> _Prepared:
+    """The split, its hold-out in the Store and a connected tracker.
+
+    Done before the first request to the child, so that MLflow's import and connection here
+    overlap the child's own start (scikit-learn, pandas) instead of following it.
+    """
     split = split or lab_split(lab)
     holdout = publish_holdout(lab, split)
     tracker = Tracker(lab.tracking_uri, lab.experiment)
+    with _mlflow(f"connecting to MLflow at {tracker.uri}"):
+        _ = tracker.experiment_id
+    return _Prepared(split=split, holdout=holdout, tracker=tracker)
+
+
+def _train(lab: Lab, configs: list[ClassifierConfig], prepared: _Prepared, *, file: str,
+           sha256: str, worker: FitWorker) -> TrainResult:
+    split, holdout, tracker = prepared.split, prepared.holdout, prepared.tracker
     model_name = lab.spec.model_name
     pending: list[tuple[ClassifierConfig, Fitted]] = []
     done: dict[str, TrainedConfig] = {}
@@ -267,8 +287,9 @@ def train_file(lab: Lab, data: bytes, filename: str, *, split: LabSplit | None =
         TrackingError: MLflow failed.
     """
     with _worker(lab, worker) as fitter:
-        fitter.start()
+        fitter.start()  # it imports while this process connects to MLflow
         fitter.start_file(filename)
+        prepared = _prepare(lab, split)
         configs = fitter.read(data, filename)
-        return _train(lab, configs, file=filename, sha256=hashlib.sha256(data).hexdigest(),
-                      split=split, worker=fitter)
+        return _train(lab, configs, prepared, file=filename,
+                      sha256=hashlib.sha256(data).hexdigest(), worker=fitter)
