@@ -180,6 +180,7 @@ class FitWorker:
         self._requests: Connection | None = None
         self._replies: Connection | None = None
         self._ready = False
+        self._busy = False  # a request is in flight (its reply not read yet)
         self._started = 0.0
         self._split_key: str | None = None
         self.budget = TimeBudget("", time_limit)
@@ -235,8 +236,12 @@ class FitWorker:
         log.debug("started the lab's training process %d", self._process.pid)
 
     def close(self) -> None:
-        """Ask the child to stop; kill its process group if it does not within 5 s."""
-        if self._process is not None and self._process.poll() is None and self._ready:
+        """Ask the child to stop; kill its process group if it does not within 5 s.
+
+        A child still busy with a request (the caller was interrupted) is killed at once.
+        """
+        if self._process is not None and self._process.poll() is None and self._ready \
+                and not self._busy:
             with contextlib.suppress(OSError, ValueError):
                 assert self._requests is not None
                 self._requests.send(("stop",))
@@ -251,7 +256,7 @@ class FitWorker:
             if conn is not None:
                 conn.close()
         self._requests = self._replies = None
-        self._ready = False
+        self._ready = self._busy = False
         if process is None:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -319,22 +324,25 @@ class FitWorker:
     def _request(self, request: tuple[Any, ...], timeout: float, doing: str) -> Any:
         assert self._requests is not None and self._replies is not None
         assert self._process is not None
+        process = self._process
+        self._busy = True
         try:
             self._requests.send(request)
             if not self._replies.poll(timeout):
                 log.warning("the lab's training process %d ran out of time while %s; "
-                            "killing it", self._process.pid, doing)
+                            "killing it", process.pid, doing)
                 self._discard()
                 raise _OutOfTime
             reply = self._replies.recv()
         except (EOFError, OSError):
-            code = self._process.wait(timeout=30) if self._process else None
-            self._discard()
+            self._discard()  # reaps it: the return code says how it ended
+            code = process.returncode
             how = (f"killed by signal {-code}" if code is not None and code < 0
                    else f"exit code {code}")
             hint = " (out of memory?)" if code == -signal.SIGKILL else ""
             raise FitError(f"{self.budget.file}: the training process died while {doing} "
                            f"({how}{hint})") from None
+        self._busy = False
         if reply[0] == "ok":
             return reply[1]
         kind, args, state = reply[1:]
