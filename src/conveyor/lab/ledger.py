@@ -124,12 +124,28 @@ class Ledger:
             raise StoreError(f"claim {self.claim_uri(sha256, attempt)} is unreadable: {exc}") \
                 from exc
 
-    def is_pending(self, sha256: str, *, now: float | None = None) -> bool:
-        """Whether this content has neither an outcome nor a live claim."""
-        if self.outcome(sha256) is not None:
+    def is_pending(self, sha256: str, *, now: float | None = None,
+                   supersede: bool = False) -> bool:
+        """Whether this content has neither an outcome nor a live claim.
+
+        With ``supersede`` the recorded outcome (and the claim that wrote it) do not count:
+        the caller decided the content may be tried again.
+        """
+        outcome = self.outcome(sha256)
+        if outcome is not None and not supersede:
             return False
         latest = self.latest_claim(sha256)
-        return latest is None or latest.expires_at <= (now or time.time())
+        return latest is None or not self._live(latest, outcome if supersede else None,
+                                                now or time.time())
+
+    @staticmethod
+    def _live(claim: Claim, superseded: dict[str, Any] | None, now: float) -> bool:
+        """Whether ``claim`` still holds its content (not expired, not already finished)."""
+        if superseded is not None:
+            finished = (superseded.get("claim") or {}).get("attempt", 0)
+            if claim.attempt <= int(finished):
+                return False
+        return claim.expires_at > now
 
     def read_blob(self, claim: Claim) -> bytes:
         """The claimed bytes, verified against the claim's hash."""
@@ -137,17 +153,21 @@ class Ledger:
 
     # ------------------------------------------------------------------ writes
     def claim(self, data: bytes, *, file: str, file_uri: str, owner: str,
-              now: float | None = None) -> Claim | None:
+              now: float | None = None, supersede: bool = False) -> Claim | None:
         """Claim ``data`` (one file's bytes) for ``owner``; ``None`` when someone else has it.
 
-        Returns ``None`` too when the content already has an outcome.
+        Returns ``None`` too when the content already has an outcome, unless ``supersede``
+        (the caller decided the content may be tried again, e.g. it ran out of time under a
+        lower limit): then the outcome and the claim that wrote it do not count, and the
+        new outcome replaces the old one.
         """
         sha256 = hashlib.sha256(data).hexdigest()
         now = time.time() if now is None else now
-        if self.outcome(sha256) is not None:
+        outcome = self.outcome(sha256)
+        if outcome is not None and not supersede:
             return None
         latest = self.latest_claim(sha256)
-        if latest is not None and latest.expires_at > now:
+        if latest is not None and self._live(latest, outcome, now):
             return None
         attempt = (latest.attempt if latest else 0) + 1
         if attempt > _MAX_ATTEMPTS:

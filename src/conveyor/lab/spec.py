@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from conveyor.errors import SpecError
 from conveyor.spec import read_yaml, short_repr
@@ -35,6 +42,10 @@ __all__ = ["LAB_METRICS", "Lab", "LabSpec", "PromotionSpec", "WatchSpec", "load_
 
 LAB_METRICS = ("accuracy", "f1", "precision", "recall")
 LabMetric = Literal["accuracy", "f1", "precision", "recall"]
+#: Seconds one file may spend being read, checked and fitted (``watch.file_time_limit_seconds``):
+#: far above any fit on a bundled data set (milliseconds to seconds), far below the claim's
+#: hour, so a file that fits for ever costs one pass five minutes, not the whole inbox an hour.
+DEFAULT_FILE_TIME_LIMIT = 300.0
 
 
 class _Model(BaseModel):
@@ -55,8 +66,23 @@ class WatchSpec(_Model):
         default=3600.0, gt=0.0,
         description="A claim with no outcome after this long may be claimed again.",
     )
+    file_time_limit_seconds: float = Field(
+        default=DEFAULT_FILE_TIME_LIMIT, gt=0.0, le=6 * 3600.0,
+        description="Reading, checking and fitting one file's configs must end within this; "
+                    "a file that takes longer is stopped and rejected.",
+    )
 
     _no_secrets = field_validator("storage_options")(check_storage_options)
+
+    @model_validator(mode="after")
+    def _limit_within_claim(self) -> WatchSpec:
+        # a claim that expires while its file is still fitting lets a second watcher take it
+        if self.file_time_limit_seconds >= self.claim_ttl_seconds:
+            raise ValueError(
+                f"file_time_limit_seconds ({self.file_time_limit_seconds:g}) must be shorter "
+                f"than claim_ttl_seconds ({self.claim_ttl_seconds:g}): a claim must outlive "
+                "the work it covers; lower the one or raise the other")
+        return self
 
 
 class PromotionSpec(_Model):

@@ -1,27 +1,30 @@
 """Train the configs of one file on the lab's data set; log and register each in MLflow.
 
-Every config of a file is checked and fitted before anything is logged, so a file whose
-third config fails to fit registers nothing. Each config is one MLflow run and one version
-of the lab's registered model, whose registration key is derived from the config's hash and
-the split (training is deterministic: the same config on the same split is the same model): a
-retry, a re-run or the same config dropped again finds its version instead of adding one (see
+Reading, checking and fitting a file's configs depend only on its bytes and run in a child
+process under the lab's per-file time limit (:mod:`conveyor.lab.worker`); logging and
+registering talk to MLflow and the Store and run here, after every config of the file was
+fitted: a file whose third config fails to fit (or runs out of time) registers nothing.
+Each config is one MLflow run and one version of the lab's registered model, whose
+registration key is derived from the config's hash and the split (training is deterministic:
+the same config on the same split is the same model): a retry, a re-run or the same config
+dropped again finds its version instead of adding one (see
 :func:`conveyor.tracking.register_model`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
-import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from conveyor.errors import BadInputError
-from conveyor.features import build_model_pipeline
-from conveyor.lab.configs import ClassifierConfig, parse_config_bytes
-from conveyor.lab.spec import LAB_METRICS, Lab
-from conveyor.modeling import classification_metrics
+from conveyor.errors import ConveyorError, TrackingError
+from conveyor.lab.configs import ClassifierConfig
+from conveyor.lab.spec import Lab
+from conveyor.lab.worker import FitError, Fitted, FitWorker, TimeLimitError
 from conveyor.sources.bundled import read_sklearn_source
 from conveyor.store import ArtifactRef
 from conveyor.tracking import (
@@ -32,15 +35,11 @@ from conveyor.tracking import (
     register_model,
 )
 
-__all__ = ["FitError", "LabSplit", "TrainResult", "TrainedConfig", "lab_split",
-           "publish_holdout", "train_configs", "train_file"]
+__all__ = ["FitError", "LabSplit", "TimeLimitError", "TrainResult", "TrainedConfig",
+           "fit_worker", "lab_split", "publish_holdout", "train_configs", "train_file"]
 
 log = logging.getLogger(__name__)
 TARGET = "target"
-
-
-class FitError(BadInputError):
-    """A config passed every check but its estimator failed to fit (retrying cannot help)."""
 
 
 @dataclass(frozen=True)
@@ -123,32 +122,42 @@ def publish_holdout(lab: Lab, split: LabSplit) -> ArtifactRef:
     return store.put_table(uri, frame.reset_index(drop=True))
 
 
-def _fit(lab: Lab, config: ClassifierConfig, split: LabSplit) -> tuple[Any, dict[str, float],
-                                                                        list[str]]:
-    estimator = config.build()
-    model = build_model_pipeline(split.features, lab.spec.preprocess, estimator)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            model.fit(split.X_train, split.y_train)
-        except Exception as exc:  # any failure of the user-chosen estimator code
-            raise FitError(f"{config.source}: config {config.name!r}: "
-                           f"{type(estimator).__name__} failed to fit: {exc}") from exc
-    notes = sorted({f"{w.category.__name__}: {str(w.message)[:200]}" for w in caught})
-    metrics = classification_metrics(model, split.X_test, split.y_test, split="test",
-                                     metrics=list(LAB_METRICS), positive=None)
-    metrics.update(classification_metrics(model, split.X_train, split.y_train, split="train",
-                                          metrics=["accuracy", "f1"], positive=None))
-    return model, metrics, notes
-
-
 def _run_key(lab: Lab, config: ClassifierConfig, split: LabSplit) -> str:
     return f"{lab.name}-{config.config_hash[:20]}-{split.key[:8]}"
 
 
+def fit_worker(lab: Lab) -> FitWorker:
+    """A :class:`~conveyor.lab.worker.FitWorker` with the lab's per-file time limit."""
+    return FitWorker(time_limit=lab.spec.watch.file_time_limit_seconds)
+
+
+@contextlib.contextmanager
+def _worker(lab: Lab, given: FitWorker | None) -> Iterator[FitWorker]:
+    if given is not None:
+        yield given
+        return
+    with fit_worker(lab) as worker:
+        yield worker
+
+
+@contextlib.contextmanager
+def _mlflow(what: str) -> Iterator[None]:
+    """Turn a foreign exception from MLflow or the Store into a retryable TrackingError.
+
+    Whatever fails here is not the config's fault (it was fitted and scored already): the
+    file must not be rejected for it.
+    """
+    try:
+        yield
+    except ConveyorError:
+        raise
+    except Exception as exc:
+        raise TrackingError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
+
+
 def train_configs(
     lab: Lab, configs: list[ClassifierConfig], *, file: str, sha256: str,
-    split: LabSplit | None = None,
+    split: LabSplit | None = None, worker: FitWorker | None = None,
 ) -> TrainResult:
     """Fit every config, then log and register each (one MLflow run and version per config).
 
@@ -158,31 +167,64 @@ def train_configs(
         file: the config file's name (a tag, never a key).
         sha256: the file's content hash (a tag).
         split: the split to use; computed from the lab when omitted.
+        worker: the child process that fits (one pass shares one); started for this call
+            when omitted.
 
     Raises:
         FitError: a config failed to fit; nothing of this file was logged or registered.
+        TimeLimitError: fitting took longer than the lab's per-file limit; likewise.
         TrackingError: MLflow failed (transient: worth a retry).
+    """
+    with _worker(lab, worker) as fitter:
+        fitter.start()  # it imports while this process connects to MLflow
+        fitter.start_file(file)
+        return _train(lab, configs, _prepare(lab, split), file=file, sha256=sha256,
+                      worker=fitter)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    split: LabSplit
+    holdout: ArtifactRef
+    tracker: Tracker
+
+
+def _prepare(lab: Lab, split: LabSplit | None) -> _Prepared:
+    """The split, its hold-out in the Store and a connected tracker.
+
+    Done before the first request to the child, so that MLflow's import and connection here
+    overlap the child's own start (scikit-learn, pandas) instead of following it.
     """
     split = split or lab_split(lab)
     holdout = publish_holdout(lab, split)
     tracker = Tracker(lab.tracking_uri, lab.experiment)
+    with _mlflow(f"connecting to MLflow at {tracker.uri}"):
+        _ = tracker.experiment_id
+    return _Prepared(split=split, holdout=holdout, tracker=tracker)
+
+
+def _train(lab: Lab, configs: list[ClassifierConfig], prepared: _Prepared, *, file: str,
+           sha256: str, worker: FitWorker) -> TrainResult:
+    split, holdout, tracker = prepared.split, prepared.holdout, prepared.tracker
     model_name = lab.spec.model_name
-    pending: list[tuple[ClassifierConfig, Any, dict[str, float], list[str]]] = []
+    pending: list[tuple[ClassifierConfig, Fitted]] = []
     done: dict[str, TrainedConfig] = {}
     for config in configs:
         key = _run_key(lab, config, split)
-        existing = find_version(tracker, model_name, key)
+        with _mlflow(f"looking up {model_name!r} in the MLflow registry"):
+            existing = find_version(tracker, model_name, key)
         if existing is not None:  # a retry, or the same config dropped again
             done[config.name] = TrainedConfig(
                 name=config.name, estimator=config.estimator, version=str(existing.version),
                 created=False, run_id=existing.run_id or "", conveyor_run_id=key,
                 model_uri=f"models:/{model_name}/{existing.version}")
             continue
-        pending.append((config, *_fit(lab, config, split)))
-    for config, model, metrics, notes in pending:
-        done[config.name] = _log_and_register(
-            lab, tracker, config, model, metrics, notes, split=split, holdout=holdout,
-            file=file, sha256=sha256)
+        pending.append((config, worker.fit(config, split, lab.spec.preprocess)))
+    for config, fitted in pending:
+        with _mlflow(f"logging config {config.name!r} of {file} to MLflow"):
+            done[config.name] = _log_and_register(
+                lab, tracker, config, fitted.model, fitted.metrics, fitted.notes, split=split,
+                holdout=holdout, file=file, sha256=sha256)
     return TrainResult(file=file, sha256=sha256, model_name=model_name,
                        configs=[done[c.name] for c in configs])
 
@@ -230,15 +272,24 @@ def _log_and_register(
                          metrics=metrics)
 
 
-def train_file(lab: Lab, data: bytes, filename: str, *,
-               split: LabSplit | None = None) -> TrainResult:
+def train_file(lab: Lab, data: bytes, filename: str, *, split: LabSplit | None = None,
+               worker: FitWorker | None = None) -> TrainResult:
     """Parse, check, fit, log and register every config in one file's bytes.
+
+    Reading, checking and fitting run in ``worker`` (a child process; one is started for
+    this call when omitted) and together may take at most the lab's
+    ``watch.file_time_limit_seconds``.
 
     Raises:
         ConfigError: the file is not a valid config file (names file, line, key).
         FitError: a config failed to fit.
+        TimeLimitError: reading and fitting took longer than the lab's per-file limit.
         TrackingError: MLflow failed.
     """
-    configs = parse_config_bytes(data, filename)
-    return train_configs(lab, configs, file=filename, sha256=hashlib.sha256(data).hexdigest(),
-                         split=split)
+    with _worker(lab, worker) as fitter:
+        fitter.start()  # it imports while this process connects to MLflow
+        fitter.start_file(filename)
+        prepared = _prepare(lab, split)
+        configs = fitter.read(data, filename)
+        return _train(lab, configs, prepared, file=filename,
+                      sha256=hashlib.sha256(data).hexdigest(), worker=fitter)

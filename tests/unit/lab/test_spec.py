@@ -19,6 +19,7 @@ def test_the_example_spec_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert lab.inbox_uri == (EXAMPLE.parent / "configs").as_uri()
     assert lab.store_root.startswith("file://") and lab.spec.data.name == "iris"
     assert lab.spec.promotion.metric == "f1" and lab.spec.split.seed == 42
+    assert lab.spec.watch.file_time_limit_seconds == 300
 
 
 def test_the_inbox_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -37,6 +38,10 @@ def test_the_inbox_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     ("name: x\nwatch: {folder: in, storage_options: {secret: s}}\n", "inline secret",
      "watch.storage_options", 2),
     ("name: x\nname: y\n", "duplicate key", "name", 2),
+    ("name: x\nwatch: {folder: in, file_time_limit_seconds: 0}\n", "greater than 0",
+     "watch.file_time_limit_seconds", 2),
+    ("name: x\nwatch:\n  folder: in\n  claim_ttl_seconds: 60\n",
+     "file_time_limit_seconds (300) must be shorter than claim_ttl_seconds (60)", "watch", 2),
 ])
 def test_bad_lab_specs_name_file_line_and_key(tmp_path: Path, text: str, needle: str,
                                               key: str, line: int | None) -> None:
