@@ -25,6 +25,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from conveyor.errors import StoreError
+from conveyor.spec.loader import resolve_location
 
 __all__ = [
     "HOME_MARKERS",
@@ -91,16 +92,11 @@ def home_dir() -> Path:
 
 
 def to_uri(location: str, base_dir: Path | None = None) -> str:
-    """A URI with a scheme for a location from a user; bare paths resolve against ``base_dir``."""
-    if "://" in location:
-        scheme, _, rest = location.partition("://")
-        if scheme != "file":
-            return location.rstrip("/")
-        location = rest
-    path = Path(location).expanduser()
-    if not path.is_absolute():
-        path = (base_dir or Path.cwd()) / path
-    return "file://" + str(path.resolve())
+    """A URI with a scheme for a location from a user; bare paths resolve against ``base_dir``.
+
+    The spec hash resolves locations by the same rule (one definition, in the spec layer).
+    """
+    return resolve_location(location, base_dir or Path.cwd())
 
 
 def check_key(value: str, what: str) -> str:
