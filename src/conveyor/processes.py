@@ -63,6 +63,9 @@ def stop_group(process: subprocess.Popen[bytes], grace: float = 30) -> None:
     while time.monotonic() < deadline:
         process.poll()  # reap the leader: a zombie leader still counts as a group member
         if not _group_running(group):
+            # The leader may have ended between poll() and the scan (seen under load, when
+            # the whole group died at once): it is a zombie now, so this wait is immediate.
+            process.wait(timeout=30)
             return
         time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError):
