@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from conveyor.modeling.gate import judge
+from conveyor.modeling.training import positive_label, split_xy
 from conveyor.steps.base import BaseStep, StepContext, StepResult
-from conveyor.steps.gate import judge
-from conveyor.steps.train import positive_label, split_xy
 from conveyor.store import ArtifactRef
 
 __all__ = ["EvaluateStep", "load_model"]
@@ -56,7 +56,7 @@ class EvaluateStep(BaseStep):
         target = spec.schema_.target
         X_train, y_train = split_xy(ctx.read_table("split.train"), features, target)
         X_test, y_test = split_xy(ctx.read_table("split.test"), features, target)
-        positive = positive_label(spec, y_train)
+        positive = positive_label(spec.schema_.positive_label, y_train)
         binary = positive is not None and y_train.nunique() == 2
         pos = positive if binary else None
         metrics = {

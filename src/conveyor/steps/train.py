@@ -4,65 +4,15 @@ training split only, saved in MLflow's format to the Store and logged to the MLf
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from conveyor.errors import DataError, SpecError
+from conveyor.errors import SpecError
 from conveyor.features import build_model_pipeline
+from conveyor.modeling.training import fit_model, positive_label, split_xy
 from conveyor.steps.base import BaseStep, StepContext, StepResult
 
-__all__ = ["TrainStep", "fit_model", "split_xy"]
+__all__ = ["TrainStep"]
 
 log = logging.getLogger(__name__)
-
-
-def split_xy(frame: Any, features: dict[str, str], target: str) -> tuple[Any, Any]:
-    return frame[list(features)], frame[target]
-
-
-def positive_label(spec: Any, y: Any) -> Any:
-    """The positive label in the target's own type (``1`` for an int target, ``"M"`` for text)."""
-    label = spec.schema_.positive_label
-    if label is None:
-        return None
-    for value in y.unique():
-        if str(value) == str(label):
-            return value.item() if hasattr(value, "item") else value
-    return label
-
-
-def fit_model(spec: Any, features: dict[str, str], X: Any, y: Any) -> tuple[Any, dict[str, Any]]:
-    """Build, optionally tune, and fit the model pipeline; return it and facts about the fit."""
-    from conveyor.modeling import build_estimator, scorer
-
-    estimator = build_estimator(spec.model.estimator, dict(spec.model.params))
-    pipeline = build_model_pipeline(features, spec.preprocess, estimator)
-    facts: dict[str, Any] = {}
-    tune = spec.model.tune
-    if tune is not None:
-        from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, StratifiedKFold
-
-        grid = {f"model__{k}": v for k, v in tune.params.items()}
-        cv = StratifiedKFold(n_splits=tune.cv, shuffle=True, random_state=spec.split.seed)
-        score = scorer(tune.metric, positive_label(spec, y))
-        if tune.method == "grid":
-            search = GridSearchCV(pipeline, grid, cv=cv, scoring=score, n_jobs=1, refit=True)
-        else:
-            search = RandomizedSearchCV(pipeline, grid, n_iter=tune.n_iter, cv=cv, scoring=score,
-                                        random_state=spec.split.seed, n_jobs=1, refit=True)
-        try:
-            search.fit(X, y)
-        except ValueError as exc:
-            raise DataError(f"tuning failed: {exc}") from None
-        pipeline = search.best_estimator_
-        facts["best_params"] = {k.removeprefix("model__"): v
-                                for k, v in search.best_params_.items()}
-        facts[f"cv_best_{tune.metric}"] = float(search.best_score_)
-    else:
-        try:
-            pipeline.fit(X, y)
-        except ValueError as exc:
-            raise DataError(f"fitting {spec.model.estimator} failed: {exc}") from None
-    return pipeline, facts
 
 
 class TrainStep(BaseStep):
@@ -77,7 +27,14 @@ class TrainStep(BaseStep):
         train = ctx.read_table("split.train")
         X, y = split_xy(train, features, spec.schema_.target)
         try:
-            model, facts = fit_model(spec, features, X, y)
+            from conveyor.modeling import build_estimator
+
+            estimator = build_estimator(spec.model.estimator, dict(spec.model.params))
+            pipeline = build_model_pipeline(features, spec.preprocess, estimator)
+            model, facts = fit_model(
+                pipeline, X, y, tune=spec.model.tune, seed=spec.split.seed,
+                positive=positive_label(spec.schema_.positive_label, y),
+                what=spec.model.estimator)
         except SpecError as exc:
             raise ctx.loaded.error(exc.key or "model", exc.reason) from None
         example = X.head(5)
