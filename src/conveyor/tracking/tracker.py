@@ -138,9 +138,10 @@ def mlflow_scope(uri: str | None = None) -> Iterator[None]:
     downloads of ``models:/`` URIs read the global tracking and registry URIs;
     ``mlflow.set_tracking_uri`` also exports ``MLFLOW_TRACKING_URI`` (and the registry its
     variable). Inside this block both URIs are ``uri`` (when given) and the flavour's
-    environment (:data:`_FLAVOUR_ENV`) is set; on leaving, the previous URIs and the previous
-    values of those variables (or their absence) are put back. A process-wide lock keeps two
-    threads from interleaving, so two pipelines with different registries can run at once.
+    environment (:data:`_FLAVOUR_ENV`, unless the user set it) is set; on leaving, the
+    previous URIs and the previous values of those variables (or their absence) are put back.
+    A process-wide lock keeps two threads from interleaving, so two pipelines with different
+    registries can run at once.
     """
     _import_mlflow()
     import mlflow
@@ -154,7 +155,8 @@ def mlflow_scope(uri: str | None = None) -> Iterator[None]:
         saved_tracking = tracking_utils._tracking_uri
         saved_registry = registry_utils._registry_uri
         try:
-            os.environ.update(_FLAVOUR_ENV)
+            for name, value in _FLAVOUR_ENV.items():
+                os.environ.setdefault(name, value)  # a user's own choice wins
             if uri is not None:
                 mlflow.set_tracking_uri(uri)
                 mlflow.set_registry_uri(uri)
