@@ -88,7 +88,7 @@ def _rules(args: argparse.Namespace, target: Any) -> tuple[dict[str, Any], str]:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from conveyor.tracking.promotion import load_holdout, promote
+    from conveyor.promotion import load_holdout, promote
 
     target = _target(args)
     rules, source = _rules(args, target)
@@ -149,7 +149,7 @@ def _fmt(value: float | None) -> str:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from conveyor.tracking.promotion import rollback
+    from conveyor.promotion import rollback
 
     target = _target(args)
     result = rollback(_tracker(args, target), target.model if target else args.model,
@@ -166,7 +166,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add ``promote`` and ``rollback`` to the ``conveyor`` command's sub-parsers."""
-    from conveyor.tracking.promotion import METRICS
+    from conveyor.promotion import METRICS
 
     def common(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("model", nargs="?",
