@@ -146,7 +146,7 @@ def _plugin_source(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             raise ValueError(f"source plug-in {tag!r} has no spec_model (a pydantic model of "
                              "its data: section)")
-        return _validate_under(model, value, "data")
+        return _validate_under(model, value)  # pydantic puts it under ``data`` itself
     return handler(value)
 
 
@@ -420,6 +420,9 @@ class Spec(_Model):
                 step = load_plugin(STEP_GROUP, key)
             except PluginError as exc:
                 raise ValueError(str(exc)) from None
+            if getattr(step, "section", None) not in (None, key):
+                rest[key] = value  # a step configured elsewhere (ingest: data) has no section
+                continue
             model = getattr(step, "config_model", None)
             sections[key] = _validate_under(model, value if value is not None else {}, key) \
                 if model is not None else value
