@@ -365,6 +365,12 @@ def test_gate_failure_exits_3_and_publishes_nothing(shared: Shared, home: Path) 
     assert latest.read_bytes() == latest_before
     tags = mlflow_runs(home, run_id)[0].data.tags
     assert tags["conveyor.gate"] == "rejected" and tags["conveyor.status"] == "rejected"
+    # Only the gate changed: evaluate is reused (gate is not in its cache key, ADR 0027), and
+    # this run's own report still shows this run's verdict.
+    assert data["steps"]["evaluate"]["status"] == "cached"
+    report = Path(data["artifacts"]["evaluate/report"]["uri"].removeprefix("file://"))
+    assert f"/{run_id}/evaluate/report.html" in str(report)
+    assert "<h2>Gate: rejected</h2>" in report.read_text()
 
 
 # --------------------------------------------------------------------------- other commands
