@@ -41,6 +41,11 @@ RunStatus = Literal["ok", "rejected", "partial"]
 EventCallback = Callable[[str, str, "StepRecord | None"], None]
 
 
+#: What the Tracker exports for the life of the process today (MLflow's fluent API reads
+#: them): put back after a call with its own home, so the next call's home is its own.
+_TRACKER_EXPORTS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
 @contextlib.contextmanager
 def _home(home: PathLike | None, *starts: Path) -> Iterator[None]:
     """Pin ``CONVEYOR_HOME`` for the call: ``home``, else the one the CLI would choose.
@@ -49,8 +54,9 @@ def _home(home: PathLike | None, *starts: Path) -> Iterator[None]:
     pinned it already) changes nothing. Two calls with different homes at once in one
     process (threads) need explicit ``store.root`` and ``tracking.uri`` in their specs.
     """
-    before = os.environ.get("CONVEYOR_HOME")
-    if home is None and before:
+    names = ("CONVEYOR_HOME", *_TRACKER_EXPORTS)
+    before = {name: os.environ.get(name) for name in names}
+    if home is None and before["CONVEYOR_HOME"]:
         yield
         return
     if home is None:
@@ -63,10 +69,11 @@ def _home(home: PathLike | None, *starts: Path) -> Iterator[None]:
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop("CONVEYOR_HOME", None)
-        else:
-            os.environ["CONVEYOR_HOME"] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _folder(path: PathLike) -> list[Path]:
