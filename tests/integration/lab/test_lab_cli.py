@@ -128,3 +128,58 @@ def test_watch_trains_files_dropped_later_and_stops_cleanly_on_sigterm(
     finally:
         stop_group(process, grace=5)
     assert _versions(lab_home) == ["1"]
+
+
+def _children(pid: int) -> set[int]:
+    """The running processes whose parent is ``pid`` (from /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return fields[0] not in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find the fitting child")
+def test_sigterm_during_a_fit_stops_the_child_and_releases_the_file(
+        lab_home: Path, inbox: Path) -> None:
+    # fits for hours: the pass is still fitting it when SIGTERM comes
+    drop(inbox, "forever.json", '{"model": "random_forest", '
+                                '"params": {"n_estimators": 50000000}}')
+    process = subprocess.Popen(
+        [sys.executable, "-m", "conveyor.cli", "lab", "run", str(EXAMPLES / "lab.yaml"),
+         "--watch"], env=_env(lab_home, inbox), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        lines = _Lines(process)
+        deadline = time.monotonic() + 300
+        children: set[int] = set()
+        while not children and time.monotonic() < deadline and process.poll() is None:
+            children = _children(process.pid)  # the fitting child, started by the pass
+            time.sleep(0.05)  # a poll interval, not a wait for the clock
+        assert children, "the pass never started its fitting child"
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 0
+        lines.until("stopped", timeout=10)
+        assert not [pid for pid in children if _running(pid)], "the fitting child outlived"
+    finally:
+        stop_group(process, grace=5)
+    # interrupted, not rejected: the file stays for the next pass, its claim released
+    assert (inbox / "forever.json").is_file() and not (inbox / "rejected").exists()
+    from conveyor.lab import load_lab, pending_files
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IRIS_LAB_INBOX", str(inbox))
+        assert pending_files(load_lab(EXAMPLES / "lab.yaml")) == ["forever.json"]
