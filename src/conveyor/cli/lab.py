@@ -6,7 +6,7 @@
 failed for another reason (MLflow or the Store: it stays in the folder for the next pass);
 1 wins over 2. ``--watch`` makes a pass every ``--interval`` seconds until Ctrl-C or SIGTERM,
 then exits 0: a pass under way is interrupted, its untouched claims released and the fitting
-child process stopped, as for Ctrl-C (docs/decisions/0028).
+child process stopped (docs/decisions/0028).
 """
 
 from __future__ import annotations
@@ -53,19 +53,31 @@ def _print_report(console: Any, report: Any, *, quiet_when_idle: bool = False) -
     console.print(f"[bold]{time.strftime('%H:%M:%S')}[/] pass: " + ", ".join(counts))
 
 
+class _Stopped(BaseException):
+    """Ctrl-C or SIGTERM: unwinds a pass as an interrupt does (``finally`` blocks release the
+    claims and stop the fitting child), never caught as a file's failure (not an Exception)."""
+
+
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops a watch as Ctrl-C does (KeyboardInterrupt: claims released, child
-    stopped by the passes' own cleanup)."""
+def _signals_stop() -> Iterator[None]:
+    """Raise :class:`_Stopped` in the main thread on SIGINT or SIGTERM, in the block.
 
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+    Not ``KeyboardInterrupt``: seen here, a KeyboardInterrupt raised while a pass was
+    starting its fitting child was caught, "stopped" printed and 0 returned, and the process
+    still ended by SIGINT (exit -2): CPython's exit-by-SIGINT after an unhandled
+    KeyboardInterrupt is a process-wide flag that one raised through C code can leave set.
+    """
 
-    before = signal.signal(signal.SIGTERM, interrupt)
+    def stop(signum: int, frame: Any) -> None:
+        raise _Stopped
+
+    watched = (signal.SIGINT, signal.SIGTERM)
+    before = {signum: signal.signal(signum, stop) for signum in watched}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, before)
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def cmd_lab_run(args: argparse.Namespace) -> int:
@@ -85,7 +97,7 @@ def cmd_lab_run(args: argparse.Namespace) -> int:
         _print_report(console, report)
         return report_exit_code(report)
     console.print(f"a pass every {args.interval:g}s; Ctrl-C (or SIGTERM) stops")
-    with _sigterm_as_interrupt():
+    with _signals_stop():
         try:
             while True:
                 try:
@@ -94,7 +106,7 @@ def cmd_lab_run(args: argparse.Namespace) -> int:
                     console.print(f"pass failed: {exc} (trying again in {args.interval:g}s)",
                                   markup=False)
                 time.sleep(args.interval)
-        except KeyboardInterrupt:
+        except _Stopped:
             console.print("stopped")
     return 0
 

@@ -171,8 +171,9 @@ def test_sigterm_during_a_fit_stops_the_child_and_releases_the_file(
         assert children, "the pass never started its fitting child"
 
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=120) == 0
+        code = process.wait(timeout=120)
         lines.until("stopped", timeout=10)
+        assert code == 0, "".join(lines.seen)
         assert not [pid for pid in children if _running(pid)], "the fitting child outlived"
     finally:
         stop_group(process, grace=5)
