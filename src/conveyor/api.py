@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from conveyor.lab.spec import Lab
     from conveyor.lab.watcher import InboxReport
+    from conveyor.promotion import PromotionDecision, RollbackResult
     from conveyor.runners.executor import StepRecord
     from conveyor.spec import LoadedSpec
-    from conveyor.promotion import PromotionDecision, RollbackResult
 
 __all__ = ["RunResult", "RunStatus", "load_spec", "process_inbox", "promote", "rollback",
            "run", "validate"]
