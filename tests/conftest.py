@@ -17,6 +17,7 @@ import pytest
 from conveyor.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+TESTS = ROOT / "tests"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 BREAST_CANCER_SPEC = ROOT / "examples" / "breast_cancer" / "pipeline.yaml"
 
@@ -26,6 +27,29 @@ def unavailable(reason: str) -> None:
     if os.environ.get("CONVEYOR_REQUIRE_SERVICES") == "1":
         pytest.fail(f"required but unavailable: {reason}")
     pytest.skip(reason)
+
+
+# ----------------------------------------------------------------------------- markers
+
+# The folder a test lives in says what it needs; a module marks only what differs (slow,
+# celery, a longer timeout). Prefixes of the path below tests/, most general first.
+FOLDER_MARKERS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("unit",): ("unit",),
+    ("integration",): ("integration",),
+    ("integration", "airflow"): ("airflow",),
+    ("docs",): ("docs",),
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by these markers
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test by its folder: ``-m "not integration"`` is the unit suite."""
+    for item in items:
+        folders = item.path.relative_to(TESTS).parts[:-1]
+        for prefix, names in FOLDER_MARKERS.items():
+            if folders[: len(prefix)] == prefix:
+                for name in names:
+                    item.add_marker(name)
 
 
 @pytest.fixture(autouse=True)

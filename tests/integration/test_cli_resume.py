@@ -22,8 +22,6 @@ import pytest
 
 from conveyor.cli import main
 
-pytestmark = pytest.mark.integration
-
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "examples" / "breast_cancer" / "pipeline.yaml"
 

@@ -21,8 +21,6 @@ import pytest
 
 from conveyor.cli import main
 
-pytestmark = pytest.mark.integration
-
 SPEC = Path(__file__).resolve().parents[2] / "examples" / "breast_cancer" / "pipeline.yaml"
 REGISTERED = "breast_cancer_classifier"
 

@@ -18,8 +18,6 @@ from conveyor.runners import LocalRunner, execute_step, open_run
 from conveyor.spec import load_spec
 from conveyor.steps import STEP_NAMES, pipeline_steps
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory, wdbc_path: Path):
