@@ -8,6 +8,7 @@ failure instead, so CI never skips.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -84,6 +85,43 @@ def mlflow_globals() -> Iterator[None]:
 
         tracking_utils._tracking_uri = None
         registry_utils._registry_uri = None
+
+
+# ----------------------------------------------------------------------------- MLflow
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite database as first use leaves it, made once per session (ADR 0031).
+
+    Creating one runs MLflow's Alembic migrations (about 4 s here); copying it takes
+    milliseconds. It is made by the installed MLflow, so its schema is the one every test
+    would have migrated to, and it holds only the Default experiment, as a fresh one does.
+    """
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    folder = tmp_path_factory.mktemp("mlflow-template")
+    db = folder / "mlflow.db"
+    # the Default experiment's artifact root is written into the file: keep it in tmp
+    store = SqlAlchemyStore(f"sqlite:///{db}", (folder / "mlruns").as_uri())
+    try:
+        experiments = store.search_experiments()
+    finally:
+        store.engine.dispose()
+    assert [e.name for e in experiments] == ["Default"], experiments
+    return db
+
+
+@pytest.fixture(autouse=True)
+def mlflow_db(request: pytest.FixtureRequest, conveyor_home: Path) -> Path | None:
+    """Integration tests start with a copy of :func:`mlflow_template` as the home's
+    ``mlflow.db``; mark a test ``fresh_mlflow`` to see MLflow's first use instead."""
+    node = request.node
+    if (node.get_closest_marker("integration") is None or node.get_closest_marker("docs")
+            or node.get_closest_marker("fresh_mlflow")):
+        return None
+    template: Path = request.getfixturevalue("mlflow_template")
+    conveyor_home.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy(template, conveyor_home / "mlflow.db"))
 
 
 @pytest.fixture(scope="session")
