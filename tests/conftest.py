@@ -119,9 +119,19 @@ def mlflow_db(request: pytest.FixtureRequest, conveyor_home: Path) -> Path | Non
     if (node.get_closest_marker("integration") is None or node.get_closest_marker("docs")
             or node.get_closest_marker("fresh_mlflow")):
         return None
-    template: Path = request.getfixturevalue("mlflow_template")
-    conveyor_home.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copy(template, conveyor_home / "mlflow.db"))
+    return request.getfixturevalue("seed_mlflow")(conveyor_home)
+
+
+@pytest.fixture(scope="session")
+def seed_mlflow(mlflow_template: Path) -> Callable[[Path], Path]:
+    """``seed_mlflow(home)`` copies the template to ``home/mlflow.db``: for a home a module
+    makes for itself (its tests share one run)."""
+
+    def seed(home: Path) -> Path:
+        home.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.copy(mlflow_template, home / "mlflow.db"))
+
+    return seed
 
 
 @pytest.fixture(scope="session")
