@@ -8,6 +8,7 @@ failure instead, so CI never skips.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from conveyor.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+TESTS = ROOT / "tests"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 BREAST_CANCER_SPEC = ROOT / "examples" / "breast_cancer" / "pipeline.yaml"
 
@@ -28,6 +30,29 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+# ----------------------------------------------------------------------------- markers
+
+# The folder a test lives in says what it needs; a module marks only what differs (slow,
+# celery, a longer timeout). Prefixes of the path below tests/, most general first.
+FOLDER_MARKERS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("unit",): ("unit",),
+    ("integration",): ("integration",),
+    ("integration", "airflow"): ("airflow",),
+    ("docs",): ("docs",),
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by these markers
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test by its folder: ``-m "not integration"`` is the unit suite."""
+    for item in items:
+        folders = item.path.relative_to(TESTS).parts[:-1]
+        for prefix, names in FOLDER_MARKERS.items():
+            if folders[: len(prefix)] == prefix:
+                for name in names:
+                    item.add_marker(name)
+
+
 @pytest.fixture(autouse=True)
 def conveyor_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own CONVEYOR_HOME (store, MLflow SQLite file, exports)."""
@@ -37,6 +62,53 @@ def conveyor_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                  "WDBC_PATH"):
         monkeypatch.delenv(name, raising=False)
     return home
+
+
+# ----------------------------------------------------------------------------- MLflow
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite database as first use leaves it, made once per session (ADR 0031).
+
+    Creating one runs MLflow's Alembic migrations (about 4 s here); copying it takes
+    milliseconds. It is made by the installed MLflow, so its schema is the one every test
+    would have migrated to, and it holds only the Default experiment, as a fresh one does.
+    """
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    folder = tmp_path_factory.mktemp("mlflow-template")
+    db = folder / "mlflow.db"
+    # the Default experiment's artifact root is written into the file: keep it in tmp
+    store = SqlAlchemyStore(f"sqlite:///{db}", (folder / "mlruns").as_uri())
+    try:
+        experiments = store.search_experiments()
+    finally:
+        store.engine.dispose()
+    assert [e.name for e in experiments] == ["Default"], experiments
+    return db
+
+
+@pytest.fixture(autouse=True)
+def mlflow_db(request: pytest.FixtureRequest, conveyor_home: Path) -> Path | None:
+    """Integration tests start with a copy of :func:`mlflow_template` as the home's
+    ``mlflow.db``; mark a test ``fresh_mlflow`` to see MLflow's first use instead."""
+    node = request.node
+    if (node.get_closest_marker("integration") is None or node.get_closest_marker("docs")
+            or node.get_closest_marker("fresh_mlflow")):
+        return None
+    return request.getfixturevalue("seed_mlflow")(conveyor_home)
+
+
+@pytest.fixture(scope="session")
+def seed_mlflow(mlflow_template: Path) -> Callable[[Path], Path]:
+    """``seed_mlflow(home)`` copies the template to ``home/mlflow.db``: for a home a module
+    makes for itself (its tests share one run)."""
+
+    def seed(home: Path) -> Path:
+        home.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.copy(mlflow_template, home / "mlflow.db"))
+
+    return seed
 
 
 @pytest.fixture(scope="session")

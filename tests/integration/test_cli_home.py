@@ -13,10 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-pytestmark = pytest.mark.integration
-
 SPEC = """\
 name: homed
 data: {source: sklearn, name: iris}

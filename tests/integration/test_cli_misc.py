@@ -20,8 +20,6 @@ import pytest
 
 from conveyor.cli import main
 
-pytestmark = pytest.mark.integration
-
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "examples" / "iris_lab" / "lab.yaml"
 TINY = """\

@@ -13,7 +13,7 @@ import io
 import json
 import re
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,6 @@ from typing import Any
 import pytest
 
 from conveyor.cli import main
-
-pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "examples" / "breast_cancer" / "pipeline.yaml"
@@ -60,8 +58,11 @@ def cli(*args: str) -> Result:
 
 
 @pytest.fixture(scope="module")
-def module_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("resume") / "home"
+def module_home(tmp_path_factory: pytest.TempPathFactory,
+                seed_mlflow: Callable[[Path], Path]) -> Path:
+    home = tmp_path_factory.mktemp("resume") / "home"
+    seed_mlflow(home)
+    return home
 
 
 @pytest.fixture()

@@ -23,8 +23,6 @@ import pytest
 
 from conveyor.cli import main
 
-pytestmark = pytest.mark.integration
-
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = "examples/breast_cancer/pipeline.yaml"
 REGISTERED = "breast_cancer_classifier"

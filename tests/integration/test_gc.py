@@ -25,8 +25,6 @@ from conveyor.cli import main
 from conveyor.runners.gc import plan_gc
 from conveyor.store import Store
 
-pytestmark = pytest.mark.integration
-
 
 def cli(*args: str) -> tuple[int, str]:
     out = io.StringIO()

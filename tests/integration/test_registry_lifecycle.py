@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,6 @@ import pandas as pd
 import pytest
 
 from conveyor.cli import main
-
-pytestmark = pytest.mark.integration
 
 SPEC = Path(__file__).resolve().parents[2] / "examples" / "breast_cancer" / "pipeline.yaml"
 REGISTERED = "breast_cancer_classifier"
@@ -64,8 +63,10 @@ class Shared:
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory, wdbc_path: Path) -> Shared:
+def shared(tmp_path_factory: pytest.TempPathFactory, wdbc_path: Path,
+           seed_mlflow: Callable[[Path], Path]) -> Shared:
     home = tmp_path_factory.mktemp("lifecycle") / "home"
+    seed_mlflow(home)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CONVEYOR_HOME", str(home))
         mp.setenv("WDBC_PATH", str(wdbc_path))

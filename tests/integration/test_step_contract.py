@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,12 +19,12 @@ from conveyor.runners import LocalRunner, execute_step, open_run
 from conveyor.spec import load_spec
 from conveyor.steps import STEP_NAMES, pipeline_steps
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory: pytest.TempPathFactory, wdbc_path: Path):
+def finished_run(tmp_path_factory: pytest.TempPathFactory, wdbc_path: Path,
+                 seed_mlflow: Callable[[Path], Path]):
     home = tmp_path_factory.mktemp("contract-home")
+    seed_mlflow(home)
     patch = pytest.MonkeyPatch()
     patch.setenv("CONVEYOR_HOME", str(home))
     patch.setenv("WDBC_PATH", str(wdbc_path))

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
-
 
 def _first_use(home: str, index: int) -> str:
     os.environ["CONVEYOR_HOME"] = home
@@ -24,6 +22,7 @@ def _first_use(home: str, index: int) -> str:
     return Tracker(None, f"experiment-{index}").experiment_id
 
 
+@pytest.mark.fresh_mlflow  # the point is MLflow's first use: no migrated database yet
 def test_four_processes_create_the_database_at_once(tmp_path: Path) -> None:
     home = str(tmp_path / "home")
     with multiprocessing.get_context("spawn").Pool(4) as pool:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
 from pathlib import Path
 
 import pytest
 
 from conveyor.cli import main
 
-pytestmark = pytest.mark.integration
+# a spec error creates nothing, not even the MLflow database: each test starts without one
+pytestmark = pytest.mark.fresh_mlflow
 
 EXAMPLE = (Path(__file__).resolve().parents[2] / "examples" / "breast_cancer"
            / "pipeline.yaml").read_text()
@@ -149,13 +149,10 @@ def test_unreachable_data_store_is_a_warning_not_a_failure(
         monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
         monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
         path = spec_with(tmp_path, URI_LINE, "  uri: s3://nowhere/wdbc.data")
-        started = time.perf_counter()
         with caplog.at_level(logging.WARNING, logger="conveyor"):
             code, out, err = cli(capsys, "validate", str(path))
-        elapsed = time.perf_counter() - started
     assert code == 0 and "is valid" in out, err
     assert "data.uri was not checked: cannot reach s3://nowhere/wdbc.data" in caplog.text
-    assert elapsed < 30, f"{elapsed:.1f}s"
 
 
 # --------------------------------------------------------------------------- gate bounds

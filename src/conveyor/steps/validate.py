@@ -62,6 +62,9 @@ def validate_table(
 ) -> tuple[Any, dict[str, Any]]:
     """Check ``frame`` against the spec; return the typed table and the report.
 
+    The checks run in a fixed order, each one function below; the first whose policy is
+    ``fail`` stops the rest.
+
     Args:
         frame: the raw table.
         ctx_spec: the pipeline spec.
@@ -72,28 +75,13 @@ def validate_table(
     Raises:
         DataError: a check whose policy is ``fail`` found a problem.
     """
-    import numpy as np
-    import pandas as pd
-
     schema, rules = ctx_spec.schema_, ctx_spec.validate_
     found = _Findings({k: v for k, v in rules.model_dump().items() if isinstance(v, str)})
     columns = list(frame.columns)
 
-    # -- missing columns ------------------------------------------------------------------
-    named = {"schema.target": [schema.target], "schema.id": [schema.id] if schema.id else [],
-             "schema.drop": schema.drop,
-             "schema.features": list(schema.features) if schema.features != "infer" else []}
-    for key, names in named.items():
-        for name in names:
-            if name not in columns:
-                close = difflib.get_close_matches(name, columns, n=1)
-                hint = (f"did you mean {close[0]!r}?" if close
-                        else f"columns: {', '.join(columns[:12])}")
-                # whatever the policy, nothing can go on without the column
-                raise DataError(f"{source}: column {name!r} ({key}) is missing; {hint}")
-
-    if len(frame) < rules.min_rows:
-        raise DataError(f"{source} has {len(frame)} rows; validate.min_rows is {rules.min_rows}")
+    # whatever the policies, nothing can go on without these
+    check_named_columns(columns, schema, source)
+    check_min_rows(len(frame), rules.min_rows, source)
 
     excluded = {schema.target, *(schema.drop), *([schema.id] if schema.id else [])}
     candidates = ([c for c in columns if c not in excluded] if schema.features == "infer"
@@ -101,111 +89,53 @@ def validate_table(
     declared = schema.features if isinstance(schema.features, dict) else {}
     typed = frame.copy()
 
-    # -- types: numeric columns must hold numbers -----------------------------------------
     for name in candidates:
-        column = frame[name]
-        if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
-            continue
-        coerced = pd.to_numeric(column, errors="coerce")
-        present = column.notna()
-        numeric_share = coerced[present].notna().mean() if present.any() else 0.0
-        wants_numeric = declared.get(name) == "numeric" or (
-            name not in declared and numeric_share >= _NUMERIC_SHARE)
-        if not wants_numeric:
-            continue
-        bad = present & coerced.isna()
-        if bad.any():
-            first = int(np.flatnonzero(bad.to_numpy())[0])
-            found.add("types", f"{source}: column {name!r}, {_row(first, lines)}: "
-                      f"{column.iloc[first]!r} is not a number ({int(bad.sum())} such rows)")
-        typed[name] = coerced
+        coerced, message = check_numeric(frame[name], name, declared.get(name), source=source,
+                                         lines=lines)
+        if message:
+            found.add("types", message)
+        if coerced is not None:
+            typed[name] = coerced
+    for name in candidates:
+        cleaned, message = check_finite(typed[name], name, source=source, lines=lines)
+        if message:
+            found.add("types", message)
+            typed[name] = cleaned
 
     for name in candidates:
-        column = typed[name]
-        if pd.api.types.is_float_dtype(column):
-            infinite = np.isinf(column.to_numpy(dtype=float, na_value=np.nan))
-            if infinite.any():
-                first = int(np.flatnonzero(infinite)[0])
-                found.add("types", f"{source}: column {name!r}, {_row(first, lines)}: "
-                          f"{column.iloc[first]} is not finite")
-                typed[name] = column.where(~infinite)
+        message = check_missing_share(typed[name], name, rules.max_missing_fraction,
+                                      source=source)
+        if message:
+            found.add("empty_columns", message)
 
-    # -- empty and mostly-missing columns --------------------------------------------------
-    for name in candidates:
-        share = typed[name].isna().mean()
-        if share == 1.0:
-            found.add("empty_columns", f"{source}: column {name!r} has no values (all missing); "
-                      "drop it with schema.drop")
-        elif share > rules.max_missing_fraction:
-            found.add("empty_columns", f"{source}: column {name!r} is {share:.0%} missing, over "
-                      f"validate.max_missing_fraction={rules.max_missing_fraction}")
-
-    # -- target ------------------------------------------------------------------------------
-    target = typed[schema.target]
-    missing = target.isna().to_numpy()
-    if pd.api.types.is_float_dtype(target):
-        missing = missing | np.isinf(target.to_numpy(dtype=float, na_value=np.nan))
-    if missing.any():
-        first = int(np.flatnonzero(missing)[0])
+    message = check_target_present(typed[schema.target], schema.target, source=source,
+                                   lines=lines)
+    if message:
         found.policies["target_values"] = "fail"  # rows without a target cannot be trained on
-        found.add("target_values", f"{source}: target {schema.target!r} is missing or not finite "
-                  f"in {int(missing.sum())} rows (first: {_row(first, lines)})")
-    if pd.api.types.is_float_dtype(target) and (target == target.round()).all():
-        typed[schema.target] = target.astype("int64")
+        found.add("target_values", message)
+    typed[schema.target] = integral_target(typed[schema.target])
     counts = typed[schema.target].value_counts()
-    if len(counts) < 2:
+    message = check_two_classes(counts, schema.target, source=source)
+    if message:
         found.policies["single_class"] = "fail"  # a classifier needs two classes
-        found.add("single_class", f"{source}: target {schema.target!r} has a single class "
-                  f"{counts.index[0]!r}; a classifier needs at least two")
-    positive = schema.positive_label
-    if positive is not None:
-        labels = [str(v) for v in counts.index]
-        if str(positive) not in labels:
-            raise DataError(f"{source}: schema.positive_label {positive!r} is not a value of "
-                            f"{schema.target!r} (values: {', '.join(labels)})")
-        if len(counts) > 2:
-            # A positive label declares a binary task: the positive class and one other. The
-            # most frequent other label is taken as the negative class; rows holding any
-            # further label are bad data, whatever the policies say (a binary model cannot
-            # learn a third class, and a multiclass one would pass a binary gate unnoticed).
-            others = [_plain(label) for label in counts.index if str(label) != str(positive)]
-            extra = others[1:]
-            rows = np.flatnonzero(typed[schema.target].isin(extra).to_numpy())
-            shown = ", ".join(f"{label} {int(n)}" for label, n in counts.items())
-            raise DataError(
-                f"{source}: target {schema.target!r} has {len(counts)} classes ({shown}) but "
-                f"schema.positive_label {positive!r} makes the task binary ({positive!r} against "
-                f"{others[0]!r}); {len(rows)} rows hold {', '.join(repr(x) for x in extra)}: "
-                f"{_rows(rows, lines)}; correct or remove them, or drop schema.positive_label "
-                "to train a multiclass model")
-    small = counts[counts < rules.min_class_rows]
-    if len(small):
-        found.add("single_class", f"{source}: class {small.index[0]!r} of {schema.target!r} has "
-                  f"{int(small.iloc[0])} rows; validate.min_class_rows is {rules.min_class_rows}")
+        found.add("single_class", message)
+    if schema.positive_label is not None:
+        check_binary_target(typed[schema.target], counts, schema.target, schema.positive_label,
+                            source=source, lines=lines)
+    message = check_class_sizes(counts, schema.target, rules.min_class_rows, source=source)
+    if message:
+        found.add("single_class", message)
 
-    # -- ids ---------------------------------------------------------------------------------
     if schema.id:
-        ids = typed[schema.id]
-        dup = ids.duplicated(keep=False).to_numpy()
-        if dup.any():
-            rows = np.flatnonzero(dup)
-            value = ids.iloc[rows[0]]
-            value = value.item() if hasattr(value, "item") else value
-            same = np.flatnonzero((ids == value).to_numpy())
-            found.add("duplicate_ids", f"{source}: id {value!r} in {schema.id!r} repeats on "
-                      f"{_row(int(same[0]), lines)} and {_row(int(same[1]), lines)} "
-                      f"({int(ids.duplicated().sum())} repeats)")
+        message = check_unique_ids(typed[schema.id], schema.id, source=source, lines=lines)
+        if message:
+            found.add("duplicate_ids", message)
 
-    # -- leakage: a feature that is the target under another name ------------------------------
-    n_classes = len(counts)
     for name in candidates:
-        column = typed[name]
-        if column.nunique(dropna=False) != n_classes:
-            continue
-        pairs = pd.DataFrame({"f": column.astype(str), "t": typed[schema.target].astype(str)})
-        if pairs.drop_duplicates().shape[0] == n_classes:
-            found.add("leakage", f"{source}: column {name!r} determines the target "
-                      f"{schema.target!r} exactly (leakage); drop it with schema.drop")
+        message = check_leakage(typed[name], typed[schema.target], name, schema.target,
+                                source=source)
+        if message:
+            found.add("leakage", message)
 
     types = feature_types(typed, candidates if schema.features == "infer" else schema.features,
                           exclude=excluded)
@@ -219,6 +149,200 @@ def validate_table(
         "passed": True,
     }
     return typed[keep], report
+
+
+# --------------------------------------------------------------------------- the checks
+# Each check is a pure function of a column (or the column names, or the class counts): it
+# returns the message of what it found (None when nothing) and, where it cleans, the cleaned
+# column; validate_table applies the policies. A check that no policy can waive raises.
+
+
+def check_named_columns(columns: list[str], schema: Any, source: str) -> None:
+    """Every column the schema names (target, id, drop, declared features) is in the table.
+
+    Raises:
+        DataError: naming the first missing column, its schema key and the closest name.
+    """
+    named = {"schema.target": [schema.target], "schema.id": [schema.id] if schema.id else [],
+             "schema.drop": schema.drop,
+             "schema.features": list(schema.features) if schema.features != "infer" else []}
+    for key, names in named.items():
+        for name in names:
+            if name not in columns:
+                close = difflib.get_close_matches(name, columns, n=1)
+                hint = (f"did you mean {close[0]!r}?" if close
+                        else f"columns: {', '.join(columns[:12])}")
+                raise DataError(f"{source}: column {name!r} ({key}) is missing; {hint}")
+
+
+def check_min_rows(rows: int, min_rows: int, source: str) -> None:
+    """Raises DataError when the table has fewer than ``validate.min_rows`` rows."""
+    if rows < min_rows:
+        raise DataError(f"{source} has {rows} rows; validate.min_rows is {min_rows}")
+
+
+def check_numeric(column: Any, name: str, declared: str | None, *, source: str,
+                  lines: LineMap | None = None) -> tuple[Any, str | None]:
+    """A text column that should hold numbers, as numbers, and its first non-number.
+
+    A column is numeric when declared so, or when undeclared and at least 90 % of its
+    present values parse as numbers (the rest are typos, not categories).
+
+    Returns:
+        (the coerced column, or None when the column stays as it is; the message naming the
+        first value that is not a number, or None).
+    """
+    import numpy as np
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return None, None
+    coerced = pd.to_numeric(column, errors="coerce")
+    present = column.notna()
+    numeric_share = coerced[present].notna().mean() if present.any() else 0.0
+    wants_numeric = declared == "numeric" or (declared is None
+                                              and numeric_share >= _NUMERIC_SHARE)
+    if not wants_numeric:
+        return None, None
+    bad = present & coerced.isna()
+    if not bad.any():
+        return coerced, None
+    first = int(np.flatnonzero(bad.to_numpy())[0])
+    return coerced, (f"{source}: column {name!r}, {_row(first, lines)}: "
+                     f"{column.iloc[first]!r} is not a number ({int(bad.sum())} such rows)")
+
+
+def check_finite(column: Any, name: str, *, source: str,
+                 lines: LineMap | None = None) -> tuple[Any, str | None]:
+    """A float column's first ±inf; returns (the column with ±inf as missing, message)."""
+    import numpy as np
+    import pandas as pd
+
+    if not pd.api.types.is_float_dtype(column):
+        return column, None
+    infinite = np.isinf(column.to_numpy(dtype=float, na_value=np.nan))
+    if not infinite.any():
+        return column, None
+    first = int(np.flatnonzero(infinite)[0])
+    return column.where(~infinite), (f"{source}: column {name!r}, {_row(first, lines)}: "
+                                     f"{column.iloc[first]} is not finite")
+
+
+def check_missing_share(column: Any, name: str, max_missing_fraction: float, *,
+                        source: str) -> str | None:
+    """A column with no values, or more missing than ``validate.max_missing_fraction``."""
+    share = column.isna().mean()
+    if share == 1.0:
+        return (f"{source}: column {name!r} has no values (all missing); "
+                "drop it with schema.drop")
+    if share > max_missing_fraction:
+        return (f"{source}: column {name!r} is {share:.0%} missing, over "
+                f"validate.max_missing_fraction={max_missing_fraction}")
+    return None
+
+
+def check_target_present(target: Any, name: str, *, source: str,
+                         lines: LineMap | None = None) -> str | None:
+    """Rows whose target is missing (or ±inf): how many, and the first."""
+    import numpy as np
+    import pandas as pd
+
+    missing = target.isna().to_numpy()
+    if pd.api.types.is_float_dtype(target):
+        missing = missing | np.isinf(target.to_numpy(dtype=float, na_value=np.nan))
+    if not missing.any():
+        return None
+    first = int(np.flatnonzero(missing)[0])
+    return (f"{source}: target {name!r} is missing or not finite in {int(missing.sum())} rows "
+            f"(first: {_row(first, lines)})")
+
+
+def integral_target(target: Any) -> Any:
+    """A float target holding only whole numbers (``1.0``, ``0.0``) as int64 labels."""
+    import pandas as pd
+
+    if pd.api.types.is_float_dtype(target) and (target == target.round()).all():
+        return target.astype("int64")
+    return target
+
+
+def check_two_classes(counts: Any, name: str, *, source: str) -> str | None:
+    """A target with a single class (``counts``: rows per class, most frequent first)."""
+    if len(counts) >= 2:
+        return None
+    return (f"{source}: target {name!r} has a single class {counts.index[0]!r}; a classifier "
+            "needs at least two")
+
+
+def check_binary_target(target: Any, counts: Any, name: str, positive: Any, *, source: str,
+                        lines: LineMap | None = None) -> None:
+    """``schema.positive_label`` is a class, and the only other class is the negative one.
+
+    A positive label declares a binary task: the positive class and one other. The most
+    frequent other label is taken as the negative class; rows holding any further label are
+    bad data, whatever the policies say (a binary model cannot learn a third class, and a
+    multiclass one would pass a binary gate unnoticed).
+
+    Raises:
+        DataError: the label is not a value of the target, or a third class's rows (sampled).
+    """
+    import numpy as np
+
+    labels = [str(v) for v in counts.index]
+    if str(positive) not in labels:
+        raise DataError(f"{source}: schema.positive_label {positive!r} is not a value of "
+                        f"{name!r} (values: {', '.join(labels)})")
+    if len(counts) <= 2:
+        return
+    others = [_plain(label) for label in counts.index if str(label) != str(positive)]
+    extra = others[1:]
+    rows = np.flatnonzero(target.isin(extra).to_numpy())
+    shown = ", ".join(f"{label} {int(n)}" for label, n in counts.items())
+    raise DataError(
+        f"{source}: target {name!r} has {len(counts)} classes ({shown}) but "
+        f"schema.positive_label {positive!r} makes the task binary ({positive!r} against "
+        f"{others[0]!r}); {len(rows)} rows hold {', '.join(repr(x) for x in extra)}: "
+        f"{_rows(rows, lines)}; correct or remove them, or drop schema.positive_label "
+        "to train a multiclass model")
+
+
+def check_class_sizes(counts: Any, name: str, min_class_rows: int, *,
+                      source: str) -> str | None:
+    """The first class with fewer rows than ``validate.min_class_rows``."""
+    small = counts[counts < min_class_rows]
+    if not len(small):
+        return None
+    return (f"{source}: class {small.index[0]!r} of {name!r} has {int(small.iloc[0])} rows; "
+            f"validate.min_class_rows is {min_class_rows}")
+
+
+def check_unique_ids(ids: Any, name: str, *, source: str,
+                     lines: LineMap | None = None) -> str | None:
+    """The first repeated id, the first two rows holding it, and how many repeats."""
+    import numpy as np
+
+    dup = ids.duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return None
+    value = _plain(ids.iloc[np.flatnonzero(dup)[0]])
+    same = np.flatnonzero((ids == value).to_numpy())
+    return (f"{source}: id {value!r} in {name!r} repeats on {_row(int(same[0]), lines)} and "
+            f"{_row(int(same[1]), lines)} ({int(ids.duplicated().sum())} repeats)")
+
+
+def check_leakage(column: Any, target: Any, name: str, target_name: str, *,
+                  source: str) -> str | None:
+    """A feature that is the target under another name: one value per class, one-to-one."""
+    import pandas as pd
+
+    n_classes = target.nunique()  # the classes: a missing target has failed by now
+    if column.nunique(dropna=False) != n_classes:
+        return None
+    pairs = pd.DataFrame({"f": column.astype(str), "t": target.astype(str)})
+    if pairs.drop_duplicates().shape[0] != n_classes:
+        return None
+    return (f"{source}: column {name!r} determines the target {target_name!r} exactly "
+            "(leakage); drop it with schema.drop")
 
 
 class ValidateStep(BaseStep):

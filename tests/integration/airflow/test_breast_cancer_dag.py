@@ -20,7 +20,7 @@ from airflow_harness import ERRORS_FILE, REPO, AirflowHome
 from conveyor.airflow.run_ids import conveyor_run_id
 from conveyor.store import ArtifactRef, Store
 
-pytestmark = [pytest.mark.airflow, pytest.mark.timeout(900)]
+pytestmark = pytest.mark.timeout(900)
 
 EXAMPLES = REPO / "examples"
 SPEC = EXAMPLES / "breast_cancer" / "pipeline.yaml"

@@ -24,8 +24,7 @@ from airflow_harness import BIN, REPO, Service, make_home, wait_http
 from conveyor.airflow.run_ids import conveyor_run_id
 from conveyor.processes import free_port
 
-pytestmark = [pytest.mark.airflow, pytest.mark.celery, pytest.mark.slow,
-              pytest.mark.timeout(1500)]
+pytestmark = [pytest.mark.celery, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 PIPELINES = REPO / "examples" / "breast_cancer"
 DAG_ID = "breast_cancer"

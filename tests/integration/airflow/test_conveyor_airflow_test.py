@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import pytest
 from airflow_harness import BIN, REPO
 
-pytestmark = [pytest.mark.airflow, pytest.mark.timeout(900)]
+pytestmark = pytest.mark.timeout(900)
 
 SPEC = REPO / "examples" / "breast_cancer" / "pipeline.yaml"
 _INHERITED_PREFIXES = ("AIRFLOW", "CONVEYOR_", "MLFLOW_")

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from airflow_harness import REPO, AirflowHome
 
-pytestmark = [pytest.mark.airflow, pytest.mark.integration, pytest.mark.timeout(900)]
+pytestmark = pytest.mark.timeout(900)
 
 LAB = REPO / "examples" / "iris_lab"
 GOOD = ("random_forest.yaml", "rf_small.json", "svc.json")

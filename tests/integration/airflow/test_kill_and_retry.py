@@ -23,7 +23,7 @@ from airflow_harness import REPO, AirflowHome, Standalone, make_home
 
 from conveyor.airflow.run_ids import conveyor_run_id
 
-pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 # Only the breast-cancer spec: scheduled example DAGs would run beside it.
 PIPELINES = REPO / "examples" / "breast_cancer"

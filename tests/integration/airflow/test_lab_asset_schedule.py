@@ -19,7 +19,7 @@ import pytest
 import yaml
 from airflow_harness import REPO, Standalone, make_home
 
-pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 LAB = REPO / "examples" / "iris_lab"
 CONFIGS = ("rf_small.json", "svc.json")  # one classifier config each

@@ -22,7 +22,7 @@ from airflow_harness import BIN
 
 from conveyor.processes import free_port
 
-pytestmark = [pytest.mark.airflow, pytest.mark.timeout(900)]
+pytestmark = pytest.mark.timeout(900)
 
 psutil = pytest.importorskip("psutil")
 log = logging.getLogger(__name__)

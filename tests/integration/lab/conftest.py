@@ -1,13 +1,12 @@
 """Fixtures for the lab's integration tests: real MLflow on SQLite under CONVEYOR_HOME.
 
-Creating MLflow's SQLite schema costs seconds, so it is done once per session into a template
-file that each test copies into its own CONVEYOR_HOME (the store stays per test).
+Each test's CONVEYOR_HOME starts with a copy of the session's migrated MLflow database
+(``mlflow_db`` in tests/conftest.py); the store stays per test.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,23 +17,9 @@ from conveyor.lab.spec import Lab, LabSpec
 from conveyor.lab.train import TrainResult, train_file
 
 
-@pytest.fixture(scope="session")
-def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-    folder = tmp_path_factory.mktemp("mlflow-template")
-    db = folder / "mlflow.db"
-    # the Default experiment's artifact root is fixed here, inside the session's tmp folder
-    store = SqlAlchemyStore(f"sqlite:///{db}", (folder / "mlruns").as_uri())
-    store.engine.dispose()
-    return db
-
-
 @pytest.fixture()
-def lab_home(conveyor_home: Path, mlflow_template: Path,
+def lab_home(conveyor_home: Path, mlflow_db: Path,
              monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    conveyor_home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(mlflow_template, conveyor_home / "mlflow.db")
     monkeypatch.chdir(tmp_path)  # MLflow writes ./mlruns for logged models: not in the repo
     return conveyor_home
 

@@ -20,7 +20,6 @@ from conveyor.lab import Lab, LabSpec, claim_new, pending_files, process_inbox, 
 from conveyor.lab.watcher import ledger_for
 from conveyor.tracking import Tracker
 
-pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "iris_lab" / "configs"
 TREE = "model: decision_tree\nparams: {max_depth: 3, random_state: 0}\n"
 FOREVER = "model: random_forest\nparams: {n_estimators: 50000000}\n"

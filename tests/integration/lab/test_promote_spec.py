@@ -11,7 +11,6 @@ from conveyor.cli import main
 from conveyor.lab import load_lab, train_file
 from conveyor.tracking import Tracker
 
-pytestmark = pytest.mark.integration
 KNN = "name: knn\nmodel: knn\nparams: {n_neighbors: 5}\n"  # macro F1 0.9095
 TREE = "name: tree\nmodel: decision_tree\nparams: {max_depth: 3, random_state: 0}\n"  # 0.9333
 

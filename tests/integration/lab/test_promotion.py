@@ -28,7 +28,6 @@ from conveyor.promotion import (
 )
 from conveyor.tracking import Tracker
 
-pytestmark = pytest.mark.integration
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "iris_lab" / "lab.yaml"
 # macro F1 on the lab's hold-out set (Iris, test_size 0.3, seed 42, standard scaling)
 DUMMY = "name: dummy\nclassificator: sklearn.dummy.DummyClassifier\n"  # ~0.17

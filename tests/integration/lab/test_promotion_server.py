@@ -28,7 +28,7 @@ from conveyor.lab import promote_lab, train_file
 from conveyor.processes import free_port, stop_group
 from conveyor.promotion import PREVIOUS, PRODUCTION, RegistryLock
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 KNN = "name: knn\nmodel: knn\nparams: {n_neighbors: 5}\n"  # macro F1 0.9095 on the hold-out
 TREE = "name: tree\nmodel: decision_tree\nparams: {max_depth: 3, random_state: 0}\n"  # 0.9333
 

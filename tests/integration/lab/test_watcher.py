@@ -14,7 +14,6 @@ from conveyor.lab import Lab, claim_new, pending_files, process_inbox, train_cla
 from conveyor.lab.watcher import ledger_for
 from conveyor.tracking import Tracker, mlflow_scope
 
-pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "iris_lab" / "configs"
 GOOD = ("classificator: sklearn.tree.DecisionTreeClassifier\n"
         "kwargs: {max_depth: 3, random_state: 0}\n")
