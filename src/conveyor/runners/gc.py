@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from conveyor.errors import StoreError
+from conveyor.errors import BadInputError, StoreError
 from conveyor.store import Store
 
 __all__ = ["GcPlan", "RunEntry", "collect", "plan_gc"]
@@ -111,7 +111,7 @@ def plan_gc(store: Store, pipeline: str, *, keep: int = 10,
         sizes: measure each run folder (one listing per run; off for a quick plan).
     """
     if keep < 1:
-        raise ValueError("keep must be at least 1: the newest run is never collected")
+        raise BadInputError("keep must be at least 1: the newest run is never collected")
     now = now or datetime.now(UTC)
     pipeline_uri = store.uri(pipeline)
     runs = []
