@@ -26,13 +26,14 @@ import re
 import stat
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from conveyor.errors import BadInputError, StoreError
+from conveyor.ids import now_iso
 
 __all__ = ["REJECTED_DIR", "Inbox", "InboxFile", "Scan", "Skipped", "safe_name"]
 
@@ -279,7 +280,7 @@ class Inbox:
             "file": name, "sha256": sha256, "lab": lab,
             "error": str(error),
             "error_type": type(error).__name__ if not isinstance(error, str) else "Error",
-            "rejected_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "rejected_at": now_iso(),
             "moved_to": f"{REJECTED_DIR}/{target}" if moved else None,
         }
         text = (json.dumps(report, indent=2, sort_keys=True) + "\n").encode()

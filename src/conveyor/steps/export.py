@@ -20,10 +20,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from conveyor.errors import StoreError
+from conveyor.ids import now_iso
 from conveyor.spec import LoadedSpec
 from conveyor.steps.base import BaseStep, StepContext, StepResult
 from conveyor.steps.register import may_publish
@@ -85,7 +85,7 @@ class ExportStep(BaseStep):
                          staged["metrics.json"].uri, sha256=staged["metrics.json"].sha256))}
             manifest = {
                 "pipeline": ctx.spec.name, "run_id": ctx.run_id,
-                "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "exported_at": now_iso(),
                 "spec_hash": ctx.loaded.spec_hash,
                 "registered": ctx.upstream.get("register", {}).get("model_uri"),
                 "artifacts": {name: ref.to_dict() for name, ref in final.items()},
