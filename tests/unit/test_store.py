@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from conveyor.errors import StoreError
-from conveyor.store import ArtifactRef, Store, check_key, to_uri
+from conveyor.store import ArtifactRef, Store, check_key, store_root, to_uri
 from conveyor.store.artifacts import _dir_digest
 
 
@@ -421,3 +421,12 @@ def test_size_counts_a_file_a_folder_and_nothing(tmp_path: Path) -> None:
     assert store.size(store.uri("run", "a.bin")) == 10
     assert store.size(store.uri("run")) == 42
     assert store.size(store.uri("gone")) == 0
+
+
+def test_store_root_is_the_spec_s_root_or_the_home_s_artifacts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVEYOR_HOME", str(tmp_path / "home"))
+    assert store_root() == (tmp_path / "home" / "artifacts").resolve().as_uri()
+    assert store_root("") == store_root(None) == store_root()
+    assert store_root("runs", tmp_path) == (tmp_path / "runs").resolve().as_uri()
+    assert store_root("s3://bucket/runs/", tmp_path) == "s3://bucket/runs"

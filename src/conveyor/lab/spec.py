@@ -36,7 +36,7 @@ from conveyor.spec.models import (
     TrackingSpec,
     check_storage_options,
 )
-from conveyor.store import Store, home_dir, to_uri
+from conveyor.store import Store, store_root, to_uri
 
 __all__ = ["LAB_METRICS", "Lab", "LabSpec", "PromotionSpec", "WatchSpec", "load_lab"]
 
@@ -149,10 +149,8 @@ class Lab:
     def from_spec(cls, spec: LabSpec, *, base_dir: Path | None = None,
                   path: Path | None = None) -> Lab:
         base = base_dir or Path.cwd()
-        root = (to_uri(spec.store.root, base) if spec.store.root
-                else (home_dir() / "artifacts").as_uri())
         return cls(spec=spec, path=path, inbox_uri=to_uri(spec.watch.folder, base),
-                   store_root=root, tracking_uri=spec.tracking.uri)
+                   store_root=store_root(spec.store.root, base), tracking_uri=spec.tracking.uri)
 
 
 def load_lab(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None) -> Lab:

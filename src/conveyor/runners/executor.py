@@ -33,7 +33,7 @@ from conveyor.spec import LoadedSpec, short_repr
 from conveyor.spec.loader import MISSING, resolve_locations, spec_changes
 from conveyor.steps import BaseStep, StepContext, StepResult, check_spec, pipeline_steps
 from conveyor.steps.export import publish_latest, withdraw_export
-from conveyor.store import ArtifactRef, Store, check_key, home_dir, to_uri
+from conveyor.store import ArtifactRef, Store, check_key, store_root
 from conveyor.tracking import Tracker, flatten, withdraw_versions
 
 __all__ = [
@@ -102,8 +102,7 @@ class StepRecord:
 def store_for(loaded: LoadedSpec) -> Store:
     """The artifact store of a spec: ``store.root``, or ``CONVEYOR_HOME/artifacts``."""
     spec = loaded.spec.store
-    root = to_uri(spec.root, loaded.base_dir) if spec.root else (home_dir() / "artifacts").as_uri()
-    return Store(root, spec.storage_options)
+    return Store(store_root(spec.root, loaded.base_dir), spec.storage_options)
 
 
 @dataclass
