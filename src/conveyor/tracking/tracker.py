@@ -27,7 +27,6 @@ __all__ = ["RUN_TAG", "Tracker", "default_tracking_uri", "flatten"]
 log = logging.getLogger(__name__)
 
 RUN_TAG = "conveyor.run_id"
-PIPELINE_TAG = "conveyor.pipeline"
 _MAX_PARAM = 500
 
 
