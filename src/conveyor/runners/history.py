@@ -13,10 +13,10 @@ import logging
 import os
 import socket
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from conveyor.errors import SpecError, StoreError
+from conveyor.processes import pid_running
 from conveyor.steps import STEP_NAMES
 from conveyor.store import Store
 
@@ -76,19 +76,6 @@ def _records(store: Store, uri: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    try:  # a killed process its parent has not reaped yet is a zombie: not running
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):  # no /proc (macOS): kill(0) is all we know
-        return True
-
-
 @functools.lru_cache(maxsize=8)
 def _client(uri: str) -> Any:
     """One MLflow client per tracking URI for a whole listing."""
@@ -133,7 +120,7 @@ def _state(meta: dict[str, Any] | None, manifest: dict[str, Any] | None,
     if note and note.get("status") == "running":
         pid = note.get("pid")
         if (isinstance(pid, int) and note.get("host") == socket.gethostname()
-                and not _pid_alive(pid)):
+                and not pid_running(pid)):
             return "interrupted", f"its process {pid} is gone; stopped {after}"
         return "running", f"running {after}"
     if note and note.get("status") in ("partial", "failed", "interrupted"):
