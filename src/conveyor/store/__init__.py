@@ -4,10 +4,20 @@ from conveyor.store.artifacts import (
     ArtifactRef,
     Store,
     check_key,
+    files_digest,
     home_dir,
     store_root,
     to_uri,
     write_atomic,
 )
 
-__all__ = ["ArtifactRef", "Store", "check_key", "home_dir", "store_root", "to_uri", "write_atomic"]
+__all__ = [
+    "ArtifactRef",
+    "Store",
+    "check_key",
+    "files_digest",
+    "home_dir",
+    "store_root",
+    "to_uri",
+    "write_atomic",
+]

@@ -16,7 +16,7 @@ import os
 import re
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ __all__ = [
     "Home",
     "Store",
     "check_key",
+    "files_digest",
     "home_dir",
     "locate_home",
     "store_root",
@@ -358,7 +359,7 @@ class Store:
             ref = self.put_bytes(f"{uri}/{rel}", path.read_bytes())
             files[rel] = ref.sha256
             size += ref.size
-        digest = _dir_digest(files)
+        digest = files_digest(files)
         self.put_json(f"{uri}/_conveyor_dir.json", {"files": files, "sha256": digest})
         return ArtifactRef(uri=uri, sha256=digest, size=size)
 
@@ -366,7 +367,7 @@ class Store:
         """Download a folder written by :meth:`put_dir`, verifying every file's hash."""
         index = self.get_json(f"{ref.uri}/_conveyor_dir.json")
         files: dict[str, str] = index["files"]
-        if _dir_digest(files) != ref.sha256:
+        if files_digest(files) != ref.sha256:
             raise StoreError(f"folder {ref.uri} does not match its recorded sha256 (tampered?)")
         for rel, sha in files.items():
             target = Path(local_dir) / rel
@@ -380,7 +381,7 @@ class Store:
         """Copy a folder written by :meth:`put_dir` to ``uri`` on ``target``, verified."""
         index = self.get_json(f"{ref.uri}/_conveyor_dir.json")
         files: dict[str, str] = index["files"]
-        if _dir_digest(files) != ref.sha256:
+        if files_digest(files) != ref.sha256:
             raise StoreError(f"folder {ref.uri} does not match its recorded sha256 (tampered?)")
         size = 0
         for rel in files:
@@ -407,6 +408,11 @@ class Store:
             self._memo.popitem(last=False)
 
 
-def _dir_digest(files: dict[str, str]) -> str:
+def files_digest(files: Mapping[str, str]) -> str:
+    """The sha256 of a folder from its files' relative names and sha256s (order-free).
+
+    One rule for every folder Conveyor hashes: a stored model (:meth:`Store.put_dir`) and a
+    registered model's files.
+    """
     lines = "".join(f"{name}\0{sha}\n" for name, sha in sorted(files.items()))
     return hashlib.sha256(lines.encode()).hexdigest()
