@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["free_port", "stop_group"]
+__all__ = ["free_port", "pid_running", "stop_group"]
 
 
 def free_port() -> int:
@@ -22,6 +22,37 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _stat(path: Path) -> list[str] | None:
+    """``state ppid pgrp ...`` from a ``/proc/<pid>/stat`` file; ``None`` if unreadable."""
+    try:
+        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
+        return path.read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+_ENDED = ("Z", "X")  # a zombie (ended, not yet reaped by its parent) or dead
+
+
+def pid_running(pid: int) -> bool:
+    """Whether process ``pid`` still runs: it exists, and is not a zombie.
+
+    Someone else's process (``PermissionError``) counts as running; without ``/proc``
+    (macOS) existing is all that is known.
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    fields = _stat(proc / str(pid) / "stat")
+    return fields is None or fields[0] not in _ENDED
 
 
 def _group_running(group: int) -> bool:
@@ -34,12 +65,8 @@ def _group_running(group: int) -> bool:
     if not proc.is_dir():
         return True
     for stat in proc.glob("[0-9]*/stat"):
-        try:
-            # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == group and fields[0] not in ("Z", "X"):
+        fields = _stat(stat)
+        if fields is not None and int(fields[2]) == group and fields[0] not in _ENDED:
             return True
     return False
 

@@ -81,13 +81,10 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Shared:
         mp.setenv("CONVEYOR_HOME", str(home))
         first = cli("run", str(spec), "--run-id", "zz-custom-first")
         assert first.code == 0, first.err
-        time.sleep(1.1)  # created_at has a resolution of one second
         partial = cli("run", str(spec), "--until", "split")
         assert partial.code == 0, partial.err
-        time.sleep(1.1)
         failed = cli("run", str(spec), "schema.target=nope")
         assert failed.code == 2, failed.err
-        time.sleep(1.1)
         long = cli("run", str(spec), "--until", "ingest", "--run-id", LONG_ID)
         assert long.code == 0, long.err
     ids = [p.name for p in (home / "artifacts" / "tiny").iterdir()

@@ -27,7 +27,7 @@ from conveyor.cli import main
 from conveyor.errors import GateRejectedError, SpecError
 from conveyor.runners.executor import conveyor_version
 from conveyor.spec import load_spec
-from conveyor.store.artifacts import _dir_digest
+from conveyor.store import files_digest
 
 pytestmark = pytest.mark.integration
 
@@ -171,7 +171,7 @@ def test_manifest_written_last_and_hashes_match(shared: Shared) -> None:
             index = json.loads((path / "_conveyor_dir.json").read_text())
             for rel, sha in index["files"].items():
                 assert hashlib.sha256((path / rel).read_bytes()).hexdigest() == sha, rel
-            assert _dir_digest(index["files"]) == ref["sha256"]
+            assert files_digest(index["files"]) == ref["sha256"]
         else:
             content = path.read_bytes()
             assert hashlib.sha256(content).hexdigest() == ref["sha256"], name

@@ -211,7 +211,6 @@ def test_gc_on_s3_follows_cache_references(s3_bucket: str, s3_env: str,
         code, out, err = cli("run", str(breast_cancer_spec), *store, *overrides, "--quiet")
         assert code == 0, err
         run_ids.append(re.search(r"^run\s+(\S+)\s+\(", out, re.M).group(1))
-        time.sleep(1.1)  # creation times have one-second resolution
     first, other, newest = run_ids
 
     def run_folders() -> set[str]:

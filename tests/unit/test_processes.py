@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from conveyor.processes import free_port, stop_group
+from conveyor.processes import free_port, pid_running, stop_group
 
 # The leader starts a child that ignores SIGTERM (as Airflow's scheduler did, waiting on its
 # executor's workers), writes the child's pid, and exits on SIGTERM itself.
@@ -58,3 +58,14 @@ def test_free_port_is_bindable_on_loopback() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
         assert sock.getsockname()[1] == port
+
+
+def test_pid_running_counts_a_zombie_as_ended() -> None:
+    assert pid_running(os.getpid())
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # ended, not reaped: a zombie
+        os.kill(child.pid, 0)  # the pid still exists ...
+        assert not pid_running(child.pid)  # ... but nothing runs there
+    finally:
+        child.wait()

@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 
 from conveyor.errors import StoreError
-from conveyor.store import ArtifactRef, Store, check_key, to_uri
-from conveyor.store.artifacts import _dir_digest
+from conveyor.store import ArtifactRef, Store, check_key, files_digest, store_root, to_uri
 
 
 @pytest.fixture()
@@ -206,7 +205,7 @@ def test_put_get_copy_dir_round_trip(store: Store, model_dir: Path, tmp_path: Pa
     ref = store.put_dir(store.uri("p", "r", "train", "model"), model_dir)
     index = json.loads((local(ref.uri) / "_conveyor_dir.json").read_text())
     assert sorted(index["files"]) == ["MLmodel", "model.skops", "sub/extra.txt"]
-    assert index["sha256"] == ref.sha256 == _dir_digest(index["files"])
+    assert index["sha256"] == ref.sha256 == files_digest(index["files"])
     assert ref.size == sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file())
 
     out = store.get_dir(ref, tmp_path / "download")
@@ -242,7 +241,7 @@ def test_tampered_index_is_refused(store: Store, model_dir: Path, tmp_path: Path
     index_path = local(ref.uri) / "_conveyor_dir.json"
     index = json.loads(index_path.read_text())
     index["files"]["model.skops"] = hashlib.sha256(b"malicious pickle").hexdigest()
-    index["sha256"] = _dir_digest(index["files"])
+    index["sha256"] = files_digest(index["files"])
     index_path.write_text(json.dumps(index))
     with pytest.raises(StoreError, match=r"folder .* does not match its recorded sha256"):
         store.get_dir(ref, tmp_path / "download")
@@ -268,8 +267,8 @@ def _traversal_folder(store: Store, tmp_path: Path) -> ArtifactRef:
     files = {"MLmodel": hashlib.sha256(b"m").hexdigest(),
              "../evil.txt": hashlib.sha256(b"evil").hexdigest()}
     (root / "src" / "model" / "_conveyor_dir.json").write_text(
-        json.dumps({"files": files, "sha256": _dir_digest(files)}))
-    return ArtifactRef(uri=f"{store.root}/src/model", sha256=_dir_digest(files), size=5)
+        json.dumps({"files": files, "sha256": files_digest(files)}))
+    return ArtifactRef(uri=f"{store.root}/src/model", sha256=files_digest(files), size=5)
 
 
 def test_get_dir_refuses_index_listing_files_outside(store: Store, tmp_path: Path) -> None:
@@ -421,3 +420,12 @@ def test_size_counts_a_file_a_folder_and_nothing(tmp_path: Path) -> None:
     assert store.size(store.uri("run", "a.bin")) == 10
     assert store.size(store.uri("run")) == 42
     assert store.size(store.uri("gone")) == 0
+
+
+def test_store_root_is_the_spec_s_root_or_the_home_s_artifacts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVEYOR_HOME", str(tmp_path / "home"))
+    assert store_root() == (tmp_path / "home" / "artifacts").resolve().as_uri()
+    assert store_root("") == store_root(None) == store_root()
+    assert store_root("runs", tmp_path) == (tmp_path / "runs").resolve().as_uri()
+    assert store_root("s3://bucket/runs/", tmp_path) == "s3://bucket/runs"

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import BadInputError, ConveyorRuntimeError, SpecError
+from conveyor.ids import new_id
 from conveyor.processes import free_port
 
 __all__ = ["airflow_environment", "register"]
@@ -258,7 +259,7 @@ def _check_conf(conf: str) -> None:
 
 
 def _log_folder(home: Path, dag_id: str, run_id: str | None) -> Path:
-    name = run_id or time.strftime("no-run-%Y%m%dT%H%M%S")
+    name = run_id or f"no-run-{new_id()}"
     return home / "logs" / "dags-test" / dag_id / re.sub(r"[^A-Za-z0-9._=-]+", "_", name)
 
 

@@ -32,6 +32,7 @@ from airflow.sdk import DAG
 
 from conveyor.airflow.factory import build_dag
 from conveyor.airflow.specs import find_specs, is_lab_spec, pipelines_folder
+from conveyor.errors import BadInputError
 
 __all__ = [
     "ConveyorImportError",
@@ -49,8 +50,12 @@ PROFILE_ENV = "CONVEYOR_PROFILE"
 CONN_ID_ENV = "CONVEYOR_CONN_ID"
 
 
-class ConveyorImportError(Exception):
-    """One or more pipeline specs could not become DAGs (shown as an Airflow import error)."""
+class ConveyorImportError(BadInputError):
+    """One or more pipeline specs could not become DAGs (shown as an Airflow import error).
+
+    Bad input like any :class:`~conveyor.errors.SpecError` it gathers: fixing the specs, not
+    retrying, clears it.
+    """
 
 
 @dataclass

@@ -29,9 +29,9 @@ def _history_store(args: argparse.Namespace) -> tuple[Any, list[str] | None]:
         loaded = conveyor.load_spec(args.spec, getattr(args, "overrides", ()),
                                     profile=args.profile)
         return store_for(loaded), [loaded.spec.name]
-    from conveyor.store import Store, home_dir
+    from conveyor.store import Store, store_root
 
-    return Store((home_dir() / "artifacts").as_uri()), None
+    return Store(store_root()), None
 
 
 

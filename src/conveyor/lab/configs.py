@@ -17,7 +17,6 @@ the file, the line (YAML) and the key.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
@@ -30,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from conveyor.errors import SpecError
 from conveyor.modeling import SHORT_NAMES, build_estimator, check_params, resolve_estimator
 from conveyor.spec import load_yaml
+from conveyor.spec.explain import locate, unknown_key_message
 
 __all__ = [
     "CONFIG_SUFFIXES",
@@ -205,13 +205,11 @@ def _split_file(raw: Any, filename: str, lines: dict[Path_, int]) -> tuple[list[
 class _Where:
     def __init__(self, filename: str, lines: dict[Path_, int]) -> None:
         self.filename = filename
-        self.lines = lines
+        # a key with no line of its own, nor any ancestor with one, names only the file
+        self.sources = {(): (filename, None), **{p: (filename, ln) for p, ln in lines.items()}}
 
     def line(self, path: Path_) -> int | None:
-        for end in range(len(path), 0, -1):
-            if path[:end] in self.lines:
-                return self.lines[path[:end]]
-        return None
+        return locate(self.sources, path)[1]
 
     def error(self, message: str, path: Path_) -> ConfigError:
         return ConfigError(message, file=self.filename, line=self.line(path),
@@ -228,9 +226,7 @@ def _normalise(item: Any, path: Path_, where: _Where, *, index: int,
                           f"{type(item).__name__}", path)
     for key in item:
         if key not in _KEYS:
-            close = difflib.get_close_matches(key, _KEYS, n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]!r}?" if close else "valid keys: " + ", ".join(_KEYS)
-            raise where.error(f"unknown key {key!r}; {hint}", (*path, key))
+            raise where.error(unknown_key_message(key, _KEYS), (*path, key))
     estimator_path = _estimator_path(item, path, where)
     param_key, params, param_paths = _params(item, path, where)
     key = _first(item, _ESTIMATOR_KEYS) or "classificator"

@@ -26,13 +26,15 @@ import re
 import stat
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from conveyor.errors import BadInputError, StoreError
+from conveyor.ids import now_iso
+from conveyor.store import write_atomic
 
 __all__ = ["REJECTED_DIR", "Inbox", "InboxFile", "Scan", "Skipped", "safe_name"]
 
@@ -279,7 +281,7 @@ class Inbox:
             "file": name, "sha256": sha256, "lab": lab,
             "error": str(error),
             "error_type": type(error).__name__ if not isinstance(error, str) else "Error",
-            "rejected_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "rejected_at": now_iso(),
             "moved_to": f"{REJECTED_DIR}/{target}" if moved else None,
         }
         text = (json.dumps(report, indent=2, sort_keys=True) + "\n").encode()
@@ -289,7 +291,7 @@ class Inbox:
                 os.makedirs(rejected, exist_ok=True)
                 if moved:
                     _move_local(f"{self._root}/{name}", f"{rejected}/{target}")
-                _write_local(f"{rejected}/{target}.error.json", text)
+                write_atomic(f"{rejected}/{target}.error.json", text)
             else:
                 if moved:
                     self.fs.mv(f"{self._root}/{name}", f"{rejected}/{target}")
@@ -312,13 +314,6 @@ def _move_local(source: str, target: str) -> None:
     # link + unlink, not rename: rename would silently replace an existing target
     os.link(source, target, follow_symlinks=False)
     os.unlink(source)
-
-
-def _write_local(path: str, data: bytes) -> None:
-    tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
 
 
 def _timestamp(value: Any) -> float | None:

@@ -25,7 +25,7 @@ from conveyor.promotion import (
     rollback,
 )
 from conveyor.spec import load_spec, read_yaml
-from conveyor.store import Store, home_dir, to_uri
+from conveyor.store import Store, store_root
 from conveyor.tracking import Tracker
 
 __all__ = ["RegistryTarget", "lab_holdout", "promote_lab", "registry_target", "rollback_lab"]
@@ -115,9 +115,8 @@ def registry_target(path: str | Path) -> RegistryTarget:
     if not spec.registry.name:
         raise SpecError("the pipeline registers no model (registry.name is not set); "
                         "nothing to promote", file=str(file), key="registry.name")
-    root = (to_uri(spec.store.root, loaded.base_dir) if spec.store.root
-            else (home_dir() / "artifacts").as_uri())
     return RegistryTarget(kind="pipeline", model=spec.registry.name,
                           tracking_uri=spec.tracking.uri,
                           experiment=spec.tracking.experiment or spec.name,
-                          store=Store(root, spec.store.storage_options))
+                          store=Store(store_root(spec.store.root, loaded.base_dir),
+                                      spec.store.storage_options))

@@ -8,7 +8,6 @@ named with the nearest valid one), but describes a folder of many models instead
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,8 +24,9 @@ from pydantic import (
 )
 
 from conveyor.errors import SpecError
-from conveyor.spec import read_yaml, short_repr
-from conveyor.spec.loader import interpolate  # the one ${ENV} implementation
+from conveyor.spec import read_yaml
+from conveyor.spec.explain import explain
+from conveyor.spec.layering import interpolate
 from conveyor.spec.models import (
     NAME_PATTERN,
     PreprocessSpec,
@@ -36,7 +36,7 @@ from conveyor.spec.models import (
     TrackingSpec,
     check_storage_options,
 )
-from conveyor.store import Store, home_dir, to_uri
+from conveyor.store import Store, store_root, to_uri
 
 __all__ = ["LAB_METRICS", "Lab", "LabSpec", "PromotionSpec", "WatchSpec", "load_lab"]
 
@@ -149,10 +149,8 @@ class Lab:
     def from_spec(cls, spec: LabSpec, *, base_dir: Path | None = None,
                   path: Path | None = None) -> Lab:
         base = base_dir or Path.cwd()
-        root = (to_uri(spec.store.root, base) if spec.store.root
-                else (home_dir() / "artifacts").as_uri())
         return cls(spec=spec, path=path, inbox_uri=to_uri(spec.watch.folder, base),
-                   store_root=root, tracking_uri=spec.tracking.uri)
+                   store_root=store_root(spec.store.root, base), tracking_uri=spec.tracking.uri)
 
 
 def load_lab(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None) -> Lab:
@@ -171,35 +169,6 @@ def load_lab(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = No
     try:
         spec = LabSpec.model_validate(data)
     except ValidationError as exc:
-        raise _explain(exc, file, lines) from None
+        # a key with no line of its own (a missing section) names the file, not line 1
+        raise explain(exc, {**sources, (): (str(file), None)}, LabSpec) from None
     return Lab.from_spec(spec, base_dir=file.resolve().parent, path=file)
-
-
-def _explain(exc: ValidationError, file: Path, lines: dict[tuple[str, ...], int]) -> SpecError:
-    error = exc.errors(include_url=False)[0]
-    path = tuple(str(p) for p in error["loc"])
-    line = next((lines[path[:end]] for end in range(len(path), 0, -1) if path[:end] in lines),
-                None)
-    if error["type"] == "extra_forbidden":
-        valid = _valid_keys(path[:-1])
-        close = difflib.get_close_matches(path[-1], valid, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}?" if close else "valid keys: " + ", ".join(valid)
-        message = f"unknown key {short_repr(path[-1])}; {hint}"
-    elif error["type"] == "missing":
-        message = "required key is missing"
-    else:
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] != "value_error" and not isinstance(error.get("input"), dict):
-            message += f", got {short_repr(error.get('input'))}"
-    return SpecError(message, file=str(file), line=line, key=".".join(path) or None)
-
-
-def _valid_keys(parent: tuple[str, ...]) -> list[str]:
-    model: Any = LabSpec
-    for part in parent:
-        field = model.model_fields.get(part) if isinstance(model, type) else None
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return []
-        model = annotation
-    return sorted(model.model_fields)

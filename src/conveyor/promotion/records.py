@@ -6,7 +6,7 @@ import hashlib
 import re
 from typing import Any
 
-from conveyor.store import Store, home_dir
+from conveyor.store import Store, store_root
 
 __all__ = ["write_record"]
 
@@ -26,7 +26,7 @@ def write_record(store: Store | None, kind: str, model: str, data: dict[str, Any
         model: the registered model.
         data: the record; its ``decision_id`` names the file.
     """
-    target = store or Store((home_dir() / "artifacts").as_uri())
+    target = store or Store(store_root())
     uri = target.uri("_registry", _record_key(model), kind, f"{data['decision_id']}.json")
     target.put_json(uri, data)
     return uri

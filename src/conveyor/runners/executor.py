@@ -17,9 +17,7 @@ import json
 import logging
 import subprocess
 import time
-import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from typing import Any
 
@@ -30,10 +28,11 @@ from conveyor.errors import (
     SpecError,
     StoreError,
 )
+from conveyor.ids import new_id, now_iso
 from conveyor.spec import LoadedSpec, short_repr
 from conveyor.spec.loader import MISSING, resolve_locations, spec_changes
 from conveyor.steps import BaseStep, StepContext, StepResult, check_spec, pipeline_steps
-from conveyor.store import ArtifactRef, Store, check_key, home_dir, to_uri
+from conveyor.store import ArtifactRef, Store, check_key, store_root
 from conveyor.tracking import Tracker, flatten
 
 __all__ = [
@@ -62,8 +61,8 @@ def conveyor_version() -> str:
 
 
 def new_run_id() -> str:
-    """A sortable, unique run id: ``20261123T101500-3f9a1c``."""
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    """A sortable, unique run id: ``20261123T101500123456-3f9a1c`` (:func:`conveyor.ids.new_id`)."""
+    return new_id()
 
 
 @dataclass
@@ -102,8 +101,7 @@ class StepRecord:
 def store_for(loaded: LoadedSpec) -> Store:
     """The artifact store of a spec: ``store.root``, or ``CONVEYOR_HOME/artifacts``."""
     spec = loaded.spec.store
-    root = to_uri(spec.root, loaded.base_dir) if spec.root else (home_dir() / "artifacts").as_uri()
-    return Store(root, spec.storage_options)
+    return Store(store_root(spec.root, loaded.base_dir), spec.storage_options)
 
 
 @dataclass
@@ -199,7 +197,7 @@ def open_run(
             "pipeline": spec.name, "run_id": run_id, "spec_hash": loaded.spec_hash,
             "spec": loaded.identity, "overrides": list(loaded.overrides),
             "profile": loaded.profile,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "created_at": now_iso(),
             "conveyor_version": conveyor_version(), "mlflow_run_id": mlflow_run_id,
             "tracking_uri": tracker.uri,
         })
@@ -314,7 +312,7 @@ def execute_step(run: Run, name: str, *, use_cache: bool = True, force: bool = F
         record = StepRecord(step=name, status=result.status, cache_key=key,
                             outputs=result.outputs, metrics=result.metrics, info=result.info)
     record.duration = time.perf_counter() - started
-    record.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+    record.finished_at = now_iso()
     _track(run, step, record)
     run.store.put_json(run.record_uri(name), record.to_dict())
     if step.cacheable and record.status == "ok" and record.cached_from is None:
@@ -383,7 +381,7 @@ def finish_run(run: Run) -> tuple[ArtifactRef, dict[str, Any]]:
         "pipeline": run.pipeline, "run_id": run.run_id, "status": status,
         "spec_hash": run.loaded.spec_hash, "conveyor_version": conveyor_version(),
         "mlflow_run_id": run.tracker.run_id, "tracking_uri": run.tracker.uri,
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "finished_at": now_iso(),
         "metrics": {k: v for r in records.values() for k, v in r.metrics.items()},
         "steps": {name: {"status": r.status, "duration": round(r.duration, 4),
                          "cached_from": r.cached_from, "info": r.info}

@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from conveyor.errors import StoreError
+from conveyor.errors import BadInputError, StoreError
+from conveyor.runners.history import created_at, read_json
 from conveyor.store import Store
 
 __all__ = ["GcPlan", "RunEntry", "collect", "plan_gc"]
@@ -59,25 +59,6 @@ class GcPlan:
         return [r for r in self.runs if r.action == "keep"]
 
 
-def _read_json(store: Store, uri: str) -> Any:
-    try:
-        return store.get_json(uri)
-    except StoreError:
-        return None
-
-
-def _created_at(store: Store, uri: str) -> datetime | None:
-    for name, key in (("_run.json", "created_at"), ("manifest.json", "finished_at")):
-        data = _read_json(store, f"{uri}/{name}")
-        if isinstance(data, dict) and data.get(key):
-            try:
-                stamp = datetime.fromisoformat(str(data[key]))
-            except ValueError:
-                continue
-            return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
-    return None
-
-
 def _references(store: Store, pipeline_uri: str, run: RunEntry, known: set[str]) -> set[str]:
     """Run ids (other than ``run``'s own) whose folders ``run``'s step records point into."""
     found: set[str] = set()
@@ -85,7 +66,7 @@ def _references(store: Store, pipeline_uri: str, run: RunEntry, known: set[str])
     for step in store.list(run.uri):
         if step.startswith((".", "_")) or step == "manifest.json":
             continue
-        record = _read_json(store, f"{run.uri}/{step}/_record.json")
+        record = read_json(store, f"{run.uri}/{step}/_record.json")
         if not isinstance(record, dict):
             continue
         for ref in (record.get("outputs") or {}).values():
@@ -111,7 +92,7 @@ def plan_gc(store: Store, pipeline: str, *, keep: int = 10,
         sizes: measure each run folder (one listing per run; off for a quick plan).
     """
     if keep < 1:
-        raise ValueError("keep must be at least 1: the newest run is never collected")
+        raise BadInputError("keep must be at least 1: the newest run is never collected")
     now = now or datetime.now(UTC)
     pipeline_uri = store.uri(pipeline)
     runs = []
@@ -119,11 +100,11 @@ def plan_gc(store: Store, pipeline: str, *, keep: int = 10,
         if name.startswith((".", "_")):
             continue
         uri = store.uri(pipeline, name)
-        manifest = _read_json(store, f"{uri}/manifest.json")
+        manifest = read_json(store, f"{uri}/manifest.json")
         status = str(manifest.get("status", "ok")) if isinstance(manifest, dict) \
             else "incomplete"
-        runs.append(RunEntry(run_id=name, uri=uri, created_at=_created_at(store, uri),
-                             status=status))
+        created = created_at(read_json(store, f"{uri}/_run.json"), manifest)
+        runs.append(RunEntry(run_id=name, uri=uri, created_at=created, status=status))
     oldest = datetime.min.replace(tzinfo=UTC)
     runs.sort(key=lambda r: (r.created_at or oldest, r.run_id), reverse=True)
     known = {r.run_id for r in runs}
@@ -161,7 +142,7 @@ def plan_gc(store: Store, pipeline: str, *, keep: int = 10,
         if step == "checked":
             continue
         for entry in store.list(f"{cache_uri}/{step}"):
-            data = _read_json(store, f"{cache_uri}/{step}/{entry}")
+            data = read_json(store, f"{cache_uri}/{step}/{entry}")
             if isinstance(data, dict) and data.get("cached_from") in deleted:
                 cache_entries.append(f"{cache_uri}/{step}/{entry}")
     return GcPlan(pipeline=pipeline, runs=runs, cache_entries=cache_entries)

@@ -13,20 +13,21 @@ import logging
 import os
 import socket
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from conveyor.errors import SpecError, StoreError
+from conveyor.processes import pid_running
 from conveyor.steps import STEP_NAMES
 from conveyor.store import Store
 
-__all__ = ["describe_run", "find_run", "latest_run_id", "list_runs"]
+__all__ = ["created_at", "describe_run", "find_run", "list_runs", "read_json"]
 
 log = logging.getLogger(__name__)
 _OLDEST = datetime.min.replace(tzinfo=UTC)
 
 
-def _read_json(store: Store, uri: str) -> Any:
+def read_json(store: Store, uri: str) -> Any:
+    """The JSON at ``uri``, or ``None`` when it is missing or unreadable."""
     try:
         return store.get_json(uri)
     except StoreError:
@@ -40,7 +41,19 @@ def _run_ids(store: Store, pipeline: str) -> list[str]:
         return []
 
 
+def created_at(meta: Any, manifest: Any) -> datetime | None:
+    """When a run was created: ``_run.json``'s ``created_at``, else the manifest's end.
+
+    Reads every stamp Conveyor has written: to the second (older runs) and to the
+    microsecond (:func:`conveyor.ids.now_iso`), with or without a zone (UTC assumed).
+    """
+    return (_stamp(meta.get("created_at") if isinstance(meta, dict) else None)
+            or _stamp(manifest.get("finished_at") if isinstance(manifest, dict) else None))
+
+
 def _stamp(value: Any) -> datetime | None:
+    if not value:
+        return None
     try:
         stamp = datetime.fromisoformat(str(value))
     except ValueError:
@@ -58,23 +71,10 @@ def _records(store: Store, uri: str) -> dict[str, dict[str, Any]]:
     plugins = sorted(n for n in present - set(STEP_NAMES) if not n.startswith("_") and "." not in n)
     for step in [*STEP_NAMES, *plugins]:  # the built-in steps in order, then plug-in ones
         if step in present:
-            record = _read_json(store, f"{uri}/{step}/_record.json")
+            record = read_json(store, f"{uri}/{step}/_record.json")
             if isinstance(record, dict):
                 out[step] = record
     return out
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    try:  # a killed process its parent has not reaped yet is a zombie: not running
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):  # no /proc (macOS): kill(0) is all we know
-        return True
 
 
 @functools.lru_cache(maxsize=8)
@@ -121,7 +121,7 @@ def _state(meta: dict[str, Any] | None, manifest: dict[str, Any] | None,
     if note and note.get("status") == "running":
         pid = note.get("pid")
         if (isinstance(pid, int) and note.get("host") == socket.gethostname()
-                and not _pid_alive(pid)):
+                and not pid_running(pid)):
             return "interrupted", f"its process {pid} is gone; stopped {after}"
         return "running", f"running {after}"
     if note and note.get("status") in ("partial", "failed", "interrupted"):
@@ -145,14 +145,13 @@ def _state(meta: dict[str, Any] | None, manifest: dict[str, Any] | None,
 
 def _summary(store: Store, pipeline: str, run_id: str, *, detail: bool) -> dict[str, Any]:
     uri = store.uri(pipeline, run_id)
-    meta = _read_json(store, f"{uri}/_run.json")
+    meta = read_json(store, f"{uri}/_run.json")
     meta = meta if isinstance(meta, dict) else None
-    manifest = _read_json(store, f"{uri}/manifest.json")
+    manifest = read_json(store, f"{uri}/manifest.json")
     manifest = manifest if isinstance(manifest, dict) else None
     records = _records(store, uri) if detail else {}
-    created = _stamp((meta or {}).get("created_at")) or _stamp(
-        (manifest or {}).get("finished_at"))
-    note = _read_json(store, f"{uri}/_status.json") if detail and not manifest else None
+    created = created_at(meta, manifest)
+    note = read_json(store, f"{uri}/_status.json") if detail and not manifest else None
     status, reason = _state(meta, manifest, records, note) if detail else ("", "")
     metrics = (manifest or {}).get("metrics") or {
         k: v for r in records.values() for k, v in (r.get("metrics") or {}).items()}
@@ -177,7 +176,7 @@ def list_runs(store: Store, pipelines: list[str] | None = None, *, limit: int = 
     out = []
     for run in found[:limit]:
         records = _records(store, run["uri"]) if run["_manifest"] is None else {}
-        note = _read_json(store, f"{run['uri']}/_status.json") if run["_manifest"] is None \
+        note = read_json(store, f"{run['uri']}/_status.json") if run["_manifest"] is None \
             else None
         run["status"], run["reason"] = _state(run["_meta"], run["_manifest"], records, note)
         if run["_manifest"] is None:
@@ -234,9 +233,3 @@ def describe_run(store: Store, pipeline: str, run_id: str) -> dict[str, Any]:
         "export": ({k: exported[k] for k in ("uri", "model", "metrics") if k in exported}
                    or None),
     }
-
-
-def latest_run_id(store: Store, pipeline: str) -> str | None:
-    """The newest run id of ``pipeline`` (complete or not), by creation time."""
-    runs = list_runs(store, [pipeline], limit=1)
-    return runs[0]["run_id"] if runs else None

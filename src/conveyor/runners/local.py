@@ -7,10 +7,10 @@ import os
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from conveyor.errors import SpecError
+from conveyor.ids import now_iso
 from conveyor.runners.executor import (
     Run,
     StepRecord,
@@ -160,7 +160,7 @@ def _set_status(run: Run, status: str, **facts: Any) -> None:
     """
     try:
         run.store.put_json(f"{run.uri}/_status.json", {
-            "status": status, "at": datetime.now(UTC).isoformat(timespec="seconds"), **facts})
+            "status": status, "at": now_iso(), **facts})
     except Exception:  # the run's own outcome matters more than its status note
         log.warning("could not write the status of run %s", run.run_id, exc_info=True)
 

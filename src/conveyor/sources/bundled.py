@@ -10,8 +10,6 @@ from conveyor.spec.models import SklearnSource
 
 __all__ = ["read_sklearn_source"]
 
-_WDBC_STATS = ("mean", "se", "worst")
-
 
 def _wdbc_name(sklearn_name: str) -> str:
     # "mean radius" -> radius_mean, "radius error" -> radius_se, "worst concave points" -> ...

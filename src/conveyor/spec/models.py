@@ -57,7 +57,6 @@ SECRET_OPTION_KEYS = frozenset(
     {"key", "secret", "token", "password", "aws_access_key_id", "aws_secret_access_key",
      "aws_session_token", "session_token", "access_key", "secret_key", "sas_token"}
 )
-CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
 # The values each metric can take. A gate bound outside its metric's range is a mistake in
 # the spec (a minimum of 1.5 can never pass, a minimum of -0.1 always passes), not a gate.
 METRIC_RANGES: dict[str, tuple[float, float]] = {

@@ -22,10 +22,10 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from conveyor.errors import StoreError
+from conveyor.ids import now_iso
 from conveyor.modeling.gate import may_publish
 from conveyor.spec import LoadedSpec
 from conveyor.steps.base import BaseStep, StepContext, StepResult
@@ -104,7 +104,7 @@ class ExportStep(BaseStep):
                          staged["metrics.json"].uri, sha256=staged["metrics.json"].sha256))}
             manifest = {
                 "pipeline": ctx.spec.name, "run_id": ctx.run_id,
-                "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "exported_at": now_iso(),
                 "spec_hash": ctx.loaded.spec_hash,
                 "registered": ctx.upstream.get("register", {}).get("model_uri"),
                 "artifacts": {name: ref.to_dict() for name, ref in final.items()},

@@ -4,9 +4,22 @@ from conveyor.store.artifacts import (
     ArtifactRef,
     Store,
     check_key,
+    files_digest,
     folder_digest,
     home_dir,
+    store_root,
     to_uri,
+    write_atomic,
 )
 
-__all__ = ["ArtifactRef", "Store", "check_key", "folder_digest", "home_dir", "to_uri"]
+__all__ = [
+    "ArtifactRef",
+    "Store",
+    "check_key",
+    "files_digest",
+    "folder_digest",
+    "home_dir",
+    "store_root",
+    "to_uri",
+    "write_atomic",
+]

@@ -16,7 +16,7 @@ import os
 import re
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from conveyor.errors import StoreError
-from conveyor.spec.loader import resolve_location
+from conveyor.spec.identity import resolve_location
 
 __all__ = [
     "HOME_MARKERS",
@@ -33,10 +33,13 @@ __all__ = [
     "Home",
     "Store",
     "check_key",
+    "files_digest",
     "folder_digest",
     "home_dir",
     "locate_home",
+    "store_root",
     "to_uri",
+    "write_atomic",
 ]
 
 log = logging.getLogger(__name__)
@@ -98,6 +101,41 @@ def to_uri(location: str, base_dir: Path | None = None) -> str:
     The spec hash resolves locations by the same rule (one definition, in the spec layer).
     """
     return resolve_location(location, base_dir or Path.cwd())
+
+
+def store_root(root: str | None = None, base_dir: Path | None = None) -> str:
+    """The root URI of a store: ``root`` as a spec spells it, or the embedded default.
+
+    Args:
+        root: ``store.root`` of a spec or lab spec (a path or URI); ``None`` or empty for
+            the default, ``CONVEYOR_HOME/artifacts`` (see :func:`locate_home`).
+        base_dir: what a relative ``root`` resolves against (the spec's folder).
+    """
+    return to_uri(root, base_dir) if root else (home_dir() / "artifacts").as_uri()
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes,
+                 publish: Callable[[str, str], None] | None = None) -> None:
+    """Write a local file whole or not at all: a synced temporary file, then ``publish``.
+
+    The temporary file sits beside ``path`` (same filesystem) under a unique name, so
+    concurrent writers never share one. ``publish`` is ``os.replace`` by default (last writer
+    wins) or ``os.link`` (refuses an existing ``path`` with ``FileExistsError``: exclusive
+    create).
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(path)
+    os.makedirs(folder or ".", exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        (publish or os.replace)(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def check_key(value: str, what: str) -> str:
@@ -197,7 +235,7 @@ class Store:
         path = self._path(uri)
         try:
             if self.is_local:
-                self._write_local(path, data, os.replace)
+                write_atomic(path, data)
             else:
                 # One PUT: the object appears whole or not at all (an exception inside
                 # ``fs.open(..., "wb")`` would publish a partial object on close).
@@ -222,7 +260,7 @@ class Store:
             else set(self.fs.protocol)
         if self.is_local:
             try:
-                self._write_local(path, data, os.link)
+                write_atomic(path, data, os.link)
             except FileExistsError:
                 return None
             except OSError as exc:
@@ -242,22 +280,6 @@ class Store:
             return ref
         raise StoreError(f"{uri}: an exclusive create needs a local folder or S3 (conditional "
                          "writes), not " + ", ".join(sorted(protocols)))
-
-    @staticmethod
-    def _write_local(path: str, data: bytes, publish: Callable[[str, str], None]) -> None:
-        """Write a complete, synced temporary file beside ``path``, then ``publish`` it."""
-        folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
-        try:
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            publish(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
 
     def get_bytes(self, uri: str, *, sha256: str | None = None) -> bytes:
         """Read ``uri``; with ``sha256``, refuse content that does not match it."""
@@ -338,7 +360,7 @@ class Store:
             ref = self.put_bytes(f"{uri}/{rel}", path.read_bytes())
             files[rel] = ref.sha256
             size += ref.size
-        digest = _dir_digest(files)
+        digest = files_digest(files)
         self.put_json(f"{uri}/_conveyor_dir.json", {"files": files, "sha256": digest})
         return ArtifactRef(uri=uri, sha256=digest, size=size)
 
@@ -346,7 +368,7 @@ class Store:
         """Download a folder written by :meth:`put_dir`, verifying every file's hash."""
         index = self.get_json(f"{ref.uri}/_conveyor_dir.json")
         files: dict[str, str] = index["files"]
-        if _dir_digest(files) != ref.sha256:
+        if files_digest(files) != ref.sha256:
             raise StoreError(f"folder {ref.uri} does not match its recorded sha256 (tampered?)")
         for rel, sha in files.items():
             target = Path(local_dir) / rel
@@ -360,7 +382,7 @@ class Store:
         """Copy a folder written by :meth:`put_dir` to ``uri`` on ``target``, verified."""
         index = self.get_json(f"{ref.uri}/_conveyor_dir.json")
         files: dict[str, str] = index["files"]
-        if _dir_digest(files) != ref.sha256:
+        if files_digest(files) != ref.sha256:
             raise StoreError(f"folder {ref.uri} does not match its recorded sha256 (tampered?)")
         size = 0
         for rel in files:
@@ -387,7 +409,12 @@ class Store:
             self._memo.popitem(last=False)
 
 
-def _dir_digest(files: dict[str, str]) -> str:
+def files_digest(files: Mapping[str, str]) -> str:
+    """The sha256 of a folder from its files' relative names and sha256s (order-free).
+
+    One rule for every folder Conveyor hashes: a stored model (:meth:`Store.put_dir`) and a
+    registered model's files.
+    """
     lines = "".join(f"{name}\0{sha}\n" for name, sha in sorted(files.items()))
     return hashlib.sha256(lines.encode()).hexdigest()
 
@@ -406,4 +433,4 @@ def folder_digest(folder: Path, *, skip: frozenset[str] = frozenset()) -> str:
             files[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     if not files:
         raise StoreError(f"folder {folder} holds no files")
-    return _dir_digest(files)
+    return files_digest(files)

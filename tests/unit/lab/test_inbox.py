@@ -122,6 +122,29 @@ def test_missing_folder_is_bad_input(tmp_path: Path) -> None:
         Inbox((tmp_path / "nope").as_uri()).scan()
 
 
+def test_reject_writes_its_report_synced_and_whole(folder: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    drop(folder, "bad.yaml", b"model: nope\n")
+    inbox = Inbox(folder.as_uri(), min_age=0)
+    sha = hashlib.sha256(b"model: nope\n").hexdigest()
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", synced.append)
+    inbox.reject("bad.yaml", sha256=sha, error="first")
+    assert synced  # the report reached the disk before it was renamed into place
+
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    drop(folder, "worse.yaml", b"model: worse\n")
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(StoreError, match="No space left"):
+        inbox.reject("worse.yaml", sha256=hashlib.sha256(b"model: worse\n").hexdigest(),
+                     error="second")
+    # no half-written report and no temporary file left behind
+    assert sorted(p.name for p in (folder / "rejected").iterdir()) == [
+        "bad.yaml", "bad.yaml.error.json", "worse.yaml"]
+
+
 def test_reject_moves_the_file_and_writes_the_error_beside_it(folder: Path) -> None:
     drop(folder, "bad.yaml", b"model: nope\n")
     drop(folder, "other.yaml")
