@@ -13,7 +13,6 @@ import json
 import os
 import re
 import socket
-import time
 from pathlib import Path
 from typing import Any
 
