@@ -41,39 +41,19 @@ RunStatus = Literal["ok", "rejected", "partial"]
 EventCallback = Callable[[str, str, "StepRecord | None"], None]
 
 
-#: What the Tracker exports for the life of the process today (MLflow's fluent API reads
-#: them): put back after a call with its own home, so the next call's home is its own.
-_TRACKER_EXPORTS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-
-
 @contextlib.contextmanager
 def _home(home: PathLike | None, *starts: Path) -> Iterator[None]:
-    """Pin ``CONVEYOR_HOME`` for the call: ``home``, else the one the CLI would choose.
+    """The home for the call: ``home``, else the one the CLI would choose from ``starts``.
 
-    Set only when given or when unset, and restored after, so a call inside the CLI (which
-    pinned it already) changes nothing. Two calls with different homes at once in one
-    process (threads) need explicit ``store.root`` and ``tracking.uri`` in their specs.
+    Given through :func:`conveyor.store.use_home` (a context variable), never through
+    ``os.environ``: two calls with different homes may run at once in two threads.
     """
-    names = ("CONVEYOR_HOME", *_TRACKER_EXPORTS)
-    before = {name: os.environ.get(name) for name in names}
-    if home is None and before["CONVEYOR_HOME"]:
-        yield
-        return
-    if home is None:
-        from conveyor.store.artifacts import locate_home
+    from conveyor.store import use_home
+    from conveyor.store.artifacts import locate_home
 
-        chosen = locate_home(*starts).path
-    else:
-        chosen = Path(home).expanduser().resolve()
-    os.environ["CONVEYOR_HOME"] = str(chosen)
-    try:
+    chosen = Path(home) if home is not None else locate_home(*starts).path
+    with use_home(chosen):
         yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _folder(path: PathLike) -> list[Path]:

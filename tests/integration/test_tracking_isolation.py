@@ -126,3 +126,41 @@ def test_two_registries_in_two_threads_at_once(tmp_path: Path) -> None:
         check_alone(tmp_path / name / "mlflow.db", summary, tmp_path / name)
     assert set(results) == {"a", "b"}
     assert not (tmp_path / "user" / "mlflow.db").exists()  # the user's store was never used
+
+
+def test_public_api_runs_two_homes_in_two_threads_at_once(tmp_path: Path) -> None:
+    """``conveyor.run(..., home=...)`` in two threads at once, with no URI spelled out: each
+    home holds only its own run and version, and nothing process-wide changed (the home is
+    given per call through a context variable, not ``CONVEYOR_HOME``)."""
+    import conveyor
+
+    fixture_home = Path(os.environ["CONVEYOR_HOME"])
+    before = mlflow_globals()
+    results: dict[str, Any] = {}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def work(name: str) -> None:
+        try:
+            barrier.wait(timeout=60)
+            results[name] = conveyor.run(SPEC, profile="sklearn", home=tmp_path / name)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    assert not errors, errors
+    assert changed(before, mlflow_globals()) == {}
+    for name in ("a", "b"):
+        result = results[name]
+        assert result.status == "ok"
+        assert result.tracking_uri == f"sqlite:///{tmp_path / name / 'mlflow.db'}"
+        assert result.run_uri.startswith((tmp_path / name / "artifacts").as_uri())
+        run_ids, versions, _ = contents(tmp_path / name / "mlflow.db")
+        assert run_ids == {result.run_id}
+        assert [v.tags["conveyor.run_id"] for v in versions] == [result.run_id]
+    assert results["a"].run_id != results["b"].run_id
+    assert not (fixture_home / "artifacts").exists()  # the process's own home was not used

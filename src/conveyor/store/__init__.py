@@ -9,6 +9,7 @@ from conveyor.store.artifacts import (
     home_dir,
     store_root,
     to_uri,
+    use_home,
     write_atomic,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "home_dir",
     "store_root",
     "to_uri",
+    "use_home",
     "write_atomic",
 ]

@@ -8,6 +8,8 @@ write returns an :class:`ArtifactRef` with the content's sha256, and reads can v
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import io
 import json
@@ -16,7 +18,7 @@ import os
 import re
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -65,14 +67,38 @@ class Home:
     reason: str
 
 
+#: A home given for the current call (``conveyor.run(..., home=...)``): per thread and
+#: per task, never process-wide, so two calls with different homes can run at once.
+_GIVEN_HOME: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "conveyor_home", default=None)
+
+
+@contextlib.contextmanager
+def use_home(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Within the block, in this thread or task only, the home is ``path``.
+
+    It wins over ``CONVEYOR_HOME`` and the project rule; nothing process-wide changes.
+    """
+    chosen = Path(path).expanduser().resolve()
+    token = _GIVEN_HOME.set(chosen)
+    try:
+        yield chosen
+    finally:
+        _GIVEN_HOME.reset(token)
+
+
 def locate_home(*starts: Path) -> Home:
-    """The home: ``CONVEYOR_HOME``, else ``.conveyor`` in the nearest project, else ``~``'s.
+    """The home: one given by :func:`use_home`, else ``CONVEYOR_HOME``, else ``.conveyor`` in
+    the nearest project, else ``~``'s.
 
     The project is the nearest folder, going up from each of ``starts`` (the spec's folder)
     and then from the working folder, that holds a ``.conveyor/`` folder, a
     ``pyproject.toml`` or a ``.git``. So every command run inside one project, from any of
     its folders, uses the same Store and MLflow registry.
     """
+    given = _GIVEN_HOME.get()
+    if given is not None:
+        return Home(given, "given to this call")
     chosen = os.environ.get("CONVEYOR_HOME")
     if chosen:
         return Home(Path(chosen).expanduser().resolve(), "CONVEYOR_HOME")
