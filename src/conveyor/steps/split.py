@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conveyor.errors import DataError
+from conveyor.modeling.training import split_table
 from conveyor.steps.base import BaseStep, StepContext, StepResult
 
 __all__ = ["SplitStep"]
@@ -15,21 +15,10 @@ class SplitStep(BaseStep):
     config_keys = ("split", "schema")
 
     def _run(self, ctx: StepContext) -> StepResult:
-        from sklearn.model_selection import train_test_split
-
-        spec = ctx.spec.split
         frame = ctx.read_table("validate.table")
-        target = frame[ctx.spec.schema_.target]
-        try:
-            train, test = train_test_split(
-                frame, test_size=spec.test_size, random_state=spec.seed,
-                stratify=target if spec.stratify else None,
-            )
-        except ValueError as exc:
-            raise DataError(f"cannot split {len(frame)} rows with split.test_size="
-                            f"{spec.test_size}: {exc}") from None
+        train, test = split_table(frame, ctx.spec.schema_.target, ctx.spec.split)
         return StepResult(
-            outputs={"train": ctx.write_table("train", train.reset_index(drop=True)),
-                     "test": ctx.write_table("test", test.reset_index(drop=True))},
+            outputs={"train": ctx.write_table("train", train),
+                     "test": ctx.write_table("test", test)},
             info={"train_rows": len(train), "test_rows": len(test)},
         )
