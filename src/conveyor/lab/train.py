@@ -116,13 +116,9 @@ def publish_holdout(lab: Lab, split: LabSplit) -> ArtifactRef:
     scores all of them on the same rows.
     """
     store = lab.store()
-    uri = store.uri(lab.name, "_holdout", f"{split.key[:24]}.parquet")
-    if store.exists(uri):
-        data = store.get_bytes(uri)
-        return ArtifactRef(uri=uri, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
-    frame = split.X_test.copy()
-    frame[TARGET] = split.y_test.to_numpy()
-    return store.put_table(uri, frame.reset_index(drop=True))
+    frame = split.X_test.assign(**{TARGET: split.y_test.to_numpy()}).reset_index(drop=True)
+    return store.put_table_once(store.uri(lab.name, "_holdout", f"{split.key[:24]}.parquet"),
+                                frame)
 
 
 def _run_key(lab: Lab, config: ClassifierConfig, split: LabSplit) -> str:
