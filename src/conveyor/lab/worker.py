@@ -427,7 +427,8 @@ def main(argv: list[str] | None = None) -> None:
 
     import conveyor.features
     import conveyor.lab.configs
-    import conveyor.modeling  # noqa: F401
+    import conveyor.modeling.evaluation
+    import conveyor.modeling.training  # noqa: F401
 
     replies.send(("ready",))
     _serve(requests, replies)
