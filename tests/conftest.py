@@ -39,29 +39,6 @@ def conveyor_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-@pytest.fixture(autouse=True)
-def mlflow_globals() -> Iterator[None]:
-    """Forget MLflow's process-wide tracking and registry URIs after each test.
-
-    ``Tracker.client`` sets both (the model flavours log through the fluent API), so a test
-    that ran the pipeline in-process would otherwise point every later bare ``MlflowClient``
-    at its own, deleted, registry: seen as "0 registered versions" in the next module.
-    """
-    yield
-    import sys
-
-    # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI (for child processes), and
-    # monkeypatch cannot restore a variable that was absent when the test began.
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-        os.environ.pop(name, None)
-    if "mlflow" in sys.modules:
-        from mlflow.tracking._model_registry import utils as registry_utils
-        from mlflow.tracking._tracking_service import utils as tracking_utils
-
-        tracking_utils._tracking_uri = None
-        registry_utils._registry_uri = None
-
-
 @pytest.fixture(scope="session")
 def wdbc_path() -> Path:
     path = SHARED_DATA / "wdbc" / "wdbc.data"

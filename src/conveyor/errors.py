@@ -84,6 +84,10 @@ class TrackingError(ConveyorRuntimeError):
     """MLflow tracking or the model registry failed."""
 
 
+class PluginError(ConveyorRuntimeError):
+    """A step or source registered by entry point cannot be loaded or breaks the contract."""
+
+
 class GateRejectedError(ConveyorError):
     """The model did not pass the quality gate; nothing was registered."""
 

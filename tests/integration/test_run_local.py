@@ -1,10 +1,12 @@
 """The local runner end to end on the real WDBC file, with MLflow on SQLite.
 
 The tests of this module share one CONVEYOR_HOME: the module fixture runs the pipeline twice
-(the first run, then an identical one that must be cached), and later tests add runs of their
-own (``--until``, ``--from``, overrides, a rejected gate). Assertions about earlier runs look
-them up by run id, so they hold whatever else the home contains; a fresh home per test would
-cost a full MLflow database migration and a full training each time.
+through the public API (the first run, then an identical one that must be cached), and later
+tests add runs of their own (``until``, ``start``, overrides, a rejected gate). Assertions
+about earlier runs look them up by run id, so they hold whatever else the home contains; a
+fresh home per test would cost a full MLflow database migration and a full training each time.
+Most tests read the :class:`conveyor.RunResult`; a few run ``conveyor`` itself end to end
+(exit codes, messages), with ``--run-id`` chosen by the test.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import contextlib
 import hashlib
 import io
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
+import conveyor
 from conveyor.cli import main
+from conveyor.errors import GateRejectedError, SpecError
 from conveyor.runners.executor import conveyor_version
 from conveyor.spec import load_spec
 from conveyor.store.artifacts import _dir_digest
@@ -39,15 +42,8 @@ class Result:
     out: str
     err: str
 
-    @property
-    def run_id(self) -> str:
-        found = re.search(r"^run\s+(\S+)\s+\(", self.out, re.M) or re.search(
-            r"--run-id (\S+)", self.out)
-        assert found, self.out
-        return found.group(1)
-
     def step_line(self, step: str) -> str:
-        lines = [line for line in self.out.splitlines() if re.match(rf"\s+\S+ {step}\s", line)]
+        lines = [line for line in self.out.splitlines() if line.split()[1:2] == [step]]
         assert len(lines) == 1, self.out
         return lines[0]
 
@@ -62,8 +58,8 @@ def cli(*args: str) -> Result:
 @dataclass
 class Shared:
     home: Path
-    first: Result
-    second: Result
+    first: conveyor.RunResult
+    second: conveyor.RunResult
 
     @property
     def runs(self) -> Path:
@@ -78,10 +74,8 @@ def shared(tmp_path_factory: pytest.TempPathFactory, wdbc_path: Path) -> Shared:
         mp.setenv("WDBC_PATH", str(wdbc_path))
         for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CONVEYOR_EXPORT_URI"):
             mp.delenv(name, raising=False)
-        first = cli("run", str(SPEC))
-        second = cli("run", str(SPEC))
-    assert first.code == 0, first.err
-    assert second.code == 0, second.err
+        first = conveyor.run(SPEC)
+        second = conveyor.run(SPEC)
     return Shared(home, first, second)
 
 
@@ -127,14 +121,17 @@ def local(uri: str) -> Path:
 
 def test_full_run_passes_the_bar(shared: Shared) -> None:
     first = shared.first
-    for step in STEPS:
-        assert "✓" in first.step_line(step)
-    assert "cached" not in first.out
-    metrics = manifest(shared, first.run_id)["metrics"]
-    assert metrics["test_accuracy"] >= 0.95
-    assert metrics["test_f1"] >= 0.93
-    assert f"registered models:/{REGISTERED}/1" in first.out
-    assert first.err == ""
+    assert first.status == "ok" and first.exit_code == 0
+    assert first.steps == dict.fromkeys(STEPS, "ok")
+    assert first.metrics == manifest(shared, first.run_id)["metrics"]
+    assert first.metrics["test_accuracy"] >= 0.95
+    assert first.metrics["test_f1"] >= 0.93
+    assert first.model_uri == f"models:/{REGISTERED}/1"
+    assert first.run_uri == (shared.runs / first.run_id).as_uri()
+    assert first.manifest_uri == (shared.runs / first.run_id / "manifest.json").as_uri()
+    assert first.mlflow_run_id == mlflow_runs(shared.home, first.run_id)[0].info.run_id
+    assert first.report_uri and local(first.report_uri).is_file()
+    assert local(first.export_uri or "").name == "model"
 
 
 def test_metrics_use_m_as_the_positive_class(shared: Shared, home: Path) -> None:
@@ -248,11 +245,12 @@ def test_registered_version_1_carries_the_run(shared: Shared, home: Path) -> Non
 def test_second_identical_run_is_cached_and_reuses_v1(shared: Shared, home: Path) -> None:
     first, second = shared.first, shared.second
     assert second.run_id != first.run_id
-    assert "cached" not in second.step_line("ingest")
+    assert second.steps["ingest"] == "ok"
     for step in ("validate", "split", "train", "evaluate", "gate"):
-        assert f"cached (run {first.run_id})" in second.step_line(step), step
+        assert second.steps[step] == "cached", step
+        assert second.manifest["steps"][step]["cached_from"] == first.run_id, step
     # the same trained model: the same version (ADR 0016)
-    assert f"{REGISTERED} v1" in second.step_line("register")
+    assert second.model_uri == f"models:/{REGISTERED}/1"
     assert versions_of(home, second.run_id) == []
     assert mlflow_runs(home, second.run_id)[0].data.tags["conveyor.registered_version"] == "1"
     assert manifest(shared, second.run_id)["metrics"] == manifest(shared, first.run_id)["metrics"]
@@ -272,10 +270,10 @@ def test_rerun_of_the_same_run_id_registers_nothing_new(shared: Shared, home: Pa
 
 
 def test_until_then_from_completes_the_run(shared: Shared, home: Path) -> None:
-    partial = cli("run", str(SPEC), "--until", "evaluate")
-    assert partial.code == 0, partial.err
+    partial = conveyor.run(SPEC, until="evaluate")
     run_id = partial.run_id
-    assert "stopped as asked after evaluate" in partial.out
+    assert partial.status == "partial" and list(partial.steps)[-1] == "evaluate"
+    assert partial.manifest_uri is None and partial.model_uri is None
     run_dir = shared.runs / run_id
     assert (run_dir / "evaluate" / "_record.json").is_file()
     assert not (run_dir / "gate").exists()
@@ -283,7 +281,7 @@ def test_until_then_from_completes_the_run(shared: Shared, home: Path) -> None:
     assert versions_of(home, run_id) == []
     assert mlflow_runs(home, run_id)[0].data.tags["conveyor.status"] == "partial"
 
-    done = cli("run", str(SPEC), "--from", "gate", "--run-id", run_id)
+    done = cli("run", str(SPEC), "--from", "gate", "--run-id", run_id)  # as the CLI says
     assert done.code == 0, done.err
     assert "ingest" not in done.out.split("test metrics")[0]
     for step in ("gate", "register", "export"):
@@ -298,32 +296,28 @@ def test_until_then_from_completes_the_run(shared: Shared, home: Path) -> None:
 
 
 def test_step_reruns_one_step_of_a_run(shared: Shared, home: Path) -> None:
-    partial = cli("run", str(SPEC), "--until", "split")
-    assert partial.code == 0, partial.err
+    partial = conveyor.run(SPEC, until="split")
     run_id = partial.run_id
     record = shared.runs / run_id / "split" / "_record.json"
     before = json.loads(record.read_text())
-    assert before["status"] == "cached"
-    again = cli("run", str(SPEC), "--step", "split", "--run-id", run_id)
-    assert again.code == 0, again.err
-    assert "✓" in again.step_line("split") and "cached" not in again.step_line("split")
+    assert before["status"] == "cached" and partial.steps["split"] == "cached"
+    again = conveyor.run(SPEC, only="split", run_id=run_id)
+    assert again.steps == {"split": "ok"} and again.status == "partial"
     after = json.loads(record.read_text())
     assert after["status"] == "ok" and after["cached_from"] is None
     assert after["outputs"]["train"]["sha256"] == before["outputs"]["train"]["sha256"]
     assert not (shared.runs / run_id / "manifest.json").exists()
 
-    gap = cli("run", str(SPEC), "--step", "gate", "--run-id", run_id)
-    assert gap.code == 2
-    assert f"run {run_id} has no result of step train" in gap.err
-    no_id = cli("run", str(SPEC), "--from", "gate")
+    with pytest.raises(SpecError, match=f"run {run_id} has no result of step train"):
+        conveyor.run(SPEC, only="gate", run_id=run_id)
+    no_id = cli("run", str(SPEC), "--from", "gate")  # the same error, as the CLI shows it
     assert no_id.code == 2 and "--from needs --run-id" in no_id.err
 
 
 def test_override_changes_the_spec_hash_and_retrains(shared: Shared, home: Path) -> None:
-    result = cli("run", str(SPEC), "model.params.C=0.3")
-    assert result.code == 0, result.err
-    assert "cached" not in result.step_line("train")
-    assert "cached" in result.step_line("split")  # split does not depend on the model
+    result = conveyor.run(SPEC, ["model.params.C=0.3"])
+    assert result.steps["train"] == "ok"
+    assert result.steps["split"] == "cached"  # split does not depend on the model
     run = mlflow_runs(home, result.run_id)[0]
     assert run.data.params["model.params.C"] == "0.3"
     first = mlflow_runs(home, shared.first.run_id)[0]
@@ -349,9 +343,10 @@ def test_gate_failure_exits_3_and_publishes_nothing(shared: Shared, home: Path) 
     latest = home / "exports" / "breast_cancer" / "latest.json"
     latest_before = latest.read_bytes()
     versions = [v.version for v in versions_of(home)]
-    result = cli("run", str(SPEC), "gate.test_f1=0.999")
+    run_id = "gate-rejected-by-the-cli"
+    result = cli("run", str(SPEC), "gate.test_f1=0.999", "--run-id", run_id)
     assert result.code == 3, result.err
-    run_id = result.run_id
+    assert f"run        {run_id}" in result.out
     assert "gate rejected the model" in result.out and "test_f1" in result.out
     assert "nothing was registered or exported" in result.out
     data = manifest(shared, run_id)
@@ -365,6 +360,26 @@ def test_gate_failure_exits_3_and_publishes_nothing(shared: Shared, home: Path) 
     assert latest.read_bytes() == latest_before
     tags = mlflow_runs(home, run_id)[0].data.tags
     assert tags["conveyor.gate"] == "rejected" and tags["conveyor.status"] == "rejected"
+    # Only the gate changed: evaluate is reused (gate is not in its cache key, ADR 0027), and
+    # this run's own report still shows this run's verdict.
+    assert data["steps"]["evaluate"]["status"] == "cached"
+    report = Path(data["artifacts"]["evaluate/report"]["uri"].removeprefix("file://"))
+    assert f"/{run_id}/evaluate/report.html" in str(report)
+    assert "<h2>Gate: rejected</h2>" in report.read_text()
+
+
+def test_gate_rejection_is_a_result_of_the_api(shared: Shared, home: Path) -> None:
+    versions = [v.version for v in versions_of(home)]
+    result = conveyor.run(SPEC, ["gate.test_f1=0.999"])
+    assert (result.status, result.published, result.exit_code) == ("rejected", False, 3)
+    assert "test_f1 = 0.9512, needs >= 0.999" in result.reason
+    assert result.model_uri is None and result.export_uri is None
+    assert result.manifest_uri and local(result.manifest_uri).is_file()
+    assert result.metrics["test_f1"] == pytest.approx(shared.first.metrics["test_f1"])
+    with pytest.raises(GateRejectedError, match=f"run {result.run_id}: the gate rejected"):
+        result.raise_for_status()
+    assert shared.first.raise_for_status() is shared.first
+    assert [v.version for v in versions_of(home)] == versions
 
 
 # --------------------------------------------------------------------------- other commands
@@ -399,9 +414,8 @@ def test_sklearn_source_is_the_raw_file_in_the_same_order(wdbc_path: Path) -> No
 
 
 def test_sklearn_profile_gives_the_same_test_metrics(shared: Shared, home: Path) -> None:
-    result = cli("run", str(SPEC), "--profile", "sklearn")
-    assert result.code == 0, result.err
-    assert "profile sklearn" in result.out
+    result = conveyor.run(SPEC, profile="sklearn")
+    assert result.status == "ok"
     data = manifest(shared, result.run_id)
     first = manifest(shared, shared.first.run_id)
     test_metrics = {k: v for k, v in first["metrics"].items() if k.startswith("test_")}

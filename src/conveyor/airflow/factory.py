@@ -42,13 +42,20 @@ ASSET_PREFIX = "asset:"
 
 
 def step_graph(loaded: LoadedSpec) -> list[tuple[str, tuple[str, ...], str]]:
-    """The pipeline's steps as ``(name, upstream, one-line doc)`` in topological order."""
+    """The pipeline's steps as ``(name, upstream, one-line doc)`` in topological order.
+
+    The spec chooses the steps; a step's upstream are the steps it reads from and those it
+    must follow (``after``) when they are in the pipeline.
+    """
     from conveyor.steps import pipeline_steps  # the step graph is the core's truth
 
+    steps = pipeline_steps(loaded)
+    names = {step.name for step in steps}
     graph = []
-    for step in pipeline_steps(loaded.spec):
+    for step in steps:
         doc = (type(step).__doc__ or "").strip().splitlines()
-        graph.append((step.name, tuple(step.upstream), doc[0] if doc else ""))
+        upstream = dict.fromkeys([*step.upstream, *(s for s in step.after if s in names)])
+        graph.append((step.name, tuple(upstream), doc[0] if doc else ""))
     return graph
 
 

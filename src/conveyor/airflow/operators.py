@@ -23,12 +23,9 @@ if TYPE_CHECKING:
 
     from conveyor.runners.executor import Run, StepRecord
 
-__all__ = ["ConveyorStepOperator", "finish_if_rejected", "mark_run_failed", "runtime_overrides"]
+__all__ = ["ConveyorStepOperator", "finish_if_halted", "mark_run_failed", "runtime_overrides"]
 
 log = logging.getLogger(__name__)
-
-#: The step whose verdict may end a run early (docs/decisions/0017).
-GATE_STEP = "gate"
 
 
 def _encode(value: Any) -> str:
@@ -78,7 +75,7 @@ def mark_run_failed(context: Context) -> None:
         return
     error = context.get("exception") or RuntimeError("task failed")
     if _is_rejection(error):
-        # The gate task already finished the run as ``rejected``; "failed" would be a lie.
+        # The halting task already finished the run (``rejected``); "failed" would be a lie.
         return
     try:
         from conveyor.runners.executor import fail_run, open_run
@@ -103,35 +100,36 @@ def _is_rejection(error: BaseException) -> bool:
     return False
 
 
-def finish_if_rejected(run: Run, gate: StepRecord) -> None:
-    """End the run at the gate when its verdict keeps the model from being published.
+def finish_if_halted(run: Run, done: StepRecord) -> None:
+    """End the run at a step whose result says it must stop (the gate's rejection).
 
-    The steps after the gate (register, export) still run here, and only record
-    ``skipped`` with the verdict's reason, exactly as under the local runner; then the run
-    is finished: the manifest says ``rejected`` and the MLflow run is tagged so and ended
-    ``FINISHED``. Under ``registry.allow_unvalidated`` the model is published anyway and
-    nothing happens here.
+    The step declares it (:meth:`conveyor.steps.BaseStep.halt`). The steps after it
+    (register, export after a rejection) still run here, and only record ``skipped`` with
+    the reason, exactly as under the local runner; then the run is finished: the manifest
+    says the status the steps declare (``rejected``) and the MLflow run is tagged so and
+    ended ``FINISHED``. A result that does not halt (a passed gate, or
+    ``registry.allow_unvalidated``) changes nothing here.
 
     Args:
         run: the DAG run's Conveyor run.
-        gate: the gate step's record.
+        done: the record of the step that just ran.
 
     Raises:
-        GateRejectedError: the model was rejected; the gate task fails on it, without
-            retries, so the DAG run is red and nothing downstream runs.
+        GateRejectedError: the run was halted; the task fails on it, without retries, so the
+            DAG run is red and nothing downstream runs (docs/decisions/0017).
     """
     from conveyor.errors import GateRejectedError
     from conveyor.runners.executor import execute_step, finish_run
 
-    if gate.info.get("passed", True) or run.loaded.spec.registry.allow_unvalidated:
+    reason = run.steps[done.step].halt(done.info, run.loaded.spec)
+    if reason is None:
         return
     names = list(run.steps)
-    for name in names[names.index(gate.step) + 1:]:
+    for name in names[names.index(done.step) + 1:]:
         execute_step(run, name)
-    ref, _ = finish_run(run)
+    ref, manifest = finish_run(run)
     raise GateRejectedError(
-        f"gate rejected the model: {gate.info.get('reason', '')}; nothing was registered or "
-        f"exported; run {run.run_id} finished as rejected (manifest {ref.uri})")
+        f"{reason}; run {run.run_id} finished as {manifest['status']} (manifest {ref.uri})")
 
 
 class ConveyorStepOperator(BaseOperator):
@@ -143,9 +141,10 @@ class ConveyorStepOperator(BaseOperator):
     URIs, hashes and a few numbers, never data.
 
     Bad input (an invalid spec or data) fails the task at once without retries; any other
-    failure is left to Airflow's retries. A gate that rejects the model finishes the run as
-    ``rejected`` and then fails the gate task, also without retries, so that the DAG run is
-    red and register and export never start (docs/decisions/0017).
+    failure is left to Airflow's retries. A step whose result halts the run (a gate that
+    rejects the model) finishes the run as ``rejected`` and then fails its task, also
+    without retries, so that the DAG run is red and the steps after it never start
+    (docs/decisions/0017).
 
     Args:
         spec_path: the pipeline spec (YAML) on the worker's filesystem.
@@ -222,8 +221,8 @@ class ConveyorStepOperator(BaseOperator):
             record: dict[str, Any] = {"run_id": run_id}
             if self.step is not None:
                 done = execute_step(run, self.step, use_cache=self.use_cache)
-                if self.step == GATE_STEP and not self.finish:
-                    finish_if_rejected(run, done)
+                if not self.finish:
+                    finish_if_halted(run, done)
                 record = done.to_dict()
                 record.setdefault("run_id", run_id)
             if self.finish:

@@ -1,7 +1,7 @@
 """Promotion for a lab: the spec's metric, minimums and hold-out set, the registry's lock.
 
 The promotion itself (scoring, the gate, compare-and-set on the alias, rollback) lives in
-:mod:`conveyor.tracking.promotion`; this module supplies what a spec decides. A spec given to
+:mod:`conveyor.promotion`; this module supplies what a spec decides. A spec given to
 ``conveyor promote --spec`` is either a lab spec (model name, tracking, store, hold-out set
 and the ``promotion:`` rules) or a pipeline spec (``registry.name``, tracking and store; the
 hold-out set is the one its versions name): :func:`registry_target` reads either.
@@ -16,10 +16,7 @@ from typing import Any
 from conveyor.errors import SpecError
 from conveyor.lab.spec import Lab, load_lab
 from conveyor.lab.train import TARGET, lab_split, publish_holdout
-from conveyor.spec import load_spec, read_yaml
-from conveyor.store import Store, home_dir, to_uri
-from conveyor.tracking import Tracker
-from conveyor.tracking.promotion import (
+from conveyor.promotion import (
     Holdout,
     PromotionDecision,
     RollbackResult,
@@ -27,6 +24,9 @@ from conveyor.tracking.promotion import (
     promote,
     rollback,
 )
+from conveyor.spec import load_spec, read_yaml
+from conveyor.store import Store, home_dir, to_uri
+from conveyor.tracking import Tracker
 
 __all__ = ["RegistryTarget", "lab_holdout", "promote_lab", "registry_target", "rollback_lab"]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from conveyor.spec.models import GateSpec
 
-__all__ = ["judge"]
+__all__ = ["judge", "may_publish"]
 
 
 def judge(metrics: dict[str, float], gate: GateSpec) -> dict[str, Any]:
@@ -36,3 +36,18 @@ def judge(metrics: dict[str, float], gate: GateSpec) -> dict[str, Any]:
         else f"{c['metric']} was not computed" for c in failed
     )
     return {"passed": not failed, "checks": checks, "reason": reason}
+
+
+def may_publish(verdict: dict[str, Any], *, allow_unvalidated: bool) -> tuple[bool, str]:
+    """Whether a verdict allows publishing the model (registering, exporting), and the note
+    that goes with it: why not, or that it is published in spite of a rejection.
+
+    >>> may_publish({"passed": False, "reason": "test_f1 = 0.5"}, allow_unvalidated=False)[0]
+    False
+    """
+    if verdict["passed"]:
+        return True, ""
+    if allow_unvalidated:
+        return True, "gate rejected the model; published because registry.allow_unvalidated"
+    return False, (f"gate rejected the model ({verdict['reason']}); set "
+                   "registry.allow_unvalidated=true to publish it anyway")

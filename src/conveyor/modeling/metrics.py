@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-__all__ = ["classification_metrics", "confusion", "positive_scores", "scorer"]
+__all__ = ["LABEL_METRICS", "classification_metrics", "confusion", "label_metrics",
+           "positive_scores", "scorer"]
 
 
 def positive_scores(model: Any, X: Any, positive: Any) -> np.ndarray | None:
@@ -25,43 +27,76 @@ def positive_scores(model: Any, X: Any, positive: Any) -> np.ndarray | None:
     return None
 
 
-def classification_metrics(
-    model: Any, X: Any, y: Any, *, split: str, metrics: list[str], positive: Any
+LABEL_METRICS = ("accuracy", "precision", "recall", "f1")
+
+
+def label_metrics(
+    y_true: Any, y_pred: Any, metrics: Iterable[str], *, positive: Any = None,
+    scores: np.ndarray | None = None, labels: list[Any] | None = None,
 ) -> dict[str, float]:
-    """Compute ``metrics`` on (X, y); binary metrics use ``positive``, multiclass use macro."""
+    """Compute named metrics from true and predicted labels: the one place a metric is computed.
+
+    Args:
+        y_true: the true labels.
+        y_pred: the predicted labels.
+        metrics: names: accuracy, precision, recall, f1, and (with ``scores``) roc_auc and
+            log_loss.
+        positive: the positive class of a binary problem; ``None`` macro-averages precision,
+            recall and f1 over the classes.
+        scores: the positive class's scores (binary) or the probability matrix (multiclass),
+            as :func:`positive_scores` returns them; without them roc_auc and log_loss are
+            left out.
+        labels: the model's classes, in the order of the probability matrix's columns.
+
+    Returns:
+        metric name -> value; a metric that is undefined here (no scores, one class for
+        roc_auc) is left out.
+
+    >>> label_metrics(["a", "b", "b"], ["a", "b", "a"], ["accuracy", "f1"])
+    {'accuracy': 0.6666666666666666, 'f1': 0.6666666666666666}
+    """
     from sklearn import metrics as m
 
-    predicted = model.predict(X)
     binary = positive is not None
     average: dict[str, Any] = {"pos_label": positive, "average": "binary"} if binary else {
         "average": "macro"}
     out: dict[str, float] = {}
     for name in metrics:
         if name == "accuracy":
-            value = m.accuracy_score(y, predicted)
+            value = m.accuracy_score(y_true, y_pred)
         elif name in ("precision", "recall", "f1"):
             fn = {"precision": m.precision_score, "recall": m.recall_score, "f1": m.f1_score}[name]
-            value = fn(y, predicted, zero_division=0, **average)
-        else:
-            scores = positive_scores(model, X, positive)
-            if scores is None:
-                continue  # no scores from this estimator: AUC and log loss are undefined
-            if name == "roc_auc":
-                if len(np.unique(y)) < 2:
-                    continue
-                value = (m.roc_auc_score(y == positive, scores) if binary else
-                         m.roc_auc_score(y, scores, multi_class="ovr", average="macro",
-                                         labels=list(model.classes_)))
-            elif name == "log_loss":
-                if binary:
-                    proba = np.column_stack([1 - scores, scores]) if scores.ndim == 1 else scores
-                    value = m.log_loss(y == positive, np.clip(proba, 1e-15, 1 - 1e-15))
-                else:
-                    value = m.log_loss(y, scores, labels=list(model.classes_))
-            else:  # pragma: no cover - the spec's Literal forbids other names
-                raise ValueError(name)
-        out[f"{split}_{name}"] = float(value)
+            value = fn(y_true, y_pred, zero_division=0, **average)
+        elif scores is None:
+            continue  # no scores from this estimator: AUC and log loss are undefined
+        elif name == "roc_auc":
+            if len(np.unique(y_true)) < 2:
+                continue
+            value = (m.roc_auc_score(np.asarray(y_true) == positive, scores) if binary else
+                     m.roc_auc_score(y_true, scores, multi_class="ovr", average="macro",
+                                     labels=labels))
+        elif name == "log_loss":
+            if binary:
+                proba = np.column_stack([1 - scores, scores]) if scores.ndim == 1 else scores
+                value = m.log_loss(np.asarray(y_true) == positive,
+                                   np.clip(proba, 1e-15, 1 - 1e-15))
+            else:
+                value = m.log_loss(y_true, scores, labels=labels)
+        else:  # pragma: no cover - the spec's Literal forbids other names
+            raise ValueError(name)
+        out[name] = float(value)
     return out
+
+
+def classification_metrics(
+    model: Any, X: Any, y: Any, *, split: str, metrics: list[str], positive: Any
+) -> dict[str, float]:
+    """Compute ``metrics`` on (X, y); binary metrics use ``positive``, multiclass use macro."""
+    needs_scores = any(name not in LABEL_METRICS for name in metrics)
+    scores = positive_scores(model, X, positive) if needs_scores else None
+    values = label_metrics(y, model.predict(X), metrics, positive=positive, scores=scores,
+                           labels=list(model.classes_))
+    return {f"{split}_{name}": value for name, value in values.items()}
 
 
 def confusion(model: Any, X: Any, y: Any) -> dict[str, Any]:

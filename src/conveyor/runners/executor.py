@@ -33,9 +33,8 @@ from conveyor.errors import (
 from conveyor.spec import LoadedSpec, short_repr
 from conveyor.spec.loader import MISSING, resolve_locations, spec_changes
 from conveyor.steps import BaseStep, StepContext, StepResult, check_spec, pipeline_steps
-from conveyor.steps.export import publish_latest, withdraw_export
 from conveyor.store import ArtifactRef, Store, check_key, home_dir, to_uri
-from conveyor.tracking import Tracker, flatten, withdraw_versions
+from conveyor.tracking import Tracker, flatten
 
 __all__ = [
     "Run",
@@ -121,6 +120,11 @@ class Run:
     def pipeline(self) -> str:
         return self.loaded.spec.name
 
+    def context(self, step: str) -> StepContext:
+        """A context for ``step``'s hooks (publish, withdraw): the run, without inputs."""
+        return StepContext(loaded=self.loaded, run_id=self.run_id, store=self.store,
+                           tracker=self.tracker, inputs={}, upstream={}, step=step)
+
     @property
     def uri(self) -> str:
         return self.store.uri(self.pipeline, self.run_id)
@@ -171,9 +175,9 @@ def open_run(
         check_spec(loaded, data=False)  # the data is checked by ingest, on every run
         store.put_json(checked, {"spec_hash": loaded.spec_hash,
                                  "conveyor_version": conveyor_version()})
+    steps = {s.name: s for s in pipeline_steps(loaded)}  # SpecError before anything is made
     tracker = Tracker(spec.tracking.uri, spec.tracking.experiment or spec.name)
-    run = Run(loaded=loaded, run_id=run_id, store=store, tracker=tracker,
-              steps={s.name: s for s in pipeline_steps(spec)})
+    run = Run(loaded=loaded, run_id=run_id, store=store, tracker=tracker, steps=steps)
     meta_uri = store.uri(spec.name, run_id, "_run.json")
     created = not store.exists(meta_uri)
     if not created:
@@ -311,7 +315,7 @@ def execute_step(run: Run, name: str, *, use_cache: bool = True, force: bool = F
                             outputs=result.outputs, metrics=result.metrics, info=result.info)
     record.duration = time.perf_counter() - started
     record.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
-    _track(run, record)
+    _track(run, step, record)
     run.store.put_json(run.record_uri(name), record.to_dict())
     if step.cacheable and record.status == "ok" and record.cached_from is None:
         run.store.put_json(_cache_uri(run, name, key), {**record.to_dict(),
@@ -335,19 +339,12 @@ def _from_cache(run: Run, step: BaseStep, key: str) -> StepRecord | None:
     return record
 
 
-def _track(run: Run, record: StepRecord) -> None:
-    """Log a step's metrics, facts and small reports to the MLflow run (cached ones too)."""
+def _track(run: Run, step: BaseStep, record: StepRecord) -> None:
+    """Log a step's metrics, tags and small reports to the MLflow run (cached ones too)."""
     tracker = run.tracker
     if record.metrics:
         tracker.log_metrics(record.metrics)
-    tags = {f"conveyor.step.{record.step}": record.status}
-    if record.step == "ingest" and "data_hash" in record.info:
-        tags["conveyor.data_hash"] = record.info["data_hash"]
-    if record.step == "gate" and "passed" in record.info:
-        tags["conveyor.gate"] = "passed" if record.info["passed"] else "rejected"
-    if record.step == "register" and "version" in record.info:
-        tags["conveyor.registered_version"] = record.info["version"]
-    tracker.set_tags(tags)
+    tracker.set_tags({f"conveyor.step.{record.step}": record.status, **step.tags(record.info)})
     for ref in record.outputs.values():
         # only the run's own store: export's manifest lives at export.uri, another store
         # with other credentials (its content is in the run's manifest anyway)
@@ -371,16 +368,17 @@ def finish_run(run: Run) -> tuple[ArtifactRef, dict[str, Any]]:
     published (docs/decisions/0015-export-published-last.md).
 
     Returns:
-        The manifest's reference and content. Its ``status`` is ``ok``, or ``rejected`` when
-        the gate refused the model.
+        The manifest's reference and content. Its ``status`` is ``ok``, or the first status a
+        step's record declares (:meth:`BaseStep.outcome`: ``rejected`` when the gate refused
+        the model).
     """
     records = run.records()
     missing = [name for name in run.steps if name not in records]
     if missing:
         raise ConveyorRuntimeError(f"run {run.run_id} cannot finish: steps {missing} have "
                                    "not run")
-    gate = records.get("gate")
-    status = "ok" if gate is None or gate.info.get("passed", True) else "rejected"
+    declared = (run.steps[name].outcome(record.info) for name, record in records.items())
+    status = next((s for s in declared if s), "ok")
     manifest = {
         "pipeline": run.pipeline, "run_id": run.run_id, "status": status,
         "spec_hash": run.loaded.spec_hash, "conveyor_version": conveyor_version(),
@@ -397,13 +395,13 @@ def finish_run(run: Run) -> tuple[ArtifactRef, dict[str, Any]]:
     run.tracker.set_tags({"conveyor.status": status, "conveyor.manifest": uri})
     run.tracker.log_text(json.dumps(manifest, indent=2, sort_keys=True), "manifest.json")
     ref = run.store.put_json(uri, manifest)
-    export = records.get("export")
-    if export is not None and export.status == "ok" and "manifest" in export.outputs:
-        try:
-            publish_latest(run.loaded, run.run_id, export.outputs["manifest"])
-        except BaseException:
-            run.store.delete(uri)
-            raise
+    try:
+        for name, record in records.items():
+            if record.status == "ok":
+                run.steps[name].publish(run.context(name), record.outputs)
+    except BaseException:
+        run.store.delete(uri)
+        raise
     run.tracker.end("FINISHED")
     return ref, manifest
 
@@ -411,10 +409,10 @@ def finish_run(run: Run) -> tuple[ArtifactRef, dict[str, Any]]:
 def fail_run(run: Run, error: BaseException, *, partial: bool = False) -> None:
     """Mark the MLflow run failed (or, for a deliberately partial run, finished-partial).
 
-    A failed run withdraws what it published (RELIABILITY rule 1, ADR 0010): the registry
-    versions it created and its export (``latest.json`` handed back). What the run's
-    manifest names — an earlier, completed attempt of the same run — is kept, and so is a
-    version a cached run merely reused (it belongs to the run that trained the model).
+    A failed run withdraws what it published (RELIABILITY rule 1, ADR 0010): every step's
+    :meth:`BaseStep.withdraw` runs (register deletes the versions the run created, export
+    removes its export and hands ``latest.json`` back), each told what the run's manifest
+    names — an earlier, completed attempt of the same run — so that it is kept.
     """
     if partial:
         try:
@@ -424,26 +422,20 @@ def fail_run(run: Run, error: BaseException, *, partial: bool = False) -> None:
             log.warning("could not mark MLflow run of %s as partial", run.run_id, exc_info=True)
         return
     completed = _completed_manifest(run)
-    withdrawn: list[str] = []
-    exported = False
-    name = run.loaded.spec.registry.name
-    try:
-        if name:
-            keep = [str(completed.get("steps", {}).get("register", {}).get("info", {})
-                        .get("version", ""))]
-            withdrawn = withdraw_versions(run.tracker, name, run.run_id, keep=keep)
-    except Exception as exc:  # noqa: BLE001 - the failure being reported matters more
-        log.warning("could not withdraw the versions of failed run %s: %s", run.run_id, exc)
-    try:
-        keep_sha = completed.get("artifacts", {}).get("export/manifest", {}).get("sha256")
-        exported = withdraw_export(run.loaded, run.run_id, keep_sha256=keep_sha)
-    except Exception as exc:  # noqa: BLE001 - the failure being reported matters more
-        log.warning("could not withdraw the export of failed run %s: %s", run.run_id, exc)
+    withdrawn: dict[str, str] = {}
+    for name, step in run.steps.items():
+        kept = {"info": completed.get("steps", {}).get(name, {}).get("info", {}),
+                "artifacts": {key.split("/", 1)[1]: ref for key, ref
+                              in completed.get("artifacts", {}).items()
+                              if key.startswith(f"{name}/")}} if completed else {}
+        try:
+            withdrawn.update(step.withdraw(run.context(name), kept))
+        except Exception as exc:  # noqa: BLE001 - the failure being reported matters more
+            log.warning("could not withdraw what step %s of failed run %s published: %s",
+                        name, run.run_id, exc)
     try:
         run.tracker.set_tags({"conveyor.status": "failed", "conveyor.error": str(error)[:500],
-                              **({"conveyor.withdrawn_version": ",".join(withdrawn)}
-                                 if withdrawn else {}),
-                              **({"conveyor.withdrawn_export": "true"} if exported else {})})
+                              **withdrawn})
         run.tracker.end("FAILED")
     except Exception:
         log.warning("could not mark MLflow run of %s as failed", run.run_id, exc_info=True)

@@ -55,7 +55,8 @@ def _records(store: Store, uri: str) -> dict[str, dict[str, Any]]:
     except StoreError:
         return {}
     out = {}
-    for step in STEP_NAMES:
+    plugins = sorted(n for n in present - set(STEP_NAMES) if not n.startswith("_") and "." not in n)
+    for step in [*STEP_NAMES, *plugins]:  # the built-in steps in order, then plug-in ones
         if step in present:
             record = _read_json(store, f"{uri}/{step}/_record.json")
             if isinstance(record, dict):

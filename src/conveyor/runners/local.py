@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +21,7 @@ from conveyor.runners.executor import (
     store_for,
 )
 from conveyor.spec import LoadedSpec
-from conveyor.steps import STEP_NAMES
+from conveyor.steps import default_step_names, pipeline_steps
 from conveyor.store import ArtifactRef, check_key
 
 __all__ = ["LocalRunner", "RunSummary", "plan_steps"]
@@ -49,17 +49,19 @@ class RunSummary:
 
 
 def plan_steps(
-    *, start: str | None = None, until: str | None = None, only: str | None = None
+    *, start: str | None = None, until: str | None = None, only: str | None = None,
+    steps: Sequence[str] | None = None,
 ) -> tuple[list[str], set[str]]:
     """The steps to execute and the ones to force (re-run even when cached).
 
     ``only`` runs one step (forced); ``start`` forces that step and all after it; ``until``
-    stops after that step.
+    stops after that step. ``steps`` is the pipeline, in order (default: the built-in one).
     """
+    pipeline = tuple(steps) if steps is not None else default_step_names()
     for flag, value in (("--from", start), ("--until", until), ("--step", only)):
-        if value is not None and value not in STEP_NAMES:
-            raise SpecError(f"{flag} {value!r} is not a step; steps are {', '.join(STEP_NAMES)}")
-    names = list(STEP_NAMES)
+        if value is not None and value not in pipeline:
+            raise SpecError(f"{flag} {value!r} is not a step; steps are {', '.join(pipeline)}")
+    names = list(pipeline)
     if only is not None:
         return [only], {only}
     end = names.index(until) + 1 if until else len(names)
@@ -99,12 +101,14 @@ class LocalRunner:
             SpecError: bad flags, or ``--from``/``--step`` naming a run that does not exist or
                 lacks an earlier step (checked before anything is created or reopened).
         """
-        names, forced = plan_steps(start=start, until=until, only=only)
+        pipeline = [step.name for step in pipeline_steps(self.loaded)]
+        names, forced = plan_steps(start=start, until=until, only=only, steps=pipeline)
         if (start or only) and run_id is None:
             flag = "--from" if start else "--step"
             raise SpecError(f"{flag} needs --run-id: the run whose earlier steps to reuse")
         if run_id is not None and (start or only):
-            self._check_resumable(check_key(run_id, "run id"), names[0] if only else start)
+            self._check_resumable(check_key(run_id, "run id"), names[0] if only else start,
+                                  pipeline)
         run = open_run(self.loaded, run_id)
         summary = RunSummary(run_id=run.run_id, mlflow_run_id=run.tracker.run_id)
         try:
@@ -117,7 +121,7 @@ class LocalRunner:
                                           force=name in forced)
                     summary.records[name] = record
                     self.on_event("end", name, record)
-            if names[-1] == STEP_NAMES[-1] or all(n in run.records() for n in STEP_NAMES):
+            if names[-1] == pipeline[-1] or all(n in run.records() for n in pipeline):
                 # the manifest is the last write of a run (and outranks `_status.json`)
                 summary.manifest_ref, summary.manifest = finish_run(run)
             else:
@@ -135,14 +139,14 @@ class LocalRunner:
             raise
         return summary
 
-    def _check_resumable(self, run_id: str, first: str) -> None:
+    def _check_resumable(self, run_id: str, first: str, steps: list[str]) -> None:
         """The run exists and holds every step before ``first``; nothing is touched."""
         store = store_for(self.loaded)
         pipeline = self.loaded.spec.name
         if not store.exists(store.uri(pipeline, run_id, "_run.json")):
             raise SpecError(f"no run {run_id} of pipeline {pipeline} under {store.root}; "
                             f"`conveyor runs {self.loaded.path}` lists them")
-        for name in STEP_NAMES[: STEP_NAMES.index(first)]:
+        for name in steps[: steps.index(first)]:
             if not store.exists(store.uri(pipeline, run_id, name, "_record.json")):
                 raise SpecError(f"run {run_id} has no result of step {name}; run the "
                                 f"pipeline without --from/--step, or --until {name} first")

@@ -1,23 +1,37 @@
-"""Data sources: each turns a ``data:`` section into a pandas DataFrame."""
+"""Data sources: each turns a ``data:`` section into a pandas DataFrame.
+
+Sources are found through the entry-point group ``conveyor.sources`` (the built-in ``file``
+and ``sklearn`` too), by the section's ``source`` tag.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+from conveyor.errors import PluginError
+from conveyor.sources.base import BaseSource
+from conveyor.spec.plugins import SOURCE_GROUP, load_plugin
 
-from conveyor.sources.bundled import read_sklearn_source
-from conveyor.sources.files import read_file_source
-from conveyor.spec.models import FileSource, SklearnSource
-
-__all__ = ["read_source"]
+__all__ = ["BaseSource", "read_source", "source_reader"]
 
 
-def read_source(
-    source: FileSource | SklearnSource, base_dir: Path
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+def source_reader(tag: str) -> BaseSource:
+    """The source registered as ``tag``.
+
+    Raises:
+        PluginError: none is, or its entry point fails to import or is not a source.
+    """
+    found = load_plugin(SOURCE_GROUP, tag)
+    if found is None:
+        raise PluginError(f"no data source {tag!r} is registered in the entry-point group "
+                          f"{SOURCE_GROUP}; install the plug-in that provides it")
+    if not (isinstance(found, type) and issubclass(found, BaseSource)):
+        raise PluginError(f"entry point {tag!r} (group {SOURCE_GROUP}) names {found!r}, not "
+                          "a subclass of conveyor.sources.BaseSource")
+    return found()
+
+
+def read_source(source: Any, base_dir: Path) -> tuple[Any, dict[str, Any]]:
     """Read the table a ``data:`` section names, and facts about where it came from."""
-    if isinstance(source, SklearnSource):
-        return read_sklearn_source(source)
-    return read_file_source(source, base_dir)
+    return source_reader(source.source).read(source, base_dir)

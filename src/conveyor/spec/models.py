@@ -18,9 +18,16 @@ from pydantic import (
     Field,
     ModelWrapValidatorHandler,
     PrivateAttr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_serializer,
     field_validator,
     model_validator,
 )
+
+from conveyor.errors import PluginError
+from conveyor.spec.plugins import SOURCE_GROUP, STEP_GROUP, find_plugins, load_plugin
 
 __all__ = [
     "METRIC_RANGES",
@@ -107,7 +114,44 @@ class SklearnSource(_Model):
     name: Literal["breast_cancer", "iris", "wine", "digits"]
 
 
-DataSpec = Annotated[FileSource | SklearnSource, Field(discriminator="source")]
+_BUILTIN_SOURCES = ("file", "sklearn")
+
+
+def _validate_under(model: type[BaseModel], value: Any, *where: str) -> BaseModel:
+    """``model.model_validate(value)`` whose errors are located under the key path ``where``
+    (a plug-in's model is validated from inside the spec's, which would lose the path)."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        details = [{"type": e["type"], "loc": (*where, *e["loc"]), "input": e.get("input"),
+                    **({"ctx": e["ctx"]} if "ctx" in e else {})}
+                   for e in exc.errors(include_url=False)]
+        raise ValidationError.from_exception_data("Spec", details) from None  # type: ignore[arg-type]
+
+
+def _plugin_source(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """A ``data:`` whose ``source`` names a plug-in is validated by the plug-in's model.
+
+    The built-in sources keep pydantic's discriminated union (and its messages); a tag that
+    is neither built in nor registered in ``conveyor.sources`` fails there as before.
+    """
+    tag = value.get("source") if isinstance(value, dict) else None
+    if isinstance(tag, str) and tag not in _BUILTIN_SOURCES and tag in find_plugins(
+            SOURCE_GROUP):
+        try:
+            plugin = load_plugin(SOURCE_GROUP, tag)
+        except PluginError as exc:
+            raise ValueError(str(exc)) from None
+        model = getattr(plugin, "spec_model", None)
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise ValueError(f"source plug-in {tag!r} has no spec_model (a pydantic model of "
+                             "its data: section)")
+        return _validate_under(model, value)  # pydantic puts it under ``data`` itself
+    return handler(value)
+
+
+DataSpec = Annotated[FileSource | SklearnSource, Field(discriminator="source"),
+                     WrapValidator(_plugin_source)]
 
 
 class SchemaSpec(_Model):
@@ -351,6 +395,54 @@ class Spec(_Model):
     registry: RegistrySpec = Field(default_factory=RegistrySpec)
     export: ExportSpec = Field(default_factory=ExportSpec)
     store: StoreSpec = Field(default_factory=StoreSpec)
+    steps: list[Annotated[str, Field(pattern=NAME_PATTERN)]] | None = Field(
+        default=None, description="The steps to run; default: every step whose section is "
+        "present (the built-in ones always).")
+
+    # sections of plug-in steps (``conveyor.steps`` entry points), validated by their models
+    _plugin_sections: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _plugin_steps(cls, data: Any, handler: ModelWrapValidatorHandler[Spec]) -> Spec:
+        if not isinstance(data, dict):
+            return handler(data)
+        known = {f.alias or name for name, f in cls.model_fields.items()} | set(
+            cls.model_fields)
+        plugins = find_plugins(STEP_GROUP)
+        sections: dict[str, Any] = {}
+        rest: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in known or key not in plugins:
+                rest[key] = value  # an unknown key stays, to be refused with a hint
+                continue
+            try:
+                step = load_plugin(STEP_GROUP, key)
+            except PluginError as exc:
+                raise ValueError(str(exc)) from None
+            if getattr(step, "section", None) not in (None, key):
+                rest[key] = value  # a step configured elsewhere (ingest: data) has no section
+                continue
+            model = getattr(step, "config_model", None)
+            sections[key] = _validate_under(model, value if value is not None else {}, key) \
+                if model is not None else value
+        spec = handler(rest)
+        spec._plugin_sections = sections
+        return spec
+
+    @field_serializer("data")
+    def _dump_data(self, data: BaseModel) -> dict[str, Any]:
+        return data.model_dump(mode="json", by_alias=True)
+
+    def present(self) -> set[str]:
+        """The sections written in the spec (YAML keys), plug-in sections included."""
+        fields = type(self).model_fields
+        return {fields[name].alias or name for name in self.model_fields_set} | set(
+            self._plugin_sections)
+
+    def section(self, key: str) -> Any:
+        """A plug-in step's section (its model instance), or ``None`` when absent."""
+        return self._plugin_sections.get(key)
 
     def cross_check(self) -> list[tuple[tuple[str, ...], str]]:
         """Checks that span sections: (key path, message) for each problem found."""
@@ -359,4 +451,9 @@ class Spec(_Model):
 
     def dump(self) -> dict[str, Any]:
         """The spec as plain data, with YAML key names (``schema``, ``validate``)."""
-        return self.model_dump(mode="json", by_alias=True)
+        data = self.model_dump(mode="json", by_alias=True,
+                               exclude={"steps"} if self.steps is None else None)
+        for key, value in self._plugin_sections.items():
+            data[key] = value.model_dump(mode="json", by_alias=True) if isinstance(
+                value, BaseModel) else value
+        return data

@@ -6,17 +6,15 @@ import logging
 from typing import TYPE_CHECKING
 
 from conveyor.steps.base import BaseStep, StepContext, StepResult, StepStatus
-from conveyor.steps.evaluate import EvaluateStep
-from conveyor.steps.export import ExportStep
-from conveyor.steps.gate import GateStep
-from conveyor.steps.ingest import IngestStep
-from conveyor.steps.register import RegisterStep
-from conveyor.steps.split import SplitStep
-from conveyor.steps.train import TrainStep
-from conveyor.steps.validate import ValidateStep
+from conveyor.steps.registry import (
+    default_step_names,
+    pipeline_steps,
+    registered_steps,
+    step_class,
+)
 
 if TYPE_CHECKING:
-    from conveyor.spec import LoadedSpec, Spec
+    from conveyor.spec import LoadedSpec
 
 __all__ = [
     "STEP_NAMES",
@@ -26,20 +24,21 @@ __all__ = [
     "StepStatus",
     "check_data",
     "check_spec",
+    "default_step_names",
     "pipeline_steps",
+    "registered_steps",
+    "step_class",
 ]
 
-_STEPS: tuple[type[BaseStep], ...] = (
-    IngestStep, ValidateStep, SplitStep, TrainStep, EvaluateStep, GateStep, RegisterStep,
-    ExportStep,
-)
 log = logging.getLogger(__name__)
-STEP_NAMES = tuple(step.name for step in _STEPS)
 
 
-def pipeline_steps(spec: Spec | None = None) -> list[BaseStep]:
-    """The steps of a pipeline in a topological order (every step after its upstream)."""
-    return [step() for step in _STEPS]
+def __getattr__(name: str) -> object:
+    # ``STEP_NAMES``: the default pipeline, read from the entry points when first asked for
+    # (a module constant would import every registered step with ``conveyor.steps``).
+    if name == "STEP_NAMES":
+        return default_step_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check_spec(loaded: LoadedSpec, *, data: bool = True) -> None:
@@ -59,6 +58,7 @@ def check_spec(loaded: LoadedSpec, *, data: bool = True) -> None:
     from conveyor.modeling import build_estimator, check_params, resolve_estimator
 
     spec = loaded.spec
+    pipeline_steps(loaded)  # an unknown step in ``steps:``, a step without its upstream
     try:
         estimator = resolve_estimator(spec.model.estimator)
     except SpecError as exc:

@@ -14,6 +14,7 @@ import inspect
 import logging
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -100,6 +101,17 @@ class StepContext:
         """A private local folder for this step (removed with the process's temp files)."""
         return Path(tempfile.mkdtemp(prefix=f"conveyor-{self.step}-"))
 
+    def load_model(self, name: str = "train.model") -> Any:
+        """The model input ``name``: from this process's memo, or from the Store, its folder
+        hash-checked before MLflow loads it (RELIABILITY rule 6)."""
+        ref = self.inputs[name]
+        model = self.store.recall(ref)
+        if model is None:
+            folder = self.store.get_dir(ref, self.scratch / "model")
+            model = self.tracker.load_sklearn_model(folder)
+            self.store.remember(ref, model)
+        return model
+
 
 _SHARED_PACKAGES = ("features", "modeling", "sources", "store", "tracking")
 _LIBRARIES = ("scikit-learn", "pandas", "numpy", "pyarrow", "mlflow", "skops")
@@ -123,20 +135,74 @@ def _shared_code_hash() -> str:
 
 
 class BaseStep:
-    """A step of a pipeline.
+    """A step of a pipeline: everything the runners and the CLI need to know about it.
 
     Subclasses set :attr:`name`, :attr:`inputs` (``"<step>.<artifact>"``), :attr:`outputs`,
     :attr:`config_keys` (the spec sections their result depends on) and implement
-    :meth:`_run`.
+    :meth:`_run`. They may override the hooks the runner calls for every step alike:
+    :meth:`tags` and :meth:`summary` (what a record contributes to the MLflow run and to the
+    CLI's line), :meth:`outcome` and :meth:`halt` (a result that decides the run's status),
+    :meth:`publish` (after the run's manifest) and :meth:`withdraw` (when the run fails).
+    A step is registered under its name in the entry-point group ``conveyor.steps``
+    (docs/steps.md, docs/decisions/0027-steps-as-plug-ins.md).
     """
 
     name: ClassVar[str]
     inputs: ClassVar[tuple[str, ...]] = ()
     outputs: ClassVar[tuple[str, ...]] = ()
     config_keys: ClassVar[tuple[str, ...]] = ()
+    #: steps that must run first when they are in the pipeline, without reading their outputs
+    after: ClassVar[tuple[str, ...]] = ()
+    #: the spec section that puts the step in a pipeline (``None``: the step's name)
+    section: ClassVar[str | None] = None
+    #: the pydantic model of that section, for a step that brings its own section (a
+    #: plug-in); built-in sections are part of :class:`conveyor.spec.Spec`
+    config_model: ClassVar[Any] = None
+    #: in every pipeline whether or not its section is written (the built-in steps, whose
+    #: sections all have defaults); other steps run when their section is present
+    default: ClassVar[bool] = False
     cacheable: ClassVar[bool] = True
     #: bump to invalidate caches when behaviour changes without the module's source changing
     version: ClassVar[int] = 1
+
+    @classmethod
+    def section_key(cls) -> str:
+        """The spec key that switches this step on."""
+        return cls.section or cls.name
+
+    def tags(self, info: Mapping[str, Any]) -> dict[str, str]:
+        """MLflow tags this step's record adds to the run (besides ``conveyor.step.<name>``)."""
+        return {}
+
+    def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
+        """The one-line summary the CLI shows after the step (``569 rows × 32 columns``)."""
+        return ""
+
+    def outcome(self, info: Mapping[str, Any]) -> str | None:
+        """The run's status this record decides (``rejected``), or ``None`` for ``ok``."""
+        return None
+
+    def halt(self, info: Mapping[str, Any], spec: Spec) -> str | None:
+        """Why the run must end right after this step (a runner that runs one task per step
+        then finishes it and fails the task), or ``None`` to go on."""
+        return None
+
+    def publish(self, ctx: StepContext, outputs: Mapping[str, ArtifactRef]) -> None:
+        """Make the step's result visible to readers outside the run; called once the run's
+        manifest is written (a failure here takes the manifest back)."""
+
+    def withdraw(self, ctx: StepContext, kept: Mapping[str, Any]) -> dict[str, str]:
+        """Take back what a failed run published. Never raises for a missing publication.
+
+        Args:
+            ctx: the failed run's context (no inputs).
+            kept: this step's entry in the run's manifest when an earlier attempt of the run
+                completed (``info`` and ``artifacts``: what it published stays), else ``{}``.
+
+        Returns:
+            MLflow tags recording what was withdrawn.
+        """
+        return {}
 
     @property
     def upstream(self) -> tuple[str, ...]:

@@ -3,6 +3,7 @@ matrix, plots and an HTML report."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from conveyor.modeling.evaluation import score_model, scoring_positive
@@ -11,7 +12,7 @@ from conveyor.modeling.training import split_xy
 from conveyor.steps.base import BaseStep, StepContext, StepResult
 from conveyor.store import ArtifactRef
 
-__all__ = ["EvaluateStep", "load_model"]
+__all__ = ["EvaluateStep"]
 
 
 def _slug(title: str) -> str:
@@ -22,6 +23,9 @@ def _write_report(ctx: StepContext, metrics: dict[str, float], facts: dict[str, 
                   images: dict[str, bytes]) -> ArtifactRef:
     from conveyor.modeling.report import html_report
 
+    # The verdict shown is the gate's judgement of these metrics under this run's spec: it is
+    # rendered for every run (fresh or on a cache hit, see ``reuse``), so ``gate`` is not part
+    # of evaluate's cache key and a new bound does not re-evaluate the model (ADR 0027).
     spec = ctx.spec
     report = html_report(
         title=f"{spec.name}: evaluation of run {ctx.run_id}", metrics=metrics, facts=facts,
@@ -30,29 +34,23 @@ def _write_report(ctx: StepContext, metrics: dict[str, float], facts: dict[str, 
     return ctx.write_bytes("report.html", report.encode())
 
 
-def load_model(ctx: StepContext, name: str = "train.model") -> Any:
-    """The model a step produced: from this process's memo, or from the Store (hash-checked)."""
-    ref = ctx.inputs[name]
-    model = ctx.store.recall(ref)
-    if model is None:
-        folder = ctx.store.get_dir(ref, ctx.scratch / "model")
-        model = ctx.tracker.load_sklearn_model(folder)
-        ctx.store.remember(ref, model)
-    return model
-
-
 class EvaluateStep(BaseStep):
     name = "evaluate"
     inputs = ("train.model", "split.train", "split.test", "validate.report")
     outputs = ("metrics", "confusion", "report")
-    config_keys = ("schema", "evaluate", "gate", "model", "preprocess", "split")
+    config_keys = ("schema", "evaluate", "model", "preprocess", "split")
+    default = True
+
+    def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
+        return " ".join(f"{k}={v:.3f}" for k, v in sorted(metrics.items())
+                        if k in ("test_accuracy", "test_f1"))
 
     def _run(self, ctx: StepContext) -> StepResult:
         from conveyor.modeling import confusion, positive_scores
         from conveyor.modeling.report import confusion_plot, roc_plot
 
         spec = ctx.spec
-        model = load_model(ctx)
+        model = ctx.load_model()
         features = ctx.read_json("validate.report")["features"]
         target = spec.schema_.target
         X_train, y_train = split_xy(ctx.read_table("split.train"), features, target)

@@ -10,9 +10,10 @@ Layout: ``{export.uri}/{run_id}/{model/, metrics.json, manifest.json}`` and
    export's ``manifest.json`` last, and the staging folder is removed. A failure at any point
    removes what this attempt wrote.
 
-``latest.json`` is not written by the step: the runner writes it with
-:func:`publish_latest` after the run's own manifest, so it never names a run that then
-failed, and a run that fails after this step withdraws its export (:func:`withdraw_export`).
+``latest.json`` is not written by ``_run``: the runner calls the step's
+:meth:`ExportStep.publish` hook (:func:`publish_latest`) after the run's own manifest, so it
+never names a run that then failed, and a run that fails after this step withdraws its export
+through :meth:`ExportStep.withdraw` (:func:`withdraw_export`).
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from conveyor.errors import StoreError
+from conveyor.modeling.gate import may_publish
 from conveyor.spec import LoadedSpec
 from conveyor.steps.base import BaseStep, StepContext, StepResult
-from conveyor.steps.register import may_publish
 from conveyor.store import ArtifactRef, Store, home_dir, to_uri
 
 __all__ = ["ExportStep", "export_store", "publish_latest", "withdraw_export"]
@@ -58,12 +60,29 @@ def _check(target: Store, refs: dict[str, ArtifactRef]) -> None:
 class ExportStep(BaseStep):
     name = "export"
     inputs = ("train.model", "evaluate.metrics", "gate.verdict")
+    after = ("register",)  # the export's manifest names the registered version
     outputs = ("manifest",)
     config_keys = ("export",)
+    default = True
     cacheable = False
 
+    def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
+        return str(info.get("uri", ""))
+
+    def publish(self, ctx: StepContext, outputs: Mapping[str, ArtifactRef]) -> None:
+        """Point ``latest.json`` at this run's export (a skipped export has no manifest)."""
+        if "manifest" in outputs:
+            publish_latest(ctx.loaded, ctx.run_id, outputs["manifest"])
+
+    def withdraw(self, ctx: StepContext, kept: Mapping[str, Any]) -> dict[str, str]:
+        """Remove the failed run's export and hand ``latest.json`` back (ADR 0015)."""
+        keep_sha = kept.get("artifacts", {}).get("manifest", {}).get("sha256")
+        removed = withdraw_export(ctx.loaded, ctx.run_id, keep_sha256=keep_sha)
+        return {"conveyor.withdrawn_export": "true"} if removed else {}
+
     def _run(self, ctx: StepContext) -> StepResult:
-        allowed, why = may_publish(ctx)
+        allowed, why = may_publish(ctx.read_json("gate.verdict"),
+                                   allow_unvalidated=ctx.spec.registry.allow_unvalidated)
         if not allowed:
             return StepResult(status="skipped", info={"reason": why})
         target = export_store(ctx.loaded)

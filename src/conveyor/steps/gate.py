@@ -1,10 +1,16 @@
 """gate: compare the evaluation metrics with the spec's bounds; the verdict decides whether
-the model may be registered and exported."""
+the model may be registered and exported, and a rejection makes the run ``rejected``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 from conveyor.modeling.gate import judge
 from conveyor.steps.base import BaseStep, StepContext, StepResult
+
+if TYPE_CHECKING:
+    from conveyor.spec import Spec
 
 __all__ = ["GateStep"]
 
@@ -14,8 +20,27 @@ class GateStep(BaseStep):
     inputs = ("evaluate.metrics",)
     outputs = ("verdict",)
     config_keys = ("gate",)
+    default = True
 
     def _run(self, ctx: StepContext) -> StepResult:
         verdict = judge(ctx.read_json("evaluate.metrics"), ctx.spec.gate)
         return StepResult(outputs={"verdict": ctx.write_json("verdict", verdict)},
                           info={"passed": verdict["passed"], "reason": verdict["reason"]})
+
+    def tags(self, info: Mapping[str, Any]) -> dict[str, str]:
+        if "passed" not in info:
+            return {}
+        return {"conveyor.gate": "passed" if info["passed"] else "rejected"}
+
+    def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
+        return "passed" if info.get("passed") else f"rejected: {info.get('reason', '')}"
+
+    def outcome(self, info: Mapping[str, Any]) -> str | None:
+        return None if info.get("passed", True) else "rejected"
+
+    def halt(self, info: Mapping[str, Any], spec: Spec) -> str | None:
+        """A rejection ends the run, unless ``registry.allow_unvalidated`` publishes anyway."""
+        if info.get("passed", True) or spec.registry.allow_unvalidated:
+            return None
+        return (f"gate rejected the model: {info.get('reason', '')}; nothing was registered "
+                "or exported")

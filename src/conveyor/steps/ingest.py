@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from conveyor.steps.base import BaseStep, StepContext, StepResult
 
 __all__ = ["IngestStep"]
@@ -14,7 +17,15 @@ class IngestStep(BaseStep):
     name = "ingest"
     outputs = ("raw",)
     config_keys = ("data",)
+    section = "data"
+    default = True
     cacheable = False
+
+    def tags(self, info: Mapping[str, Any]) -> dict[str, str]:
+        return {"conveyor.data_hash": info["data_hash"]} if "data_hash" in info else {}
+
+    def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
+        return f"{info.get('rows')} rows × {info.get('columns')} columns"
 
     def _run(self, ctx: StepContext) -> StepResult:
         from conveyor.sources import read_source  # pandas: imported when a task runs, not at parse

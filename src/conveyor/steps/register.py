@@ -14,23 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
+from typing import Any
 
+from conveyor.modeling.gate import may_publish
 from conveyor.steps.base import BaseStep, StepContext, StepResult
 from conveyor.store import ArtifactRef
-from conveyor.tracking import RUN_TAG, PromotionEvidence, register_model
+from conveyor.tracking import RUN_TAG, PromotionEvidence, register_model, withdraw_versions
 
-__all__ = ["RegisterStep", "may_publish", "publish_holdout", "registration_key"]
-
-
-def may_publish(ctx: StepContext) -> tuple[bool, str]:
-    """Whether the gate allows publishing this run's model, and why not."""
-    verdict = ctx.read_json("gate.verdict")
-    if verdict["passed"]:
-        return True, ""
-    if ctx.spec.registry.allow_unvalidated:
-        return True, "gate rejected the model; published because registry.allow_unvalidated"
-    return False, (f"gate rejected the model ({verdict['reason']}); set "
-                   "registry.allow_unvalidated=true to publish it anyway")
+__all__ = ["RegisterStep", "publish_holdout", "registration_key"]
 
 
 def registration_key(model: ArtifactRef) -> str:
@@ -60,10 +52,29 @@ class RegisterStep(BaseStep):
               "evaluate.metrics")
     outputs = ("registration",)
     config_keys = ("registry",)
+    section = "registry"
+    default = True
     cacheable = False
 
+    def tags(self, info: Mapping[str, Any]) -> dict[str, str]:
+        return {"conveyor.registered_version": str(info["version"])} if "version" in info else {}
+
+    def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
+        return f"{info.get('name')} v{info.get('version')}"
+
+    def withdraw(self, ctx: StepContext, kept: Mapping[str, Any]) -> dict[str, str]:
+        """Delete the versions this failed run created (ADR 0010), except the one its
+        completed manifest names and any that someone gave an alias meanwhile."""
+        name = ctx.spec.registry.name
+        if not name:
+            return {}
+        keep = [str(kept.get("info", {}).get("version", ""))]
+        withdrawn = withdraw_versions(ctx.tracker, name, ctx.run_id, keep=keep)
+        return {"conveyor.withdrawn_version": ",".join(withdrawn)} if withdrawn else {}
+
     def _run(self, ctx: StepContext) -> StepResult:
-        allowed, why = may_publish(ctx)
+        allowed, why = may_publish(ctx.read_json("gate.verdict"),
+                                   allow_unvalidated=ctx.spec.registry.allow_unvalidated)
         name = ctx.spec.registry.name
         if not allowed:
             return StepResult(status="skipped", info={"reason": why})

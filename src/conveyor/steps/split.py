@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from conveyor.modeling.training import split_table
 from conveyor.steps.base import BaseStep, StepContext, StepResult
 
@@ -13,6 +16,10 @@ class SplitStep(BaseStep):
     inputs = ("validate.table",)
     outputs = ("train", "test")
     config_keys = ("split", "schema")
+    default = True
+
+    def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
+        return f"train {info.get('train_rows')} / test {info.get('test_rows')}"
 
     def _run(self, ctx: StepContext) -> StepResult:
         frame = ctx.read_table("validate.table")

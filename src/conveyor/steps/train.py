@@ -4,6 +4,8 @@ training split only, saved in MLflow's format to the Store and logged to the MLf
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from conveyor.errors import SpecError
 from conveyor.features import build_model_pipeline
@@ -20,6 +22,11 @@ class TrainStep(BaseStep):
     inputs = ("split.train", "validate.report")
     outputs = ("model",)
     config_keys = ("schema", "preprocess", "model", "split")
+    section = "model"
+    default = True
+
+    def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
+        return str(info.get("estimator", ""))
 
     def _run(self, ctx: StepContext) -> StepResult:
         spec = ctx.spec

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import DataError
@@ -225,6 +226,11 @@ class ValidateStep(BaseStep):
     inputs = ("ingest.raw",)
     outputs = ("table", "report")
     config_keys = ("schema", "validate")
+    default = True
+
+    def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
+        warn = info.get("warnings", 0)
+        return f"{info.get('features')} features" + (f", {warn} warnings" if warn else "")
 
     def _run(self, ctx: StepContext) -> StepResult:
         frame = ctx.read_table("ingest.raw")

@@ -1,5 +1,12 @@
 """Artifact storage over fsspec: atomic writes, hashes, manifests."""
 
-from conveyor.store.artifacts import ArtifactRef, Store, check_key, home_dir, to_uri
+from conveyor.store.artifacts import (
+    ArtifactRef,
+    Store,
+    check_key,
+    folder_digest,
+    home_dir,
+    to_uri,
+)
 
-__all__ = ["ArtifactRef", "Store", "check_key", "home_dir", "to_uri"]
+__all__ = ["ArtifactRef", "Store", "check_key", "folder_digest", "home_dir", "to_uri"]

@@ -33,6 +33,7 @@ __all__ = [
     "Home",
     "Store",
     "check_key",
+    "folder_digest",
     "home_dir",
     "locate_home",
     "to_uri",
@@ -400,3 +401,20 @@ class Store:
 def _dir_digest(files: dict[str, str]) -> str:
     lines = "".join(f"{name}\0{sha}\n" for name, sha in sorted(files.items()))
     return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def folder_digest(folder: Path, *, skip: frozenset[str] = frozenset()) -> str:
+    """sha256 over a local folder's files (relative names and contents), as :meth:`Store.put_dir`
+    records it; files named in ``skip`` (relative POSIX paths) are left out.
+
+    Raises:
+        StoreError: the folder holds no file.
+    """
+    files = {}
+    for path in Path(folder).rglob("*"):
+        rel = path.relative_to(folder).as_posix()
+        if path.is_file() and rel not in skip:
+            files[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    if not files:
+        raise StoreError(f"folder {folder} holds no files")
+    return _dir_digest(files)

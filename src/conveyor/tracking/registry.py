@@ -15,7 +15,6 @@ Two rules hold for every version Conveyor registers, from a pipeline or from the
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import tempfile
@@ -24,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conveyor.errors import TrackingError
-from conveyor.tracking.tracker import RUN_TAG, Tracker
+from conveyor.errors import StoreError, TrackingError
+from conveyor.store import folder_digest
+from conveyor.tracking.tracker import RUN_TAG, Tracker, mlflow_scope, one_line
 
 __all__ = [
     "DIGEST_TAG",
@@ -35,9 +35,13 @@ __all__ = [
     "KEY_TAG",
     "METRIC_TAG_PREFIX",
     "PromotionEvidence",
+    "VersionRefusedError",
     "find_version",
+    "load_served_version",
+    "load_verified_version",
     "model_digest",
     "register_model",
+    "search_versions",
     "withdraw_versions",
 ]
 
@@ -96,24 +100,21 @@ class PromotionEvidence:
 # --------------------------------------------------------------------------- digests
 
 
-def _folder_digest(folder: Path) -> str:
-    lines = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        rel = path.relative_to(folder).as_posix()
-        if rel in _NOT_DIGESTED:
-            continue
-        lines.append(f"{rel}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n")
-    if not lines:
-        raise TrackingError(f"model folder {folder} holds no files")
-    return hashlib.sha256("".join(lines).encode()).hexdigest()
-
-
 def _download(tracker: Tracker, model_uri: str, dst: Path) -> Path:
+    """Download a logged or registered model (``models:/...``) to a local folder."""
     import mlflow.artifacts
 
-    tracker.client  # noqa: B018 - sets the tracking and registry URIs the download reads
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst),
-                                                    tracking_uri=tracker.uri))
+    tracker.client  # noqa: B018 - the SQLite database is created (and migrated) once
+    with mlflow_scope(tracker.uri):  # models:/ URIs are resolved through the global registry
+        return Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=model_uri, dst_path=str(dst), tracking_uri=tracker.uri))
+
+
+def _digest(folder: Path) -> str:
+    try:
+        return folder_digest(folder, skip=_NOT_DIGESTED)
+    except StoreError as exc:
+        raise TrackingError(f"model folder {folder} holds no files") from exc
 
 
 def model_digest(tracker: Tracker, model_uri: str) -> str:
@@ -126,8 +127,62 @@ def model_digest(tracker: Tracker, model_uri: str) -> str:
         try:
             folder = _download(tracker, model_uri, Path(tmp))
         except Exception as exc:
-            raise TrackingError(f"cannot download {model_uri}: {exc}") from exc
-        return _folder_digest(folder)
+            raise TrackingError(f"cannot download {model_uri}: {one_line(exc)}") from exc
+        return _digest(folder)
+
+
+class VersionRefusedError(TrackingError):
+    """A registered version cannot be used: artifacts missing, altered or unloadable."""
+
+
+def load_verified_version(tracker: Tracker, name: str, version: Any) -> Any:
+    """Load a registered version with ``mlflow.pyfunc`` after checking its artifact digest.
+
+    The version's files are downloaded as the registry serves them and compared with the
+    digest recorded at registration (tag ``conveyor.artifacts_sha256``) before anything is
+    unpickled.
+
+    Raises:
+        VersionRefusedError: no digest tag, the artifacts are missing or do not match, or the
+            model cannot be loaded; the message is the reason, in one line.
+    """
+    import mlflow.pyfunc
+
+    number = str(version.version)
+    expected = dict(version.tags or {}).get(DIGEST_TAG)
+    if not expected:
+        raise VersionRefusedError(f"no {DIGEST_TAG} tag: its artifacts cannot be verified "
+                                  "(register versions through Conveyor)")
+    with tempfile.TemporaryDirectory(prefix="conveyor-score-") as tmp:
+        try:
+            folder = _download(tracker, f"models:/{name}/{number}", Path(tmp))
+            digest = _digest(folder)
+        except Exception as exc:
+            raise VersionRefusedError(f"artifacts missing or unreadable: {one_line(exc)}") \
+                from exc
+        if digest != expected:
+            raise VersionRefusedError("artifacts do not match the digest recorded at "
+                                      "registration (altered or corrupt)")
+        try:
+            return mlflow.pyfunc.load_model(str(folder))
+        except Exception as exc:
+            raise VersionRefusedError(f"cannot load or predict: {one_line(exc)}") from exc
+
+
+def load_served_version(tracker: Tracker, name: str, number: str) -> Any:
+    """Load ``models:/<name>/<number>``, the path a serving client takes.
+
+    Raises:
+        VersionRefusedError: the registry cannot serve it.
+    """
+    import mlflow.pyfunc
+
+    tracker.client  # noqa: B018 - the SQLite database is created (and migrated) once
+    try:
+        with mlflow_scope(tracker.uri):
+            return mlflow.pyfunc.load_model(f"models:/{name}/{number}")
+    except Exception as exc:
+        raise VersionRefusedError(f"loading from the registry failed: {one_line(exc)}") from exc
 
 
 # --------------------------------------------------------------------------- versions
@@ -137,19 +192,37 @@ def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
-def _search(tracker: Tracker, name: str, tag: str, value: str) -> list[Any]:
+def search_versions(tracker: Tracker, name: str, *, tag: str | None = None,
+                    value: str = "", ready_only: bool = False) -> list[Any]:
+    """The versions of registered model ``name``, optionally only those with ``tag=value``.
+
+    The one place versions are looked up. An unknown model has no versions.
+
+    Args:
+        tracker: the MLflow connection.
+        name: the registered model.
+        tag: a version tag to match.
+        value: its value.
+        ready_only: leave out versions that are not ``READY`` (still being created, failed).
+    """
+    query = f"name = '{_quote(name)}'"
+    if tag is not None:
+        query += f" and tags.`{tag}` = '{_quote(value)}'"
     try:
-        return list(tracker.client.search_model_versions(
-            f"name = '{_quote(name)}' and tags.`{tag}` = '{_quote(value)}'"))
+        found = list(tracker.client.search_model_versions(query, max_results=10_000))
     except Exception as exc:
         if "RESOURCE_DOES_NOT_EXIST" in str(exc):
             return []
-        raise TrackingError(f"searching model versions of {name!r} failed: {exc}") from exc
+        raise TrackingError(f"searching model versions of {name!r} failed: {one_line(exc)}") \
+            from exc
+    if ready_only:
+        found = [v for v in found if str(getattr(v, "status", "READY")) == "READY"]
+    return found
 
 
 def find_version(tracker: Tracker, name: str, key: str) -> Any | None:
     """The version of ``name`` registered under registration key ``key``, if any (the lowest)."""
-    found = _search(tracker, name, KEY_TAG, key)
+    found = search_versions(tracker, name, tag=KEY_TAG, value=key)
     return min(found, key=lambda v: int(v.version)) if found else None
 
 
@@ -194,10 +267,13 @@ def register_model(
         # an MLflow server insists that a models:/<id> source names its logged model
         model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") \
             else None
-        version = client.create_model_version(name, model_uri, run_id=tracker.run_id,
-                                              tags=version_tags, model_id=model_id)
+        # MLflow's SQL registry looks a models:/ source up with a bare MlflowClient(), which
+        # reads the global tracking URI (its own TODO in SqlAlchemyStore.create_model_version)
+        with mlflow_scope(tracker.uri):
+            version = client.create_model_version(name, model_uri, run_id=tracker.run_id,
+                                                  tags=version_tags, model_id=model_id)
     except Exception as exc:
-        raise TrackingError(f"registering {name!r} failed: {exc}") from exc
+        raise TrackingError(f"registering {name!r} failed: {one_line(exc)}") from exc
     winner = find_version(tracker, name, key)
     if winner is not None and winner.version != version.version:
         client.delete_model_version(name, version.version)
@@ -220,7 +296,7 @@ def withdraw_versions(tracker: Tracker, name: str, conveyor_run_id: str, *,
     """
     kept = {str(v) for v in keep}
     withdrawn = []
-    for version in sorted(_search(tracker, name, RUN_TAG, conveyor_run_id),
+    for version in sorted(search_versions(tracker, name, tag=RUN_TAG, value=conveyor_run_id),
                           key=lambda v: int(v.version)):
         number = str(version.version)
         if number in kept:
@@ -232,7 +308,8 @@ def withdraw_versions(tracker: Tracker, name: str, conveyor_run_id: str, *,
         try:
             tracker.client.delete_model_version(name, number)
         except Exception as exc:
-            raise TrackingError(f"withdrawing {name} v{number} failed: {exc}") from exc
+            raise TrackingError(f"withdrawing {name} v{number} failed: {one_line(exc)}") \
+                from exc
         log.warning("run %s failed after registering: %s v%s withdrawn", conveyor_run_id,
                     name, number)
         withdrawn.append(number)

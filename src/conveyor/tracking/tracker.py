@@ -2,16 +2,21 @@
 
 Only this package imports mlflow. Everything goes through an explicit ``MlflowClient`` (no
 fluent active-run state), so a local runner, an Airflow task on another worker and a retry
-all attach to the same MLflow run.
+all attach to the same MLflow run. MLflow's process-wide tracking and registry URIs are never
+left set: the few flavour calls that read them run inside :func:`mlflow_scope`, which sets
+them and restores them afterwards (docs/decisions/0026-promotion-layer-and-scoped-mlflow.md).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import re
+import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,13 +27,28 @@ from typing import Any
 from conveyor.errors import TrackingError
 from conveyor.store import home_dir
 
-__all__ = ["RUN_TAG", "Tracker", "default_tracking_uri", "flatten"]
+__all__ = ["RUN_TAG", "Tracker", "default_tracking_uri", "flatten", "mlflow_scope", "one_line"]
 
 log = logging.getLogger(__name__)
 
 RUN_TAG = "conveyor.run_id"
-PIPELINE_TAG = "conveyor.pipeline"
 _MAX_PARAM = 500
+# One flavour call at a time may point MLflow's globals somewhere (see mlflow_scope).
+_GLOBALS_LOCK = threading.RLock()
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+# Models carry explicit pip requirements; MLflow would otherwise copy whatever uv.lock sits
+# in the working folder into every model. Read only while a model is logged or saved.
+_FLAVOUR_ENV = {"MLFLOW_UV_AUTO_DETECT": "false", "MLFLOW_LOG_UV_FILES": "false"}
+# Conveyor's defaults for MLflow's client, unless the user chose: MLflow's HTTP defaults take
+# minutes to report an outage, and MLflow 3 reports usage to its maintainers unless told not
+# to when it is first imported (MLFLOW_DISABLE_TELEMETRY=false turns it back on). MLflow reads
+# them from os.environ at each request, so they are there only while a Conveyor call runs
+# (see _client_env).
+_CLIENT_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "30", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+                    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
+_ENV_LOCK = threading.Lock()
+_env_users = 0
+_env_saved: dict[str, str | None] = {}
 
 
 def default_tracking_uri() -> str:
@@ -48,6 +68,105 @@ def flatten(data: Any, prefix: str = "") -> dict[str, str]:
             text = text[: _MAX_PARAM - 3] + "..."
         out[prefix.rstrip(".")] = text
     return out
+
+
+@contextmanager
+def _client_env() -> Iterator[None]:
+    """Put :data:`_CLIENT_DEFAULTS` in ``os.environ`` while at least one Conveyor call runs.
+
+    Counted, so that calls in several threads overlap freely: the first to enter sets the
+    defaults the user did not set, the last to leave puts ``os.environ`` back as it was.
+    """
+    global _env_users, _env_saved
+    with _ENV_LOCK:
+        if _env_users == 0:
+            _env_saved = {name: os.environ.get(name) for name in _CLIENT_DEFAULTS}
+            for name, value in _CLIENT_DEFAULTS.items():
+                os.environ.setdefault(name, value)
+        _env_users += 1
+    try:
+        yield
+    finally:
+        with _ENV_LOCK:
+            _env_users -= 1
+            if _env_users == 0:
+                _restore(_env_saved)
+
+
+def _restore(saved: dict[str, str | None]) -> None:
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def _import_mlflow() -> None:
+    """Import mlflow with telemetry off (decided once, at import), unless it is imported."""
+    if "mlflow" not in sys.modules:
+        with _client_env():
+            import mlflow  # noqa: F401
+
+
+class _ScopedClient:
+    """An ``MlflowClient`` whose every call runs with Conveyor's client defaults."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        @functools.wraps(attribute)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with _client_env():
+                return attribute(*args, **kwargs)
+
+        return call
+
+    def __repr__(self) -> str:
+        return f"_ScopedClient({self._client!r})"
+
+
+@contextmanager
+def mlflow_scope(uri: str | None = None) -> Iterator[None]:
+    """Run one MLflow flavour call that reads MLflow's process-wide state, then restore it.
+
+    ``mlflow.sklearn.log_model``, ``mlflow.pyfunc.load_model("models:/...")`` and artifact
+    downloads of ``models:/`` URIs read the global tracking and registry URIs;
+    ``mlflow.set_tracking_uri`` also exports ``MLFLOW_TRACKING_URI`` (and the registry its
+    variable). Inside this block both URIs are ``uri`` (when given) and the flavour's
+    environment (:data:`_FLAVOUR_ENV`, unless the user set it) is set; on leaving, the
+    previous URIs and the previous values of those variables (or their absence) are put back.
+    A process-wide lock keeps two threads from interleaving, so two pipelines with different
+    registries can run at once.
+    """
+    _import_mlflow()
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    with _GLOBALS_LOCK, _client_env():
+        names = (*_URI_VARIABLES, *_FLAVOUR_ENV)
+        saved_env = {name: os.environ.get(name) for name in names}
+        # MLflow has no getter for "not set" (get_tracking_uri() resolves a default)
+        saved_tracking = tracking_utils._tracking_uri
+        saved_registry = registry_utils._registry_uri
+        try:
+            for name, value in _FLAVOUR_ENV.items():
+                os.environ.setdefault(name, value)  # a user's own choice wins
+            if uri is not None:
+                mlflow.set_tracking_uri(uri)
+                mlflow.set_registry_uri(uri)
+            yield
+        finally:
+            if uri is not None:
+                if tracking_utils._tracking_uri != saved_tracking:
+                    mlflow.set_tracking_uri(saved_tracking)  # also resets the tracer's URI
+                registry_utils._registry_uri = saved_registry
+            _restore(saved_env)
 
 
 @contextmanager
@@ -107,32 +226,18 @@ class Tracker:
         self.uri = uri or default_tracking_uri()
         self.experiment = experiment
         self.run_id: str | None = None
-        # MLflow's defaults take minutes to report an outage: bound them unless the user chose.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-        # Models carry explicit pip requirements; MLflow would otherwise copy whatever
-        # uv.lock sits in the working folder into every model.
-        os.environ.setdefault("MLFLOW_UV_AUTO_DETECT", "false")
-        os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")
-        # MLflow 3 reports usage to its maintainers unless told not to (read at each event);
-        # MLFLOW_DISABLE_TELEMETRY=false turns it back on.
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
     def __repr__(self) -> str:
         return f"Tracker({self.uri!r}, experiment={self.experiment!r})"
 
     @cached_property
     def client(self) -> Any:
-        """The MLflow client, built on first use."""
-        import mlflow
+        """The MLflow client, built on first use (MLflow's global URIs are left alone)."""
+        _import_mlflow()
         from mlflow import MlflowClient
 
-        # The model flavours log through the fluent API, which reads the global URI.
-        mlflow.set_tracking_uri(self.uri)
-        mlflow.set_registry_uri(self.uri)
         if not self.uri.startswith("sqlite:///"):
-            return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+            return _ScopedClient(MlflowClient(tracking_uri=self.uri, registry_uri=self.uri))
         database = Path(self.uri.removeprefix("sqlite:///"))
         database.parent.mkdir(parents=True, exist_ok=True)
         # Two processes creating the SQLite file at once both run MLflow's migrations and one
@@ -145,10 +250,37 @@ class Tracker:
                 fcntl.flock(handle, fcntl.LOCK_EX)
             except ImportError:  # pragma: no cover - no flock on Windows
                 pass
-            client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
-            client.search_experiments(max_results=1)
-            client.search_registered_models(max_results=1)
+            client = _ScopedClient(MlflowClient(tracking_uri=self.uri, registry_uri=self.uri))
+            try:
+                client.search_experiments(max_results=1)
+                client.search_registered_models(max_results=1)
+            except Exception as exc:
+                raise TrackingError(f"MLflow at {self.uri} failed: {one_line(exc)}") from exc
         return client
+
+    def _artifact_root(self) -> str | None:
+        """Where a new experiment keeps its artifacts: beside a SQLite database.
+
+        ``mlartifacts/`` sits next to ``mlflow.db`` (``CONVEYOR_HOME`` for the default), so
+        two registries in one process never share an artifact folder. Other stores decide.
+        """
+        folder = re.sub(r"[^A-Za-z0-9._-]", "_", self.experiment).lstrip(".") or "default"
+        if self.uri.startswith("sqlite:///"):
+            base = Path(self.uri.removeprefix("sqlite:///")).parent
+        elif self.uri.startswith("sqlite:") or "://" not in self.uri:
+            base = home_dir()
+        else:
+            return None
+        return (base / "mlartifacts" / folder).as_uri()
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call the client; an MLflow failure becomes a one-line :class:`TrackingError`."""
+        try:
+            return fn(*args, **kwargs)
+        except TrackingError:
+            raise
+        except Exception as exc:
+            raise TrackingError(f"{what} at MLflow {self.uri} failed: {one_line(exc)}") from exc
 
     @cached_property
     def experiment_id(self) -> str:
@@ -157,22 +289,20 @@ class Tracker:
             found = client.get_experiment_by_name(self.experiment)
             if found is not None:
                 return found.experiment_id
-            location = None
-            if self.uri.startswith("sqlite:") or "://" not in self.uri:
-                folder = re.sub(r"[^A-Za-z0-9._-]", "_", self.experiment).lstrip(".") or "default"
-                location = (home_dir() / "mlartifacts" / folder).as_uri()
-            return client.create_experiment(self.experiment, artifact_location=location)
+            return client.create_experiment(self.experiment,
+                                            artifact_location=self._artifact_root())
         except Exception as exc:
             if "already exists" in str(exc):  # a concurrent creator won the race
-                return client.get_experiment_by_name(self.experiment).experiment_id
-            raise TrackingError(f"MLflow at {self.uri} failed: {exc}") from exc
+                return self._call("reading the experiment", lambda: client.get_experiment_by_name(
+                    self.experiment).experiment_id)
+            raise TrackingError(f"MLflow at {self.uri} failed: {one_line(exc)}") from exc
 
     # ------------------------------------------------------------------ runs
     def attach(self, conveyor_run_id: str, *, tags: dict[str, str]) -> str:
         """Find the MLflow run of ``conveyor_run_id`` by tag, or create it; mark it running."""
+        client = self.client
         from mlflow.entities import RunStatus
 
-        client = self.client
         try:
             found = client.search_runs(
                 [self.experiment_id], filter_string=f"tags.`{RUN_TAG}` = '{conveyor_run_id}'",
@@ -191,7 +321,7 @@ class Tracker:
         except TrackingError:
             raise
         except Exception as exc:
-            raise TrackingError(f"MLflow at {self.uri} failed: {exc}") from exc
+            raise TrackingError(f"MLflow at {self.uri} failed: {one_line(exc)}") from exc
         self.run_id = run.info.run_id
         return self.run_id
 
@@ -201,7 +331,8 @@ class Tracker:
         return self.run_id
 
     def existing_params(self) -> dict[str, str]:
-        return dict(self.client.get_run(self._need_run()).data.params)
+        run = self._call("reading the run", self.client.get_run, self._need_run())
+        return dict(run.data.params)
 
     def log_params(self, params: dict[str, str]) -> None:
         """Log params not yet logged (MLflow params are immutable; a re-run logs nothing new)."""
@@ -210,7 +341,8 @@ class Tracker:
         have = self.existing_params()
         new = [Param(k, v) for k, v in params.items() if k not in have]
         for start in range(0, len(new), 100):
-            self.client.log_batch(self._need_run(), params=new[start:start + 100])
+            self._call("logging params", self.client.log_batch, self._need_run(),
+                       params=new[start:start + 100])
 
     def log_metrics(self, metrics: dict[str, float]) -> None:
         import time
@@ -220,25 +352,27 @@ class Tracker:
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
         if batch:
-            self.client.log_batch(self._need_run(), metrics=batch)
+            self._call("logging metrics", self.client.log_batch, self._need_run(),
+                       metrics=batch)
 
     def set_tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
 
         if tags:
-            self.client.log_batch(self._need_run(),
-                                  tags=[RunTag(k, str(v)) for k, v in tags.items()])
+            self._call("setting tags", self.client.log_batch, self._need_run(),
+                       tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self.client.log_text(self._need_run(), text, artifact_file)
+        self._call(f"logging {artifact_file}", self.client.log_text, self._need_run(), text,
+                   artifact_file)
 
     def log_bytes(self, data: bytes, artifact_file: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / Path(artifact_file).name
             path.write_bytes(data)
             folder = str(Path(artifact_file).parent)
-            self.client.log_artifact(self._need_run(), str(path),
-                                     None if folder == "." else folder)
+            self._call(f"logging {artifact_file}", self.client.log_artifact, self._need_run(),
+                       str(path), None if folder == "." else folder)
 
     def log_dataset(self, frame: Any, *, source: str, name: str, digest: str, context: str,
                     targets: str | None = None) -> None:
@@ -250,16 +384,23 @@ class Tracker:
         if targets is not None and targets not in frame.columns:
             targets = None
         known = source.split("://", 1)[0] in ("file", "s3", "gs", "http", "https", "hf")
-        dataset = mlflow.data.from_pandas(
-            frame, source=source if known else CodeDatasetSource(tags={"uri": source}),
-            name=name, targets=targets, digest=digest[:36])
-        self.client.log_inputs(self._need_run(), datasets=[DatasetInput(
-            dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])])
+        try:
+            dataset = mlflow.data.from_pandas(
+                frame, source=source if known else CodeDatasetSource(tags={"uri": source}),
+                name=name, targets=targets, digest=digest[:36])
+            entity = dataset._to_mlflow_entity()
+        except Exception as exc:
+            raise TrackingError(f"describing dataset {name!r} for MLflow failed: "
+                                f"{one_line(exc)}") from exc
+        self._call("logging the dataset", self.client.log_inputs, self._need_run(),
+                   datasets=[DatasetInput(entity, tags=[InputTag("mlflow.data.context",
+                                                                 context)])])
 
     def end(self, status: str = "FINISHED") -> None:
         """End the MLflow run (FINISHED, FAILED or KILLED)."""
         if self.run_id is not None:
-            self.client.set_terminated(self.run_id, status=status)
+            self._call("ending the run", self.client.set_terminated, self.run_id,
+                       status=status)
 
     # ------------------------------------------------------------------ models
     def log_sklearn_model(self, model: Any, example: Any, *, name: str = "model") -> dict[str, str]:
@@ -278,7 +419,7 @@ class Tracker:
             # otherwise use the fluent "active" experiment: Default, under ./mlruns).
             logged = self.client.create_logged_model(
                 experiment_id=self.experiment_id, name=name, source_run_id=run_id)
-            with _skops_quietly():
+            with mlflow_scope(self.uri), _skops_quietly():
                 info = mlflow.sklearn.log_model(
                     model, name=name, run_id=run_id, model_id=logged.model_id,
                     signature=signature, input_example=example,
@@ -286,28 +427,43 @@ class Tracker:
                     skops_trusted_types=_trusted_types(model),
                 )
         except Exception as exc:
-            raise TrackingError(f"logging the model to MLflow at {self.uri} failed: {exc}") \
-                from exc
+            raise TrackingError(f"logging the model to MLflow at {self.uri} failed: "
+                                f"{one_line(exc)}") from exc
         return {"model_uri": info.model_uri, "model_id": info.model_id or ""}
 
     @staticmethod
     def save_sklearn_model(model: Any, example: Any, path: Path) -> None:
         """Save an sklearn model in MLflow's format to a local folder (for the Store)."""
+        _import_mlflow()
         import mlflow.sklearn
         from mlflow.models import infer_signature
 
         signature = infer_signature(example, model.predict(example))
-        with _skops_quietly():
-            mlflow.sklearn.save_model(
-                model, str(path), signature=signature, input_example=example,
-                pip_requirements=_pip_requirements(model),
-                skops_trusted_types=_trusted_types(model),
-            )
+        try:
+            with mlflow_scope(), _skops_quietly():
+                mlflow.sklearn.save_model(
+                    model, str(path), signature=signature, input_example=example,
+                    pip_requirements=_pip_requirements(model),
+                    skops_trusted_types=_trusted_types(model),
+                )
+        except Exception as exc:
+            raise TrackingError(f"saving the model to {path} failed: {one_line(exc)}") from exc
 
     @staticmethod
     def load_sklearn_model(path: Path) -> Any:
         """Load a model saved by :meth:`save_sklearn_model` (its hash checked by the Store)."""
+        _import_mlflow()
         import mlflow.sklearn
 
-        with _skops_quietly():
-            return mlflow.sklearn.load_model(str(path))
+        try:
+            with _skops_quietly():
+                return mlflow.sklearn.load_model(str(path))
+        except Exception as exc:
+            raise TrackingError(f"loading the model from {path} failed: {one_line(exc)}") \
+                from exc
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: its type and the first 300 characters of its message."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}"

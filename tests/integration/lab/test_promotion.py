@@ -18,8 +18,7 @@ from conftest import drop, make_lab
 from conveyor.cli import main
 from conveyor.errors import TrackingError
 from conveyor.lab import Lab, load_lab, process_inbox, promote_lab, rollback_lab
-from conveyor.tracking import Tracker
-from conveyor.tracking.promotion import (
+from conveyor.promotion import (
     PREVIOUS,
     PRODUCTION,
     RegistryLock,
@@ -27,6 +26,7 @@ from conveyor.tracking.promotion import (
     load_holdout,
     plan_promotion,
 )
+from conveyor.tracking import Tracker
 
 pytestmark = pytest.mark.integration
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "iris_lab" / "lab.yaml"

@@ -26,7 +26,7 @@ from conftest import drop, make_lab
 from conveyor.errors import TrackingError
 from conveyor.lab import promote_lab, train_file
 from conveyor.processes import free_port, stop_group
-from conveyor.tracking.promotion import PREVIOUS, PRODUCTION, RegistryLock
+from conveyor.promotion import PREVIOUS, PRODUCTION, RegistryLock
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 KNN = "name: knn\nmodel: knn\nparams: {n_neighbors: 5}\n"  # macro F1 0.9095 on the hold-out

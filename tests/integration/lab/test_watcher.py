@@ -12,7 +12,7 @@ from conftest import drop
 from conveyor.errors import BadInputError
 from conveyor.lab import Lab, claim_new, pending_files, process_inbox, train_claim
 from conveyor.lab.watcher import ledger_for
-from conveyor.tracking import Tracker
+from conveyor.tracking import Tracker, mlflow_scope
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "iris_lab" / "configs"
@@ -79,7 +79,8 @@ def test_new_files_train_once_and_failures_go_to_rejected(lab: Lab, inbox: Path,
     assert version.tags["conveyor.artifacts_sha256"] and version.tags["conveyor.holdout.uri"]
     import mlflow.models
 
-    info = mlflow.models.get_model_info("models:/iris_classifier/1")
+    with mlflow_scope(tracker.uri):  # a models:/ URI is read from MLflow's global registry
+        info = mlflow.models.get_model_info("models:/iris_classifier/1")
     assert info.signature is not None and info.signature.inputs.input_names()[0] == "sepal_length"
 
     # the next pass: the half-written file has settled and trains; the same bytes dropped

@@ -1,10 +1,7 @@
 """``conveyor promote`` and ``conveyor rollback``: the registry's lifecycle commands.
 
-Loaded by :func:`conveyor.cli._register_extensions`. Like the main CLI, this module owns its
-terminal output; the work is done by :mod:`conveyor.tracking.promotion`. The commands live
-with the lab because ``--spec`` reads a lab spec (its ``promotion:`` rules and hold-out set)
-as well as a pipeline spec, and the lab is the lowest layer that knows both specs and the
-registry (``conveyor.tracking`` may not import them).
+Thin over :func:`conveyor.promote` and :func:`conveyor.rollback`, which read ``--spec`` (a
+lab spec's ``promotion:`` rules and hold-out set, or a pipeline spec's ``registry.name``).
 
 Exit codes: 0 done (promoted, kept, rolled back or nothing to roll back), 1 failure (an
 aborted promotion: production moved meanwhile, run it again), 2 bad input.
@@ -15,18 +12,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from conveyor.errors import BadInputError
+import conveyor
+from conveyor.cli.output import console as _console
+from conveyor.cli.output import fmt as _fmt
 
-__all__ = ["register"]
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    console = Console(highlight=False, soft_wrap=True)
-    if not console.is_terminal:
-        console = Console(highlight=False, soft_wrap=True, width=160)
-    return console
+__all__ = ["cmd_promote", "cmd_rollback", "register"]
 
 
 def _minimum(text: str) -> tuple[str, float]:
@@ -39,79 +29,20 @@ def _minimum(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"{text!r} is not METRIC=VALUE (e.g. f1=0.9)") from None
 
 
-_DEFAULTS = {"metric": "f1", "min_delta": 0.0, "minimums": {}, "check_rows": 10}
+def cmd_promote(args: argparse.Namespace) -> int:
+    from conveyor.api import is_lab_spec
 
-
-def _target(args: argparse.Namespace) -> Any:
-    """The spec's registry target (``--spec``), checked against a MODEL also given."""
-    if not args.spec:
-        if not args.model:
-            raise BadInputError("name the registered model (conveyor promote MODEL) or give "
-                                "its spec (--spec examples/iris_lab/lab.yaml)")
-        return None
-    from conveyor.lab.promote import registry_target
-
-    target = registry_target(args.spec)
-    if args.model and args.model != target.model:
-        raise BadInputError(f"{args.spec} manages the registered model {target.model!r}, not "
-                            f"{args.model!r}; drop MODEL or --spec")
-    return target
-
-
-def _tracker(args: argparse.Namespace, target: Any = None) -> Any:
-    from conveyor.tracking.tracker import Tracker, default_tracking_uri
-
-    uri = args.tracking_uri or (target.tracking_uri if target else None)
-    return Tracker(uri or default_tracking_uri(),
-                   target.experiment if target else "conveyor-registry")
-
-
-def _store(args: argparse.Namespace, target: Any = None) -> Any:
-    if not args.store:
-        return target.store if target else None
-    from conveyor.store import Store, to_uri
-
-    return Store(to_uri(args.store))
-
-
-def _rules(args: argparse.Namespace, target: Any) -> tuple[dict[str, Any], str]:
-    """The promotion rules: a flag given on the command line, else the spec's, else default."""
-    spec_rules = target.rules if target else {}
     given = {"metric": args.metric, "min_delta": args.min_delta,
              "minimums": dict(args.minimum) if args.minimum else None,
              "check_rows": args.check_rows}
-    rules = {k: given[k] if given[k] is not None else spec_rules.get(k, _DEFAULTS[k])
-             for k in _DEFAULTS}
-    from_spec = [k for k in spec_rules if given.get(k) is None]
-    source = f"{', '.join(from_spec)} from {args.spec}" if from_spec else ""
-    return rules, source
-
-
-def cmd_promote(args: argparse.Namespace) -> int:
-    from conveyor.tracking.promotion import load_holdout, promote
-
-    target = _target(args)
-    rules, source = _rules(args, target)
-    if rules["min_delta"] < 0:
-        raise BadInputError(f"--min-delta must be >= 0, got {rules['min_delta']}")
-    holdout = None
-    if args.holdout:
-        uri, _, sha = args.holdout.partition("#")
-        if not sha:
-            raise BadInputError("--holdout is URI#SHA256 (the table's content hash)")
-        holdout = load_holdout(uri, sha, target=args.target)
-    elif target is not None and target.lab is not None:
-        from conveyor.lab.promote import lab_holdout
-
-        holdout = lab_holdout(target.lab)
-    if source:
-        _console().print(f"rules      {source}")
-    decision = promote(
-        _tracker(args, target), target.model if target else args.model, holdout=holdout,
-        store=_store(args, target), metric=rules["metric"], min_delta=rules["min_delta"],
-        minimums=rules["minimums"], dry_run=args.dry_run, include_all=args.all,
-        check_rows=rules["check_rows"],
-    )
+    if args.spec and is_lab_spec(args.spec):
+        from_spec = [name for name, value in given.items() if value is None]
+        if from_spec:
+            _console().print(f"rules      {', '.join(from_spec)} from {args.spec}")
+    decision = conveyor.promote(
+        args.model, spec=args.spec, holdout=args.holdout, holdout_target=args.target,
+        dry_run=args.dry_run, include_all=args.all, tracking_uri=args.tracking_uri,
+        store=args.store, **given)
     _print_decision(decision)
     return 1 if decision.action == "aborted" else 0
 
@@ -144,16 +75,9 @@ def _print_decision(decision: Any) -> None:
         console.print(f"decision   {decision.record_uri}")
 
 
-def _fmt(value: float | None) -> str:
-    return f"{value:.4f}" if value is not None else "-"
-
-
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from conveyor.tracking.promotion import rollback
-
-    target = _target(args)
-    result = rollback(_tracker(args, target), target.model if target else args.model,
-                      store=_store(args, target))
+    result = conveyor.rollback(args.model, spec=args.spec, tracking_uri=args.tracking_uri,
+                               store=args.store)
     console = _console()
     if result.action == "rolled_back":
         console.print(f"[bold green]rolled back[/]: {result.reason}")
@@ -166,7 +90,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add ``promote`` and ``rollback`` to the ``conveyor`` command's sub-parsers."""
-    from conveyor.tracking.promotion import METRICS
+    from conveyor.promotion import METRICS
 
     def common(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("model", nargs="?",

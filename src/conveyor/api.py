@@ -1,0 +1,470 @@
+"""The public Python API, re-exported by :mod:`conveyor`: what the ``conveyor`` command calls.
+
+Each function imports what it needs when it is called, so ``import conveyor`` stays cheap.
+Outcomes are the CLI's (docs/decisions/0028): bad input raises a
+:class:`~conveyor.errors.BadInputError` (the CLI's exit 2), a failure another
+:class:`~conveyor.errors.ConveyorError` (exit 1), and a model the gate rejected is a
+:class:`RunResult` with ``status == "rejected"`` (exit 3 when nothing was published;
+:meth:`RunResult.raise_for_status` turns it into a
+:class:`~conveyor.errors.GateRejectedError`).
+
+Every function takes ``home``: the folder the embedded default writes to (the Store under
+``home/artifacts``, MLflow in ``home/mlflow.db``, exports under ``home/exports``). Without it,
+``CONVEYOR_HOME`` if set, else the nearest project folder from the spec's folder, as for the
+CLI (docs/decisions/0024).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from conveyor.lab.spec import Lab
+    from conveyor.lab.watcher import InboxReport
+    from conveyor.promotion import PromotionDecision, RollbackResult
+    from conveyor.runners.executor import StepRecord
+    from conveyor.spec import LoadedSpec
+
+__all__ = ["RunResult", "RunStatus", "load_spec", "process_inbox", "promote", "rollback",
+           "run", "validate"]
+
+PathLike = str | os.PathLike[str]
+#: ``ok`` passed the gate and published; ``rejected`` the gate rejected the model (the run
+#: completed); ``partial`` the run stopped as asked (``until``) and can be continued.
+RunStatus = Literal["ok", "rejected", "partial"]
+#: ``on_event(kind, step, record)``: ``("start", step, None)`` then ``("end", step, record)``.
+EventCallback = Callable[[str, str, "StepRecord | None"], None]
+
+
+#: What the Tracker exports for the life of the process today (MLflow's fluent API reads
+#: them): put back after a call with its own home, so the next call's home is its own.
+_TRACKER_EXPORTS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@contextlib.contextmanager
+def _home(home: PathLike | None, *starts: Path) -> Iterator[None]:
+    """Pin ``CONVEYOR_HOME`` for the call: ``home``, else the one the CLI would choose.
+
+    Set only when given or when unset, and restored after, so a call inside the CLI (which
+    pinned it already) changes nothing. Two calls with different homes at once in one
+    process (threads) need explicit ``store.root`` and ``tracking.uri`` in their specs.
+    """
+    names = ("CONVEYOR_HOME", *_TRACKER_EXPORTS)
+    before = {name: os.environ.get(name) for name in names}
+    if home is None and before["CONVEYOR_HOME"]:
+        yield
+        return
+    if home is None:
+        from conveyor.store.artifacts import locate_home
+
+        chosen = locate_home(*starts).path
+    else:
+        chosen = Path(home).expanduser().resolve()
+    os.environ["CONVEYOR_HOME"] = str(chosen)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _folder(path: PathLike) -> list[Path]:
+    file = Path(path)
+    return [file.resolve().parent] if file.is_file() else []
+
+
+def load_spec(path: PathLike, overrides: Iterable[str] = (), *,
+              profile: str | None = None) -> LoadedSpec:
+    """Read, layer and validate a pipeline spec (no data read, nothing written).
+
+    Args:
+        path: the spec file (YAML).
+        overrides: dotted ``KEY=VALUE`` overrides, applied last (``model.params.C=0.3``).
+        profile: overlay ``<stem>.<profile>.yaml`` from the same folder.
+
+    Returns:
+        The frozen spec (``.spec``), its ``spec_hash`` and provenance.
+
+    Raises:
+        SpecError: the spec is invalid; the message names the file, line and key.
+
+    Example:
+        >>> import conveyor
+        >>> loaded = conveyor.load_spec("examples/breast_cancer/pipeline.yaml",
+        ...                             ["model.params.C=0.5"], profile="sklearn")
+        >>> loaded.spec.name, loaded.spec.data.source, loaded.spec.model.params["C"]
+        ('breast_cancer', 'sklearn', 0.5)
+        >>> conveyor.load_spec("examples/breast_cancer/pipeline.yaml", ["model.nope=1"])
+        Traceback (most recent call last):
+        ...
+        conveyor.errors.SpecError: ...model.nope: unknown key...
+    """
+    from conveyor.spec import load_spec as _load
+
+    return _load(path, overrides, profile=profile)
+
+
+def validate(path: PathLike, overrides: Iterable[str] = (), *,
+             profile: str | None = None) -> LoadedSpec | Lab:
+    """Check a spec as ``conveyor validate`` does: shape, estimator, parameters, data file.
+
+    A lab spec (one with ``watch:``) is checked as a lab and returned as a
+    :class:`~conveyor.lab.spec.Lab`.
+
+    Raises:
+        SpecError: the spec (or the estimator, its parameters, a missing data file) is wrong.
+
+    Example:
+        >>> import conveyor
+        >>> conveyor.validate("examples/breast_cancer/pipeline.yaml",
+        ...                   profile="sklearn").spec.model.estimator
+        'logistic_regression'
+        >>> conveyor.validate("examples/iris_lab/lab.yaml").spec.model_name
+        'iris_classifier'
+    """
+    if is_lab_spec(path):
+        from conveyor.errors import SpecError
+        from conveyor.lab.spec import load_lab
+
+        if list(overrides) or profile:
+            raise SpecError("a lab spec takes no overrides or --profile", file=str(path))
+        return load_lab(path)
+    from conveyor.steps import check_spec
+
+    loaded = load_spec(path, overrides, profile=profile)
+    check_spec(loaded)
+    return loaded
+
+
+def is_lab_spec(path: PathLike) -> bool:
+    """A lab spec has ``watch:`` (its inbox) and no pipeline ``model:``; errors are the loaders'."""
+    from conveyor.errors import SpecError
+    from conveyor.spec import read_yaml
+
+    try:
+        data, _ = read_yaml(Path(path))
+    except SpecError:
+        return False  # the pipeline loader reports it, with file and line
+    return isinstance(data, dict) and "watch" in data and "model" not in data
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What :func:`run` did: one pipeline run, as ``conveyor run`` and ``conveyor show`` see it.
+
+    Attributes:
+        run_id: the run's id (``--run-id`` continues it).
+        pipeline: the spec's ``name``.
+        status: ``ok``, ``rejected`` (the gate's verdict; the run completed) or ``partial``
+            (stopped after ``until``; continue with ``run(..., run_id=..., start=...)``).
+        metrics: every metric the run computed (``test_f1``, ...).
+        model_uri: the registered version (``models:/name/3``), or ``None``.
+        manifest_uri: the run's manifest, written last (``None`` for a partial run).
+        run_uri: the run's folder in the Store.
+        mlflow_run_id: the MLflow run that holds params, metrics and the logged model.
+        tracking_uri: the MLflow tracking URI the run used.
+        report_uri: the evaluation report (HTML), if evaluate ran.
+        export_uri: the exported model folder, or ``None``.
+        reason: why the gate rejected the model ("" otherwise).
+        steps: the status of each step this call executed (``ok``, ``cached``, ``skipped``).
+        manifest: the whole manifest (``None`` for a partial run).
+    """
+
+    run_id: str
+    pipeline: str
+    status: RunStatus
+    metrics: Mapping[str, float]
+    model_uri: str | None
+    manifest_uri: str | None
+    run_uri: str
+    mlflow_run_id: str | None
+    tracking_uri: str | None = None
+    report_uri: str | None = None
+    export_uri: str | None = None
+    reason: str = ""
+    steps: Mapping[str, str] = field(default_factory=dict)
+    manifest: Mapping[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def published(self) -> bool:
+        """A model was registered or exported (a rejected one only with
+        ``registry.allow_unvalidated``)."""
+        return bool(self.model_uri or self.export_uri)
+
+    @property
+    def exit_code(self) -> int:
+        """What ``conveyor run`` exits with: 3 for a rejected model that was not published."""
+        return 3 if self.status == "rejected" and not self.published else 0
+
+    def raise_for_status(self) -> RunResult:
+        """Return ``self``, or raise :class:`~conveyor.errors.GateRejectedError` as the CLI
+        exits 3: the gate rejected the model and nothing was published."""
+        if self.exit_code == 3:
+            from conveyor.errors import GateRejectedError
+
+            raise GateRejectedError(f"run {self.run_id}: the gate rejected the model: "
+                                    f"{self.reason}; nothing was registered or exported")
+        return self
+
+
+def run(spec: PathLike | LoadedSpec, overrides: Iterable[str] = (), *,
+        profile: str | None = None, run_id: str | None = None, start: str | None = None,
+        until: str | None = None, only: str | None = None, use_cache: bool = True,
+        on_event: EventCallback | None = None, home: PathLike | None = None) -> RunResult:
+    """Run a pipeline in this process, as ``conveyor run`` does.
+
+    Args:
+        spec: the spec file, or a spec loaded by :func:`load_spec`.
+        overrides: dotted ``KEY=VALUE`` overrides (with a file only).
+        profile: overlay ``<stem>.<profile>.yaml`` (with a file only).
+        run_id: continue or resume this run.
+        start: re-run from this step (needs ``run_id``).
+        until: stop after this step (the result is ``partial``).
+        only: run only this step of ``run_id``.
+        use_cache: reuse results of earlier runs with identical inputs and config.
+        on_event: called as each step starts and ends (see :data:`EventCallback`).
+        home: the embedded default's folder (see the module's documentation).
+
+    Returns:
+        The run's outcome; a gate rejection is ``status == "rejected"``, not an exception.
+
+    Raises:
+        BadInputError: the spec, the flags or the data are wrong (``conveyor run`` exits 2).
+        ConveyorError: the run failed (exit 1); the run is recorded as failed.
+
+    Example:
+        >>> import tempfile, conveyor
+        >>> home = tempfile.mkdtemp()
+        >>> result = conveyor.run("examples/breast_cancer/pipeline.yaml",
+        ...                       profile="sklearn", home=home)
+        >>> result.status, result.metrics["test_f1"] > 0.9, result.model_uri
+        ('ok', True, 'models:/breast_cancer_classifier/1')
+        >>> strict = conveyor.run("examples/breast_cancer/pipeline.yaml", ["gate.test_f1=0.999"],
+        ...                       profile="sklearn", home=home)
+        >>> strict.status, strict.published, strict.exit_code
+        ('rejected', False, 3)
+    """
+    from conveyor.spec import LoadedSpec
+
+    if isinstance(spec, LoadedSpec):
+        if list(overrides) or profile:
+            from conveyor.errors import SpecError
+
+            raise SpecError("overrides and profile apply when loading: pass the spec's path, "
+                            "or load it with them", file=str(spec.path))
+        loaded, starts = spec, [spec.base_dir]
+    else:
+        loaded, starts = None, _folder(spec)
+    with _home(home, *starts):
+        from conveyor.runners import LocalRunner, store_for
+
+        loaded = loaded or load_spec(spec, overrides, profile=profile)  # type: ignore[arg-type]
+        runner = LocalRunner(loaded, use_cache=use_cache, on_event=on_event)
+        summary = runner.run(run_id, start=start, until=until, only=only)
+        run_uri = store_for(loaded).uri(loaded.spec.name, summary.run_id)
+    manifest = summary.manifest
+    steps = {name: record.status for name, record in summary.records.items()}
+    if manifest is None:
+        metrics = {k: v for r in summary.records.values() for k, v in r.metrics.items()}
+        return RunResult(run_id=summary.run_id, pipeline=loaded.spec.name, status="partial",
+                         metrics=metrics, model_uri=None, manifest_uri=None, run_uri=run_uri,
+                         mlflow_run_id=summary.mlflow_run_id, steps=steps)
+    info = {name: (step.get("info") or {}) for name, step in manifest.get("steps", {}).items()}
+    report = manifest.get("artifacts", {}).get("evaluate/report", {}).get("uri")
+    status = "rejected" if manifest.get("status") == "rejected" else "ok"
+    return RunResult(
+        run_id=summary.run_id, pipeline=loaded.spec.name, status=status,
+        metrics=dict(manifest.get("metrics", {})),
+        model_uri=info.get("register", {}).get("model_uri"),
+        manifest_uri=summary.manifest_ref.uri if summary.manifest_ref else None,
+        run_uri=run_uri, mlflow_run_id=summary.mlflow_run_id,
+        tracking_uri=manifest.get("tracking_uri"), report_uri=report,
+        export_uri=info.get("export", {}).get("model"),
+        reason=str(info.get("gate", {}).get("reason", "")) if status == "rejected" else "",
+        steps=steps, manifest=manifest)
+
+
+_RULE_DEFAULTS: dict[str, Any] = {"metric": "f1", "min_delta": 0.0, "minimums": {},
+                                  "check_rows": 10}
+
+
+def _registry_target(model: str | None, spec: PathLike | None) -> Any:
+    """The spec's registry target, checked against a ``model`` also given (or ``None``)."""
+    from conveyor.errors import BadInputError
+
+    if spec is None:
+        if not model:
+            raise BadInputError("name the registered model (conveyor promote MODEL) or give "
+                                "its spec (--spec examples/iris_lab/lab.yaml)")
+        return None
+    from conveyor.lab.promote import registry_target
+
+    target = registry_target(spec)
+    if model and model != target.model:
+        raise BadInputError(f"{spec} manages the registered model {target.model!r}, not "
+                            f"{model!r}; drop MODEL or --spec")
+    return target
+
+
+def _registry(target: Any, tracking_uri: str | None, store: str | None) -> tuple[Any, Any]:
+    """The tracker and decision-record store: an argument given, else the spec's."""
+    from conveyor.tracking.tracker import Tracker, default_tracking_uri
+
+    uri = tracking_uri or (target.tracking_uri if target else None)
+    tracker = Tracker(uri or default_tracking_uri(),
+                      target.experiment if target else "conveyor-registry")
+    if store:
+        from conveyor.store import Store, to_uri
+
+        return tracker, Store(to_uri(store))
+    return tracker, target.store if target else None
+
+
+def promote(model: str | None = None, *, spec: PathLike | None = None,
+            metric: str | None = None, min_delta: float | None = None,
+            minimums: Mapping[str, float] | None = None, check_rows: int | None = None,
+            holdout: str | None = None, holdout_target: str = "target",
+            dry_run: bool = False, include_all: bool = False,
+            tracking_uri: str | None = None, store: str | None = None,
+            home: PathLike | None = None) -> PromotionDecision:
+    """Score the candidate versions on a hold-out set and move ``production`` to the best.
+
+    As ``conveyor promote``: a rule given here replaces the spec's (a lab spec's
+    ``promotion:``), else the default (``f1``, ``min_delta`` 0, no minimums, 10 check rows).
+
+    Args:
+        model: the registered model's name (optional with ``spec``).
+        spec: a lab spec (model, registry, hold-out set and rules) or a pipeline spec
+            (``registry.name``; the hold-out set is the one its versions name).
+        metric, min_delta, minimums, check_rows: the promotion rules.
+        holdout: the hold-out table as ``URI#SHA256`` (default: the one the versions name).
+        holdout_target: the hold-out's label column.
+        dry_run: decide, change nothing (``action`` ``promote`` or ``keep``).
+        include_all: consider every version, not only those new since the last promotion.
+        tracking_uri: the MLflow tracking URI (default: the spec's, else the embedded one).
+        store: where the decision record goes (default: the spec's store, else the home's).
+        home: the embedded default's folder.
+
+    Returns:
+        The decision: ``action`` ``promoted``, ``kept`` or ``aborted`` (production moved
+        meanwhile; nothing changed, run it again: the CLI exits 1).
+
+    Raises:
+        BadInputError: no such model, a bad rule or hold-out set.
+
+    Example:
+        >>> import tempfile, conveyor
+        >>> home = tempfile.mkdtemp()
+        >>> _ = conveyor.run("examples/breast_cancer/pipeline.yaml", profile="sklearn",
+        ...                  home=home)
+        >>> decision = conveyor.promote(spec="examples/breast_cancer/pipeline.yaml",
+        ...                             home=home)
+        >>> decision.action, decision.production_after
+        ('promoted', '1')
+    """
+    from conveyor.errors import BadInputError
+
+    starts = _folder(spec) if spec is not None else []
+    with _home(home, *starts):
+        target = _registry_target(model, spec)
+        spec_rules = target.rules if target else {}
+        given = {"metric": metric, "min_delta": min_delta,
+                 "minimums": dict(minimums) if minimums is not None else None,
+                 "check_rows": check_rows}
+        rules = {k: given[k] if given[k] is not None else spec_rules.get(k, default)
+                 for k, default in _RULE_DEFAULTS.items()}
+        if rules["min_delta"] < 0:
+            raise BadInputError(f"min_delta must be >= 0, got {rules['min_delta']}")
+        chosen = None
+        if holdout:
+            from conveyor.promotion import load_holdout
+
+            uri, _, sha = holdout.partition("#")
+            if not sha:
+                raise BadInputError("the hold-out set is URI#SHA256 (the table's content hash)")
+            chosen = load_holdout(uri, sha, target=holdout_target)
+        elif target is not None and target.lab is not None:
+            from conveyor.lab.promote import lab_holdout
+
+            chosen = lab_holdout(target.lab)
+        from conveyor.promotion import promote as _promote
+
+        tracker, records = _registry(target, tracking_uri, store)
+        return _promote(tracker, target.model if target else model, holdout=chosen,
+                        store=records, metric=rules["metric"], min_delta=rules["min_delta"],
+                        minimums=rules["minimums"], dry_run=dry_run, include_all=include_all,
+                        check_rows=rules["check_rows"])
+
+
+def rollback(model: str | None = None, *, spec: PathLike | None = None,
+             tracking_uri: str | None = None, store: str | None = None,
+             home: PathLike | None = None) -> RollbackResult:
+    """Move ``production`` back to ``previous_production``, as ``conveyor rollback`` does.
+
+    Idempotent: ``previous_production`` is used once, so a second call finds nothing to roll
+    back (``action == "none"``) instead of swinging forward again.
+
+    Raises:
+        BadInputError: the model does not exist or has no production version.
+
+    Example:
+        >>> import tempfile, conveyor
+        >>> home = tempfile.mkdtemp()
+        >>> spec = "examples/breast_cancer/pipeline.yaml"
+        >>> _ = conveyor.run(spec, profile="sklearn", home=home)
+        >>> _ = conveyor.promote(spec=spec, home=home)
+        >>> conveyor.rollback(spec=spec, home=home).action
+        'none'
+    """
+    starts = _folder(spec) if spec is not None else []
+    with _home(home, *starts):
+        target = _registry_target(model, spec)
+        from conveyor.promotion import rollback as _rollback
+
+        tracker, records = _registry(target, tracking_uri, store)
+        return _rollback(tracker, target.model if target else model, store=records)
+
+
+def process_inbox(lab: PathLike | Lab, *, owner: str | None = None,
+                  home: PathLike | None = None) -> InboxReport:
+    """One pass over a lab's watched folder: claim, train and register every new file.
+
+    Each file succeeds (``report.trained``), is rejected and moved to ``rejected/``
+    (``report.rejected``: bad in any way) or is released for the next pass
+    (``report.failed``: MLflow or the Store failed) on its own. ``conveyor lab run --once``.
+
+    Args:
+        lab: the lab spec's path, or a loaded :class:`~conveyor.lab.spec.Lab`.
+        owner: who claims the files (default: this host and process).
+        home: the embedded default's folder.
+
+    Example:
+        >>> import os, pathlib, shutil, tempfile, conveyor
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> spec = shutil.copy("examples/iris_lab/lab.yaml", folder)  # inbox: folder/configs
+        >>> (folder / "configs").mkdir()
+        >>> dropped = shutil.copy("examples/iris_lab/configs/rf_small.json", folder / "configs")
+        >>> os.utime(dropped, (0, 0))  # settled: older than watch.min_age_seconds
+        >>> report = conveyor.process_inbox(spec, home=folder / "home")
+        >>> report.versions, report.rejected, report.failed
+        (['1'], {}, {})
+        >>> conveyor.process_inbox(spec, home=folder / "home").versions  # the same bytes again
+        []
+    """
+    from conveyor.lab.spec import Lab
+
+    starts = [] if isinstance(lab, Lab) else _folder(lab)
+    with _home(home, *starts):
+        from conveyor.lab.spec import load_lab
+        from conveyor.lab.watcher import process_inbox as _process
+
+        loaded = lab if isinstance(lab, Lab) else load_lab(lab)
+        return _process(loaded, owner=owner)

@@ -1,0 +1,213 @@
+"""The promotion decision, pure: scores in, a decision out; no registry, no I/O.
+
+The same candidates, production and rules always give the same decision, which is what
+tests/unit/promotion checks without MLflow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from conveyor.errors import BadInputError
+from conveyor.ids import new_id, now_iso
+
+__all__ = [
+    "METRICS",
+    "CandidateScore",
+    "PromotionDecision",
+    "apply_minimums",
+    "check_rules",
+    "decide",
+    "make_decision",
+]
+
+#: the metrics a promotion may compare (macro-averaged over the classes)
+METRICS = ("accuracy", "f1", "precision", "recall")
+_EPS = 1e-9
+
+
+@dataclass
+class CandidateScore:
+    """One version's result in a promotion.
+
+    Attributes:
+        version: the registry version.
+        role: ``production`` (the current one) or ``candidate``.
+        status: ``scored``, ``below_minimum`` or ``refused``.
+        scores: metric -> value on the hold-out set (empty when refused).
+        reason: why it was refused or fell below a minimum.
+        config: the config name it was trained from (tag), if known.
+        predictions: its predictions on the hold-out set (not recorded).
+    """
+
+    version: str
+    role: str
+    status: str
+    scores: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+    config: str = ""
+    predictions: Any = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("predictions")
+        return data
+
+
+@dataclass
+class PromotionDecision:
+    """What a promotion compared, decided and did.
+
+    ``action`` is ``promote`` or ``keep`` in a plan; after
+    :func:`conveyor.promotion.commit_promotion` it is ``promoted``, ``kept`` or ``aborted``
+    (production moved while this promotion was scoring: nothing was changed; run it again).
+    """
+
+    model: str
+    metric: str
+    min_delta: float
+    minimums: dict[str, float]
+    action: str
+    reason: str
+    production_before: str | None
+    chosen: str | None
+    candidates: list[CandidateScore]
+    holdout_uri: str = ""
+    holdout_sha256: str = ""
+    holdout_target: str = "target"
+    decision_id: str = ""
+    decided_at: str = ""
+    dry_run: bool = False
+    production_after: str | None = None
+    previous_production: str | None = None
+    record_uri: str | None = None
+    generation: int = 0
+
+    def candidate(self, version: str | None) -> CandidateScore | None:
+        return next((c for c in self.candidates if c.version == version), None)
+
+    @property
+    def production(self) -> CandidateScore | None:
+        """The current production version's score, if there is one."""
+        return next((c for c in self.candidates if c.role == "production"), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in asdict(self).items() if k != "candidates"}
+        data["candidates"] = [c.to_dict() for c in self.candidates]
+        return data
+
+
+def check_rules(metric: str, minimums: Mapping[str, float], min_delta: float) -> None:
+    """Refuse an unknown metric, a minimum that is not a number or a negative ``min_delta``.
+
+    Raises:
+        BadInputError: naming the rule and the allowed values.
+    """
+    for name in (metric, *minimums):
+        if name not in METRICS:
+            raise BadInputError(f"unknown metric {name!r}; use one of {', '.join(METRICS)}")
+    for name, value in minimums.items():
+        if not (isinstance(value, (int, float)) and math.isfinite(value)):
+            raise BadInputError(f"minimum for {name} must be a number, got {value!r}")
+    if min_delta < 0 or not math.isfinite(min_delta):
+        raise BadInputError(f"min_delta must be a number >= 0, got {min_delta!r}")
+
+
+def apply_minimums(candidate: CandidateScore, minimums: Mapping[str, float]) -> CandidateScore:
+    """Mark a scored candidate ``below_minimum`` when a score is under its floor."""
+    if candidate.status == "scored":
+        low = [f"{name} {candidate.scores[name]:.4f} < {floor:g}"
+               for name, floor in minimums.items() if candidate.scores[name] < floor - _EPS]
+        if low:
+            candidate.status, candidate.reason = "below_minimum", "; ".join(low)
+    return candidate
+
+
+def decide(candidates: Sequence[CandidateScore], production: CandidateScore | None, *,
+           metric: str, min_delta: float) -> tuple[str, CandidateScore | None, str]:
+    """The gate: (action, chosen, reason).
+
+    The best scored candidate (highest ``metric``; on a tie, the newest version) is promoted
+    when there is no production version, production was refused, or it beats production by
+    more than nothing and at least ``min_delta``; otherwise production stays.
+    """
+    eligible = sorted((c for c in candidates if c.role == "candidate" and c.status == "scored"),
+                      key=lambda c: (c.scores[metric], int(c.version)), reverse=True)
+    if not eligible:
+        why = "no candidate version" if not candidates or all(
+            c.role == "production" for c in candidates) else "no candidate passed the checks"
+        if production is None:
+            return "keep", None, f"{why}; there is no production version yet"
+        return "keep", None, f"{why}; production stays v{production.version}"
+    best = eligible[0]
+    value = best.scores[metric]
+    if production is None:
+        return "promote", best, (f"no production version yet; v{best.version} has the best "
+                                 f"{metric} ({value:.4f})")
+    if production.status == "refused":
+        return "promote", best, (f"production v{production.version} was refused "
+                                 f"({production.reason}); v{best.version} has the best "
+                                 f"{metric} ({value:.4f})")
+    current = production.scores[metric]
+    delta = value - current
+    if delta <= _EPS:
+        kind = "ties" if abs(delta) <= _EPS else "does not beat"
+        return "keep", None, (f"best candidate v{best.version} ({metric} {value:.4f}) {kind} "
+                              f"production v{production.version} ({current:.4f}); "
+                              "production stays")
+    if delta < min_delta - _EPS:
+        return "keep", None, (f"best candidate v{best.version} ({metric} {value:.4f}) beats "
+                              f"production v{production.version} ({current:.4f}) by "
+                              f"{delta:.4f}, less than min_delta {min_delta:g}; production stays")
+    return "promote", best, (f"v{best.version} ({metric} {value:.4f}) beats production "
+                             f"v{production.version} ({current:.4f}) by {delta:.4f} "
+                             f">= min_delta {min_delta:g}")
+
+
+def make_decision(
+    model: str, scored: Sequence[CandidateScore], production: str | None, *,
+    metric: str = "f1", min_delta: float = 0.0, minimums: Mapping[str, float] | None = None,
+    generation: int = 0, holdout_uri: str = "", holdout_sha256: str = "",
+    holdout_target: str = "target",
+) -> PromotionDecision:
+    """Decide a promotion from the versions' scores.
+
+    Args:
+        model: the registered model.
+        scored: every version considered, scored (or refused) on the hold-out set; the one
+            whose version is ``production`` has role ``production``.
+        production: the version ``production`` points at, if any. Missing from ``scored``,
+            it is recorded as refused ("missing or not READY") and any eligible candidate
+            replaces it.
+        metric: the metric compared.
+        min_delta: how much the best candidate must beat production by.
+        minimums: absolute floors per metric; a candidate below one is not eligible.
+        generation: the production alias's generation the scores were taken at.
+        holdout_uri: the hold-out set, recorded in the decision.
+        holdout_sha256: its hash.
+        holdout_target: its label column.
+
+    Returns:
+        A plan: ``action`` ``promote`` (with ``chosen``) or ``keep``.
+
+    Raises:
+        BadInputError: an unknown metric, a bad minimum or a negative ``min_delta``.
+    """
+    minimums = dict(minimums or {})
+    check_rules(metric, minimums, min_delta)
+    candidates = [apply_minimums(c, minimums) for c in scored]
+    current = next((c for c in candidates if c.role == "production"), None)
+    if production is not None and current is None:
+        current = CandidateScore(version=production, role="production", status="refused",
+                                 reason="the version is missing or not READY")
+        candidates.insert(0, current)
+    action, best, reason = decide(candidates, current, metric=metric, min_delta=min_delta)
+    return PromotionDecision(
+        model=model, metric=metric, min_delta=min_delta, minimums=minimums, action=action,
+        reason=reason, production_before=production, chosen=best.version if best else None,
+        candidates=candidates, holdout_uri=holdout_uri, holdout_sha256=holdout_sha256,
+        holdout_target=holdout_target, decision_id=new_id(), decided_at=now_iso(),
+        production_after=production, previous_production=None, generation=generation)

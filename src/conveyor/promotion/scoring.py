@@ -1,0 +1,85 @@
+"""Score a registered version on the hold-out set: loaded through tracking, scored by modeling.
+
+The metrics come from :func:`conveyor.modeling.metrics.label_metrics`, the same code that
+computes a pipeline's ``test_*`` metrics (macro-averaged here, because candidates of one
+registered model may disagree on nothing but their labels).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conveyor.modeling.metrics import label_metrics
+from conveyor.promotion.decision import METRICS, CandidateScore
+from conveyor.promotion.holdout import Holdout
+from conveyor.tracking import Tracker, one_line
+from conveyor.tracking.registry import (
+    VersionRefusedError,
+    load_served_version,
+    load_verified_version,
+)
+
+__all__ = ["check_batch", "score_version"]
+
+
+def score_version(tracker: Tracker, model: str, version: Any, holdout: Holdout,
+                  role: str) -> CandidateScore:
+    """Score one version; a version that cannot be verified, loaded or run is ``refused``.
+
+    Args:
+        tracker: the MLflow connection.
+        model: the registered model.
+        version: the MLflow model version.
+        holdout: the rows to score on.
+        role: ``production`` or ``candidate``.
+    """
+    number = str(version.version)
+    result = CandidateScore(version=number, role=role, status="refused",
+                            config=dict(version.tags or {}).get("conveyor.config.name", ""))
+    try:
+        loaded = load_verified_version(tracker, model, version)
+    except VersionRefusedError as exc:
+        result.reason = str(exc)
+        return result
+    try:
+        predictions = as_array(loaded.predict(holdout.X))
+    except Exception as exc:  # noqa: BLE001 - a model that cannot predict is refused
+        result.reason = f"cannot load or predict: {one_line(exc)}"
+        return result
+    if len(predictions) != len(holdout.X):
+        result.reason = f"returned {len(predictions)} predictions for {len(holdout.X)} rows"
+        return result
+    result.predictions = predictions
+    result.scores = label_metrics(holdout.y, predictions, METRICS)
+    result.status = "scored"
+    return result
+
+
+def check_batch(tracker: Tracker, model: str, chosen: CandidateScore, holdout: Holdout,
+                rows: int) -> str:
+    """Load the chosen version as a client would and predict a check batch; '' if it passes.
+
+    The predictions must equal those it was scored with.
+    """
+    try:
+        loaded = load_served_version(tracker, model, chosen.version)
+        got = as_array(loaded.predict(holdout.X.iloc[:rows]))
+    except VersionRefusedError as exc:
+        return f"check batch: {exc}"
+    except Exception as exc:  # noqa: BLE001 - any failure refuses the version
+        return f"check batch: loading from the registry failed: {one_line(exc)}"
+    expected = chosen.predictions[:rows]
+    if len(got) != len(expected) or any(str(a) != str(b) for a, b in zip(got, expected,
+                                                                           strict=False)):
+        return "check batch: predictions from the registry differ from those scored"
+    return ""
+
+
+def as_array(predictions: Any) -> Any:
+    """Predictions as a flat numpy array (a one-column frame becomes a vector)."""
+    import numpy as np
+
+    values = getattr(predictions, "to_numpy", None)
+    array = values() if callable(values) else np.asarray(predictions)
+    return array.ravel() if array.ndim > 1 and array.shape[1] == 1 else array
+
