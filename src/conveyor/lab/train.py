@@ -25,6 +25,7 @@ from conveyor.errors import ConveyorError, TrackingError
 from conveyor.lab.configs import ClassifierConfig
 from conveyor.lab.spec import Lab
 from conveyor.lab.worker import FitError, Fitted, FitWorker, TimeLimitError
+from conveyor.modeling.training import split_table, split_xy
 from conveyor.sources.bundled import read_sklearn_source
 from conveyor.store import ArtifactRef
 from conveyor.tracking import (
@@ -51,6 +52,7 @@ class LabSplit:
     y_train: Any
     y_test: Any
     key: str
+    seed: int = 0
 
     @property
     def features(self) -> dict[str, str]:
@@ -89,21 +91,22 @@ class TrainResult:
 
 
 def lab_split(lab: Lab) -> LabSplit:
-    """Load the lab's bundled data set and split it (stratified, the spec's seed)."""
-    from sklearn.model_selection import train_test_split
+    """Load the lab's bundled data set and split it as a pipeline's ``split`` step would.
 
+    :func:`conveyor.modeling.training.split_table` with the lab's ``split:`` (stratified,
+    seeded), so a pipeline spec with the same data and split trains and tests on the same rows.
+    """
     frame, _ = read_sklearn_source(lab.spec.data)
-    X, y = frame.drop(columns=[TARGET]), frame[TARGET]
-    split = lab.spec.split
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=split.test_size, random_state=split.seed,
-        stratify=y if split.stratify else None,
-    )
+    features = [c for c in frame.columns if c != TARGET]
+    train, test = split_table(frame, TARGET, lab.spec.split)
+    X_train, y_train = split_xy(train, features, TARGET)
+    X_test, y_test = split_xy(test, features, TARGET)
     key_data = {"data": lab.spec.data.model_dump(mode="json"),
-                "split": split.model_dump(mode="json"),
+                "split": lab.spec.split.model_dump(mode="json"),
                 "preprocess": lab.spec.preprocess.model_dump(mode="json")}
     key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()
-    return LabSplit(X_train=X_train, X_test=X_test, y_train=y_train, y_test=y_test, key=key)
+    return LabSplit(X_train=X_train, X_test=X_test, y_train=y_train, y_test=y_test, key=key,
+                    seed=lab.spec.split.seed)
 
 
 def publish_holdout(lab: Lab, split: LabSplit) -> ArtifactRef:
@@ -113,13 +116,9 @@ def publish_holdout(lab: Lab, split: LabSplit) -> ArtifactRef:
     scores all of them on the same rows.
     """
     store = lab.store()
-    uri = store.uri(lab.name, "_holdout", f"{split.key[:24]}.parquet")
-    if store.exists(uri):
-        data = store.get_bytes(uri)
-        return ArtifactRef(uri=uri, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
-    frame = split.X_test.copy()
-    frame[TARGET] = split.y_test.to_numpy()
-    return store.put_table(uri, frame.reset_index(drop=True))
+    frame = split.X_test.assign(**{TARGET: split.y_test.to_numpy()}).reset_index(drop=True)
+    return store.put_table_once(store.uri(lab.name, "_holdout", f"{split.key[:24]}.parquet"),
+                                frame)
 
 
 def _run_key(lab: Lab, config: ClassifierConfig, split: LabSplit) -> str:

@@ -125,30 +125,38 @@ def read_configs(data: bytes, filename: str) -> list[ClassifierConfig]:
 def fit_config(config: ClassifierConfig, split: Any, preprocess: PreprocessSpec) -> Fitted:
     """Fit one config on the split's training rows and score it on both parts.
 
+    The same code as a pipeline's ``train`` and ``evaluate`` steps:
+    :func:`~conveyor.modeling.training.fit_model` fits, and
+    :func:`~conveyor.modeling.evaluation.score_model` scores ``LAB_METRICS`` on the train and
+    test rows, macro-averaged (a lab has no positive label: like a pipeline spec without
+    ``schema.positive_label``).
+
     Raises:
         FitError: the estimator failed to fit, or the fitted model failed to predict.
     """
     from conveyor.features import build_model_pipeline
     from conveyor.lab.spec import LAB_METRICS
-    from conveyor.modeling import classification_metrics
+    from conveyor.modeling.evaluation import score_model, scoring_positive
+    from conveyor.modeling.training import fit_model
 
     estimator = config.build()
     name = type(estimator).__name__
-    model = build_model_pipeline(split.features, preprocess, estimator)
+    pipeline = build_model_pipeline(split.features, preprocess, estimator)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            model.fit(split.X_train, split.y_train)
+            model, _ = fit_model(pipeline, split.X_train, split.y_train, seed=split.seed,
+                                 what=name)
         except Exception as exc:  # any failure of the user-chosen estimator code
+            # fit_model's DataError says "fitting <name> failed: <why>": keep the lab's wording
+            why = _short(exc).removeprefix(f"fitting {name} failed: ")
             raise FitError(f"{config.source}: config {config.name!r}: "
-                           f"{name} failed to fit: {_short(exc)}") from exc
+                           f"{name} failed to fit: {why}") from exc
     notes = sorted({f"{w.category.__name__}: {str(w.message)[:200]}" for w in caught})
     try:
-        metrics = classification_metrics(model, split.X_test, split.y_test, split="test",
-                                         metrics=list(LAB_METRICS), positive=None)
-        metrics.update(classification_metrics(model, split.X_train, split.y_train,
-                                              split="train", metrics=["accuracy", "f1"],
-                                              positive=None))
+        metrics = score_model(model, (split.X_train, split.y_train),
+                              (split.X_test, split.y_test), metrics=list(LAB_METRICS),
+                              positive=scoring_positive(None, split.y_train))
     except Exception as exc:  # predict() of the user-chosen estimator
         raise FitError(f"{config.source}: config {config.name!r}: {name} fitted but could "
                        f"not be scored: {_short(exc)}") from exc
@@ -419,7 +427,8 @@ def main(argv: list[str] | None = None) -> None:
 
     import conveyor.features
     import conveyor.lab.configs
-    import conveyor.modeling  # noqa: F401
+    import conveyor.modeling.evaluation
+    import conveyor.modeling.training  # noqa: F401
 
     replies.send(("ready",))
     _serve(requests, replies)

@@ -1,16 +1,49 @@
-"""Fitting a model pipeline: the one place a pipeline step, the lab and a search fit models.
+"""Splitting and fitting: the one place a pipeline step, the lab and a search split and fit.
 
 Pure functions of data and spec objects: no Store, no MLflow, no step. ``features`` builds
-the preprocessing; the caller passes the assembled (unfitted) sklearn ``Pipeline`` in.
+the preprocessing; the caller passes the assembled (unfitted) sklearn ``Pipeline`` in. The
+fitted model is scored by :mod:`conveyor.modeling.evaluation`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import DataError
 
-__all__ = ["fit_model", "positive_label", "split_xy"]
+if TYPE_CHECKING:
+    from conveyor.spec.models import SplitSpec
+
+__all__ = ["fit_model", "positive_label", "split_table", "split_xy"]
+
+
+def split_table(frame: Any, target: str, split: SplitSpec) -> tuple[Any, Any]:
+    """The train and test rows of ``frame`` (indexes reset): seeded, stratified on ``target``.
+
+    The pipeline's ``split`` step and the lab call this one function, so the same spec on the
+    same table gives both the same rows.
+
+    Raises:
+        DataError: the rows cannot be split so (too few rows, or a class with one row).
+
+    >>> import pandas as pd
+    >>> from conveyor.spec.models import SplitSpec
+    >>> frame = pd.DataFrame({"x": range(10), "y": [0, 1] * 5})
+    >>> train, test = split_table(frame, "y", SplitSpec(test_size=0.2, seed=0))
+    >>> len(train), len(test), sorted(test["y"])
+    (8, 2, [0, 1])
+    """
+    from sklearn.model_selection import train_test_split
+
+    try:
+        train, test = train_test_split(
+            frame, test_size=split.test_size, random_state=split.seed,
+            stratify=frame[target] if split.stratify else None,
+        )
+    except ValueError as exc:
+        raise DataError(f"cannot split {len(frame)} rows with split.test_size="
+                        f"{split.test_size}: {exc}") from None
+    return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
 def split_xy(frame: Any, features: dict[str, str] | list[str], target: str) -> tuple[Any, Any]:

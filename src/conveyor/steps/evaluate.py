@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from conveyor.modeling.evaluation import score_model, scoring_positive
 from conveyor.modeling.gate import judge
-from conveyor.modeling.training import positive_label, split_xy
+from conveyor.modeling.training import split_xy
 from conveyor.steps.base import BaseStep, StepContext, StepResult
 from conveyor.store import ArtifactRef
 
@@ -45,7 +46,7 @@ class EvaluateStep(BaseStep):
                         if k in ("test_accuracy", "test_f1"))
 
     def _run(self, ctx: StepContext) -> StepResult:
-        from conveyor.modeling import classification_metrics, confusion, positive_scores
+        from conveyor.modeling import confusion, positive_scores
         from conveyor.modeling.report import confusion_plot, roc_plot
 
         spec = ctx.spec
@@ -54,15 +55,10 @@ class EvaluateStep(BaseStep):
         target = spec.schema_.target
         X_train, y_train = split_xy(ctx.read_table("split.train"), features, target)
         X_test, y_test = split_xy(ctx.read_table("split.test"), features, target)
-        positive = positive_label(spec.schema_.positive_label, y_train)
-        binary = positive is not None and y_train.nunique() == 2
-        pos = positive if binary else None
-        metrics = {
-            **classification_metrics(model, X_train, y_train, split="train",
-                                     metrics=spec.evaluate.metrics, positive=pos),
-            **classification_metrics(model, X_test, y_test, split="test",
-                                     metrics=spec.evaluate.metrics, positive=pos),
-        }
+        pos = scoring_positive(spec.schema_.positive_label, y_train)
+        binary = pos is not None
+        metrics = score_model(model, (X_train, y_train), (X_test, y_test),
+                              metrics=spec.evaluate.metrics, positive=pos)
         if spec.evaluate.cv:
             metrics.update(self._cross_validate(model, X_train, y_train, spec, pos))
         matrix = confusion(model, X_test, y_test)

@@ -41,12 +41,9 @@ def publish_holdout(ctx: StepContext) -> ArtifactRef:
     target = ctx.spec.schema_.target
     material = json.dumps({"test": test.sha256, "features": features, "target": target})
     key = hashlib.sha256(material.encode()).hexdigest()[:24]
-    uri = ctx.store.uri(ctx.spec.name, "_holdout", f"{key}.parquet")
-    if ctx.store.exists(uri):
-        data = ctx.store.get_bytes(uri)
-        return ArtifactRef(uri=uri, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
-    frame = ctx.read_table("split.test")[[*features, target]]
-    return ctx.store.put_table(uri, frame.reset_index(drop=True))
+    frame = ctx.read_table("split.test")[[*features, target]].reset_index(drop=True)
+    return ctx.store.put_table_once(ctx.store.uri(ctx.spec.name, "_holdout", f"{key}.parquet"),
+                                    frame)
 
 
 class RegisterStep(BaseStep):

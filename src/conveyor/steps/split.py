@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from conveyor.errors import DataError
+from conveyor.modeling.training import split_table
 from conveyor.steps.base import BaseStep, StepContext, StepResult
 
 if TYPE_CHECKING:

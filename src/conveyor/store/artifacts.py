@@ -363,6 +363,17 @@ class Store:
         self._remember((ref.uri, ref.sha256), frame)
         return ref
 
+    def put_table_once(self, uri: str, frame: Any) -> ArtifactRef:
+        """Write ``frame`` at ``uri`` unless something is there; the reference of what is.
+
+        For a table whose ``uri`` is derived from its content (a hold-out set): the first
+        writer's bytes stay, so every version registered with that set names the same hash.
+        """
+        if self.exists(uri):
+            data = self.get_bytes(uri)
+            return ArtifactRef(uri=uri, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+        return self.put_table(uri, frame)
+
     def get_table(self, ref: ArtifactRef) -> Any:
         """Read a Parquet table, verifying its hash (a copy: callers may change it)."""
         import pandas as pd
