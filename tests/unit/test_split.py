@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from conveyor.errors import DataError
+from conveyor.modeling.training import split_table
 from conveyor.spec.models import SplitSpec
-from conveyor.steps.split import split_table
 
 
 def table(n_a: int = 80, n_b: int = 20) -> pd.DataFrame:
