@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 
 from airflow.sdk import BaseHook
 
+from conveyor.errors import BadInputError
+
 __all__ = ["ConveyorHook"]
 
 _EXTRA_TO_KEY = {"store_root": "store.root", "tracking_uri": "tracking.uri"}
@@ -52,12 +54,12 @@ class ConveyorHook(BaseHook):
         """``store.root=...`` and ``tracking.uri=...`` overrides from the connection's extras.
 
         Raises:
-            ValueError: if the extras hold a key other than ``store_root`` and ``tracking_uri``.
+            BadInputError: the extras hold a key other than ``store_root`` and ``tracking_uri``.
         """
         extra = self.get_connection(self.conveyor_conn_id).extra_dejson
         unknown = sorted(set(extra) - set(_EXTRA_TO_KEY))
         if unknown:
-            raise ValueError(
+            raise BadInputError(
                 f"connection {self.conveyor_conn_id!r}: unknown extras {unknown}; "
                 f"expected {sorted(_EXTRA_TO_KEY)}"
             )

@@ -37,7 +37,7 @@ from conveyor.tracking import (
 )
 
 __all__ = ["FitError", "LabSplit", "TimeLimitError", "TrainResult", "TrainedConfig",
-           "fit_worker", "lab_split", "publish_holdout", "train_configs", "train_file"]
+           "fit_worker", "lab_split", "publish_holdout", "train_file"]
 
 log = logging.getLogger(__name__)
 TARGET = "target"
@@ -152,33 +152,6 @@ def _mlflow(what: str) -> Iterator[None]:
         raise
     except Exception as exc:
         raise TrackingError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
-
-
-def train_configs(
-    lab: Lab, configs: list[ClassifierConfig], *, file: str, sha256: str,
-    split: LabSplit | None = None, worker: FitWorker | None = None,
-) -> TrainResult:
-    """Fit every config, then log and register each (one MLflow run and version per config).
-
-    Args:
-        lab: the lab.
-        configs: the file's configs (already parsed and checked).
-        file: the config file's name (a tag, never a key).
-        sha256: the file's content hash (a tag).
-        split: the split to use; computed from the lab when omitted.
-        worker: the child process that fits (one pass shares one); started for this call
-            when omitted.
-
-    Raises:
-        FitError: a config failed to fit; nothing of this file was logged or registered.
-        TimeLimitError: fitting took longer than the lab's per-file limit; likewise.
-        TrackingError: MLflow failed (transient: worth a retry).
-    """
-    with _worker(lab, worker) as fitter:
-        fitter.start()  # it imports while this process connects to MLflow
-        fitter.start_file(file)
-        return _train(lab, configs, _prepare(lab, split), file=file, sha256=sha256,
-                      worker=fitter)
 
 
 @dataclass(frozen=True)
