@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import re
 import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,13 +30,6 @@ class Result:
     code: int
     out: str
     err: str
-
-    @property
-    def run_id(self) -> str:
-        found = re.search(r"--run-id (\S+)", self.out) or re.search(r"^run\s+(\S+)\s+\(",
-                                                                      self.out, re.M)
-        assert found, self.out + self.err
-        return found.group(1)
 
     @property
     def hint(self) -> list[str]:
@@ -72,6 +64,13 @@ def home(module_home: Path, monkeypatch: pytest.MonkeyPatch, wdbc_path: Path) ->
     yield module_home
 
 
+def run_ids() -> set[str]:
+    """The ids ``conveyor runs SPEC --json`` lists: how a test learns an id it did not choose."""
+    listed = cli("runs", str(SPEC), "--json", "--limit", "1000")
+    assert listed.code == 0, listed.err
+    return {run["run_id"] for run in json.loads(listed.out)}
+
+
 def run_dir(home: Path, run_id: str) -> Path:
     return home / "artifacts" / "breast_cancer" / run_id
 
@@ -88,10 +87,12 @@ def mlflow_runs(home: Path, run_id: str) -> list[Any]:
 
 
 def test_overrides_after_an_option_are_applied(home: Path) -> None:
-    result = cli("run", str(SPEC), "--until", "split", "model.params.C=0.3", "split.seed=7")
+    run_id = "overrides-after-an-option"
+    result = cli("run", str(SPEC), "--run-id", run_id, "--until", "split", "model.params.C=0.3",
+                 "split.seed=7")
     assert result.code == 0, result.err
     assert "\r" not in result.out and "running" not in result.out  # no progress off a terminal
-    meta = json.loads((run_dir(home, result.run_id) / "_run.json").read_text())
+    meta = json.loads((run_dir(home, run_id) / "_run.json").read_text())
     assert meta["overrides"] == ["model.params.C=0.3", "split.seed=7"]
     assert meta["spec"]["model"]["params"]["C"] == 0.3
     # an unknown option is still argparse's usage error, not an override
@@ -102,9 +103,10 @@ def test_overrides_after_an_option_are_applied(home: Path) -> None:
 def test_until_hint_works_when_copied(home: Path, wdbc_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """``make demo`` spells the data path absolute; the copied hint runs without WDBC_PATH."""
+    before = run_ids()
     partial = cli("run", str(SPEC), "model.params.C=0.3", "--until", "split")
     assert partial.code == 0, partial.err
-    run_id = partial.run_id
+    (run_id,) = run_ids() - before  # the run it made, as `conveyor runs` lists it
     words = partial.hint
     assert words[0] == "conveyor" and words[1:3] == ["run", str(SPEC)], words
     assert "model.params.C=0.3" in words
@@ -121,19 +123,21 @@ def test_until_hint_works_when_copied(home: Path, wdbc_path: Path,
 
 def test_the_data_path_spelled_another_way_resumes(home: Path, wdbc_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    partial = cli("run", str(SPEC), "--until", "validate")
+    run_id = "data-path-detour"
+    partial = cli("run", str(SPEC), "--run-id", run_id, "--until", "validate")
     assert partial.code == 0, partial.err
     detour = wdbc_path.parent / ".." / wdbc_path.parent.name / wdbc_path.name
     monkeypatch.setenv("WDBC_PATH", str(detour))
-    again = cli("run", str(SPEC), "--step", "split", "--run-id", partial.run_id)
+    again = cli("run", str(SPEC), "--step", "split", "--run-id", run_id)
     assert again.code == 0, again.err
-    assert (run_dir(home, partial.run_id) / "split" / "_record.json").is_file()
+    assert (run_dir(home, run_id) / "split" / "_record.json").is_file()
 
 
 def test_spec_mismatch_names_the_keys_that_differ(home: Path) -> None:
-    partial = cli("run", str(SPEC), "--until", "split", "--profile", "sklearn")
+    run_id = "spec-mismatch"
+    partial = cli("run", str(SPEC), "--run-id", run_id, "--until", "split", "--profile",
+                  "sklearn")
     assert partial.code == 0, partial.err
-    run_id = partial.run_id
     result = cli("run", str(SPEC), "--from", "train", "--run-id", run_id,
                  "model.params.C=0.5", "split.seed=3")
     assert result.code == 2
@@ -160,9 +164,9 @@ def test_unknown_run_id_creates_nothing(home: Path) -> None:
 
 
 def test_a_missing_earlier_step_leaves_the_run_as_it_was(home: Path) -> None:
-    partial = cli("run", str(SPEC), "--until", "split")
+    run_id = "missing-earlier-step"
+    partial = cli("run", str(SPEC), "--run-id", run_id, "--until", "split")
     assert partial.code == 0, partial.err
-    run_id = partial.run_id
     (before,) = mlflow_runs(home, run_id)
     assert before.info.status == "FINISHED"
     gap = cli("run", str(SPEC), "--step", "gate", "--run-id", run_id)

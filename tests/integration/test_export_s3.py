@@ -71,12 +71,6 @@ def in_process(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def run_id_of(out: str) -> str:
-    found = re.search(r"^run\s+(\S+)\s+\(", out, re.M)
-    assert found, out
-    return found.group(1)
-
-
 def versions(home: Path) -> list[Any]:
     from mlflow import MlflowClient
 
@@ -87,10 +81,12 @@ def versions(home: Path) -> list[Any]:
 
 
 def test_documented_s3_export_recipe(models_bucket: Any, conveyor_home: Path) -> None:
-    done = conveyor("run", SPEC, CONVEYOR_EXPORT_URI=f"s3://{BUCKET}/breast_cancer")
+    run_id = "20261130T000000-recipe"  # chosen here: nothing is read back from stdout
+    done = conveyor("run", SPEC, "--run-id", run_id,
+                    CONVEYOR_EXPORT_URI=f"s3://{BUCKET}/breast_cancer")
     assert done.returncode == 0, done.stderr
     assert "failed" not in done.stderr
-    run_id = run_id_of(done.stdout)
+    assert re.search(rf"^run\s+{re.escape(run_id)}\s+\(", done.stdout, re.M), done.stdout
     stored = objects(models_bucket)
     assert not [k for k in stored if "_staging" in k], sorted(stored)  # staging cleaned up
     export = f"{PREFIX}{run_id}"
@@ -119,7 +115,8 @@ def test_a_run_failing_after_its_export_leaves_no_export_and_no_latest(
     models_bucket: Any, conveyor_home: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CONVEYOR_EXPORT_URI", f"s3://{BUCKET}/breast_cancer")
-    first = conveyor("run", SPEC)
+    first_id = "20261130T000000-first"
+    first = conveyor("run", SPEC, "--run-id", first_id)
     assert first.returncode == 0, first.stderr
     before = objects(models_bucket)
     # A real fault after export: the run's manifest cannot be written (a folder is in the way).
@@ -134,7 +131,7 @@ def test_a_run_failing_after_its_export_leaves_no_export_and_no_latest(
     assert re.search(r"✓ export\s", done.stdout), done.stdout
     # ... and left nothing: no folder, no staging, latest.json byte for byte as before
     assert objects(models_bucket) == before
-    assert json.loads(before[f"{PREFIX}latest.json"])["run_id"] == run_id_of(first.stdout)
+    assert json.loads(before[f"{PREFIX}latest.json"])["run_id"] == first_id
     # the version the failed run registered (a new model: C=0.5) was withdrawn
     assert [str(v.version) for v in versions(conveyor_home)] == ["1"]
 

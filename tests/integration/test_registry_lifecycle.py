@@ -13,7 +13,7 @@ import io
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,7 @@ class Result:
     out: str
     err: str
 
-    @property
-    def run_id(self) -> str:
-        found = re.search(r"^run\s+(\S+)\s+\(", self.out, re.M)
-        assert found, self.out + self.err
-        return found.group(1)
+    run_id: str = ""  # the id the test gave with --run-id: nothing is parsed from stdout
 
     def line(self, label: str) -> str:
         found = [ln for ln in self.out.splitlines() if ln.startswith(label)]
@@ -49,6 +45,14 @@ def cli(*args: str) -> Result:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(list(args))
     return Result(code, out.getvalue(), err.getvalue())
+
+
+def run_as(run_id: str, *args: str) -> Result:
+    """``conveyor run SPEC --run-id RUN_ID ...``: a new run under a name the test chose."""
+    result = replace(cli("run", str(SPEC), "--run-id", run_id, *args), run_id=run_id)
+    if result.code == 0:
+        assert re.search(rf"^run\s+{re.escape(run_id)}\s+\(", result.out, re.M), result.out  # named
+    return result
 
 
 @dataclass
@@ -73,8 +77,8 @@ def shared(tmp_path_factory: pytest.TempPathFactory, wdbc_path: Path,
         # an in-process run of another module leaves MLflow's URI in the environment
         for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CONVEYOR_EXPORT_URI"):
             mp.delenv(name, raising=False)
-        first = cli("run", str(SPEC))
-        cached = cli("run", str(SPEC))
+        first = run_as("lifecycle-first")
+        cached = run_as("lifecycle-cached")
     assert first.code == 0, first.err
     assert cached.code == 0, cached.err
     return Shared(home, first, cached)

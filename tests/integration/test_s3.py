@@ -76,10 +76,11 @@ def mlflow_client(home: Path) -> Any:
 def test_pipeline_on_s3(s3_bucket: str, s3_env: str, breast_cancer_spec: Path,
                         conveyor_home: Path, wdbc_path: Path, tmp_path: Path) -> None:
     secret = os.environ["AWS_SECRET_ACCESS_KEY"]
+    run_id = "s3-run"  # chosen here: nothing is read back from stdout
     code, out, err = cli("run", str(breast_cancer_spec), f"store.root=s3://{s3_bucket}/artifacts",
-                         f"export.uri=s3://{s3_bucket}/exports")
+                         f"export.uri=s3://{s3_bucket}/exports", "--run-id", run_id)
     assert code == 0, err
-    run_id = re.search(r"^run\s+(\S+)\s+\(", out, re.M).group(1)
+    assert re.search(rf"^run\s+{run_id}\s+\(", out, re.M), out
     assert f"s3://{s3_bucket}/artifacts/breast_cancer/{run_id}/manifest.json" in out
     assert not (conveyor_home / "artifacts").exists()  # the store is the bucket
 
@@ -202,14 +203,19 @@ def test_create_bytes_on_s3_is_a_conditional_put(s3_bucket: str, s3_env: str) ->
 
 
 def test_gc_on_s3_follows_cache_references(s3_bucket: str, s3_env: str,
-                                           breast_cancer_spec: Path) -> None:
+                                           breast_cancer_spec: Path,
+                                           conveyor_home: Path) -> None:
     """Three runs on the bucket; ``gc --keep 1`` keeps the newest and the run it reuses."""
+    import conveyor
+
     store = [f"store.root=s3://{s3_bucket}/artifacts", f"export.uri=s3://{s3_bucket}/exports"]
     run_ids = []
     for overrides in ([], ["model.params.C=0.5"], []):
-        code, out, err = cli("run", str(breast_cancer_spec), *store, *overrides, "--quiet")
-        assert code == 0, err
-        run_ids.append(re.search(r"^run\s+(\S+)\s+\(", out, re.M).group(1))
+        result = conveyor.run(breast_cancer_spec, [*store, *overrides], home=conveyor_home)
+        assert result.status == "ok", result
+        assert result.manifest_uri == (f"s3://{s3_bucket}/artifacts/breast_cancer/"
+                                       f"{result.run_id}/manifest.json")
+        run_ids.append(result.run_id)
     first, other, newest = run_ids
 
     def run_folders() -> set[str]:
