@@ -59,6 +59,45 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True)
+def no_mlflow_globals_left() -> Iterator[None]:
+    """Fail a test after which MLflow's process-wide tracking or registry URI is set.
+
+    Conveyor sets them only inside ``tracking.mlflow_scope`` (ADR 0026); a test that sets
+    them itself (``mlflow.set_tracking_uri`` also exports ``MLFLOW_TRACKING_URI``) points
+    every later bare ``MlflowClient``, and every later default tracking URI, at its own
+    database: seen as "0 registered versions" two modules later, and as version 3 where a
+    fresh home has version 1. Defined before ``conveyor_home`` so that it is checked after
+    ``monkeypatch`` has undone the test's own settings. Reset either way, so one failure
+    does not cascade.
+    """
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    before = {name: os.environ.get(name) for name in names}
+    yield
+    import sys
+
+    left = {name: os.environ.get(name) for name in names
+            if os.environ.get(name) != before[name]}
+    for name in left:
+        if before[name] is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before[name]
+    if "mlflow" in sys.modules:
+        from mlflow.tracking._model_registry import utils as registry_utils
+        from mlflow.tracking._tracking_service import utils as tracking_utils
+
+        left.update({k: v for k, v in (("tracking", tracking_utils._tracking_uri),
+                                       ("registry", registry_utils._registry_uri))
+                     if v is not None})
+        tracking_utils._tracking_uri = None
+        registry_utils._registry_uri = None
+    if left:
+        pytest.fail(f"the test left MLflow's tracking or registry URI set: {left}; use an "
+                    "explicit MlflowClient(tracking_uri=..., registry_uri=...) or "
+                    "conveyor.tracking.mlflow_scope", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
 def conveyor_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own CONVEYOR_HOME (store, MLflow SQLite file, exports)."""
     home = tmp_path / "home"

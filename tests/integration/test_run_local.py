@@ -222,8 +222,10 @@ def test_one_mlflow_run_with_params_tags_dataset_and_model(shared: Shared, home:
     assert {t.key: t.value for t in inputs[0].tags}["mlflow.data.context"] == "raw"
 
     model_uri = data["steps"]["train"]["info"]["model_uri"]
-    mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")
-    info = mlflow.models.get_model_info(model_uri)
+    from conveyor.tracking import mlflow_scope
+
+    with mlflow_scope(f"sqlite:///{home}/mlflow.db"):
+        info = mlflow.models.get_model_info(model_uri)
     assert info.signature is not None
     inputs_schema = info.signature.inputs.input_names()
     assert "radius_mean" in inputs_schema and "diagnosis" not in inputs_schema

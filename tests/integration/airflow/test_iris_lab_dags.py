@@ -99,9 +99,10 @@ def test_train_then_promote(airflow_home: AirflowHome, lab_env: dict[str, object
     import mlflow
     from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(str(lab_env["tracking"]))
-    mlflow.set_registry_uri(str(lab_env["tracking"]))
-    client = MlflowClient()
+    from conveyor.tracking import mlflow_scope
+
+    uri = str(lab_env["tracking"])
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # nothing process-wide
     versions = client.search_model_versions("name = 'iris_classifier'")
     assert len(versions) == 3
 
@@ -118,7 +119,8 @@ def test_train_then_promote(airflow_home: AirflowHome, lab_env: dict[str, object
 
     iris = load_iris(as_frame=True)
     frame = iris.data.rename(columns=lambda c: c.removesuffix(" (cm)").replace(" ", "_"))
-    model = mlflow.pyfunc.load_model("models:/iris_classifier@production")
+    with mlflow_scope(uri):  # a models:/ URI is read through MLflow's global registry
+        model = mlflow.pyfunc.load_model("models:/iris_classifier@production")
     rows = frame.iloc[::10]  # every class
     predictions = [str(p) for p in model.predict(rows)]
     truth = [str(t) for t in iris.target.iloc[::10]]

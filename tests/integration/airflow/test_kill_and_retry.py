@@ -72,7 +72,8 @@ def _running_pid(home: AirflowHome, task_id: str, timeout: float = 300) -> int:
 def _registered_versions(home: AirflowHome, mlflow_run_id: str) -> list[object]:
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=home.env["MLFLOW_TRACKING_URI"])
+    uri = home.env["MLFLOW_TRACKING_URI"]
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     return [v for v in client.search_model_versions("name = 'breast_cancer_classifier'")
             if v.run_id == mlflow_run_id]
 
