@@ -43,6 +43,18 @@ FOLDER_MARKERS: dict[tuple[str, ...], tuple[str, ...]] = {
 
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by these markers
+def pytest_configure(config: pytest.Config) -> None:
+    """The session starts without the caller's Conveyor and MLflow locations.
+
+    Every test in tests/ gets its own home anyway (``conveyor_home``); the docstring examples
+    in src/ (ADR 0028) name their own homes too, and a tracking URI exported in the shell
+    would outrank them, as it does for a user.
+    """
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CONVEYOR_HOME",
+                 "CONVEYOR_EXPORT_URI"):
+        os.environ.pop(name, None)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test by its folder: ``-m "not integration"`` is the unit suite."""
     for item in items:
