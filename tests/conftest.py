@@ -78,31 +78,33 @@ def no_mlflow_globals_left() -> Iterator[None]:
     them itself (``mlflow.set_tracking_uri`` also exports ``MLFLOW_TRACKING_URI``) points
     every later bare ``MlflowClient``, and every later default tracking URI, at its own
     database: seen as "0 registered versions" two modules later, and as version 3 where a
-    fresh home has version 1. Defined before ``conveyor_home`` so that it is checked after
-    ``monkeypatch`` has undone the test's own settings. Reset either way, so one failure
-    does not cascade.
+    fresh home has version 1. MLflow's globals and the variables are reset either way, so one
+    failure does not cascade.
     """
     names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
     before = {name: os.environ.get(name) for name in names}
     yield
     import sys
 
-    left = {name: os.environ.get(name) for name in names
-            if os.environ.get(name) != before[name]}
-    for name in left:
-        if before[name] is None:
+    if "mlflow" not in sys.modules:
+        return
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    # MLflow's own globals only: a variable the test set with monkeypatch is undone after
+    # this check (autouse fixtures are set up by name), and mlflow.set_tracking_uri, the
+    # leak this is for, sets the global as well as MLFLOW_TRACKING_URI
+    left = {k: v for k, v in (("tracking", tracking_utils._tracking_uri),
+                              ("registry", registry_utils._registry_uri)) if v is not None}
+    if not left:
+        return
+    tracking_utils._tracking_uri = None
+    registry_utils._registry_uri = None
+    for name, value in before.items():
+        if value is None:
             os.environ.pop(name, None)
         else:
-            os.environ[name] = before[name]
-    if "mlflow" in sys.modules:
-        from mlflow.tracking._model_registry import utils as registry_utils
-        from mlflow.tracking._tracking_service import utils as tracking_utils
-
-        left.update({k: v for k, v in (("tracking", tracking_utils._tracking_uri),
-                                       ("registry", registry_utils._registry_uri))
-                     if v is not None})
-        tracking_utils._tracking_uri = None
-        registry_utils._registry_uri = None
+            os.environ[name] = value
     if left:
         pytest.fail(f"the test left MLflow's tracking or registry URI set: {left}; use an "
                     "explicit MlflowClient(tracking_uri=..., registry_uri=...) or "
