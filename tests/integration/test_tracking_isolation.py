@@ -72,6 +72,31 @@ def check_alone(db: Path, summary: RunSummary, root: Path) -> None:
     assert locations and all(loc.startswith(root.as_uri()) for loc in locations), locations
 
 
+def in_two_threads(work: Any) -> dict[str, Any]:
+    """``work(name)`` for "a" and "b" in two threads started together; their results.
+
+    Raises the first exception either thread raised.
+    """
+    results: dict[str, Any] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def target(name: str) -> None:
+        try:
+            start.wait(timeout=60)
+            results[name] = work(name)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=target, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    assert not errors, errors
+    return results
+
+
 def test_two_homes_one_after_the_other(tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     home = os.environ["CONVEYOR_HOME"]
@@ -97,26 +122,14 @@ def test_two_registries_in_two_threads_at_once(tmp_path: Path) -> None:
     mlflow.set_tracking_uri(user_uri)
     try:
         before = mlflow_globals()
-        results: dict[str, RunSummary] = {}
-        errors: list[BaseException] = []
-        start = threading.Barrier(2)
 
-        def work(name: str) -> None:
+        def work(name: str) -> RunSummary:
             home = tmp_path / name
-            try:
-                start.wait(timeout=60)
-                results[name] = run([f"tracking.uri=sqlite:///{home / 'mlflow.db'}",
-                                     f"store.root={(home / 'artifacts').as_uri()}",
-                                     f"export.uri={(home / 'exports').as_uri()}"])
-            except BaseException as exc:
-                errors.append(exc)
+            return run([f"tracking.uri=sqlite:///{home / 'mlflow.db'}",
+                        f"store.root={(home / 'artifacts').as_uri()}",
+                        f"export.uri={(home / 'exports').as_uri()}"])
 
-        threads = [threading.Thread(target=work, args=(name,)) for name in ("a", "b")]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=600)
-        assert not errors, errors
+        results = in_two_threads(work)
         assert changed(before, mlflow_globals()) == {}
         assert mlflow.get_tracking_uri() == user_uri
     finally:
@@ -136,23 +149,8 @@ def test_public_api_runs_two_homes_in_two_threads_at_once(tmp_path: Path) -> Non
 
     fixture_home = Path(os.environ["CONVEYOR_HOME"])
     before = mlflow_globals()
-    results: dict[str, Any] = {}
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(2)
-
-    def work(name: str) -> None:
-        try:
-            barrier.wait(timeout=60)
-            results[name] = conveyor.run(SPEC, profile="sklearn", home=tmp_path / name)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(name,)) for name in ("a", "b")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=600)
-    assert not errors, errors
+    results = in_two_threads(
+        lambda name: conveyor.run(SPEC, profile="sklearn", home=tmp_path / name))
     assert changed(before, mlflow_globals()) == {}
     for name in ("a", "b"):
         result = results[name]
