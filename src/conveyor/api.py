@@ -448,3 +448,17 @@ def process_inbox(lab: PathLike | Lab, *, owner: str | None = None,
 
         loaded = lab if isinstance(lab, Lab) else load_lab(lab)
         return _process(loaded, owner=owner)
+
+
+# --------------------------------------------------------------------------- serving
+# (issue 10: the serve-http branch adds ``serve`` here)
+
+
+
+# --------------------------------------------------------------------------- batch scoring
+# (issue 10: the batch branch adds ``score`` here)
+
+
+
+# --------------------------------------------------------------------------- monitoring
+# (issue 10: the monitor branch adds ``monitor`` here)

@@ -1,9 +1,10 @@
 """The ``conveyor`` command: a thin layer over the public API (:mod:`conveyor`).
 
 This package owns terminal output; each sub-command lives in a module of its own
-(``run``, ``runs``, ``ui``, ``registry``, ``lab``; ``airflow`` in :mod:`conveyor.airflow.cli`,
-which starts Airflow in subprocesses and imports none of it here). They are imported
-statically, so the import contracts (pyproject.toml) see them.
+(``run``, ``runs``, ``ui``, ``registry``, ``lab``, ``serve``, ``score``, ``monitor``;
+``airflow`` in :mod:`conveyor.airflow.cli`, which starts Airflow in subprocesses and
+imports none of it here). They are imported statically, so the import contracts
+(pyproject.toml) see them.
 
 Exit codes: 0 success, 1 failure, 2 bad input (spec, data, usage), 3 the gate rejected the
 model (the run completed; nothing was registered or exported).
@@ -20,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from conveyor.airflow import cli as airflow_cli
-from conveyor.cli import lab, registry, runs, ui
+from conveyor.cli import lab, monitor, registry, runs, score, serve, ui
 from conveyor.cli import run as run_cli
 from conveyor.cli.output import stderr as _stderr
 from conveyor.cli.run import StepProgress, progress_line, resume_command
@@ -71,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     airflow_cli.register(sub)
     registry.register(sub)
     lab.register(sub)
+    serve.register(sub)
+    score.register(sub)
+    monitor.register(sub)
     return parser
 
 

@@ -36,7 +36,9 @@ __all__ = [
     "METRIC_TAG_PREFIX",
     "PromotionEvidence",
     "VersionRefusedError",
+    "download_verified_version",
     "find_version",
+    "get_version",
     "load_served_version",
     "load_verified_version",
     "model_digest",
@@ -169,6 +171,34 @@ def load_verified_version(tracker: Tracker, name: str, version: Any) -> Any:
             raise VersionRefusedError(f"cannot load or predict: {one_line(exc)}") from exc
 
 
+def download_verified_version(tracker: Tracker, name: str, version: Any, dst: Path) -> Path:
+    """Download registered ``version`` of ``name`` into ``dst`` and check its files against the
+    digest recorded at registration; nothing in them is loaded.
+
+    Returns:
+        the local model folder (``MLmodel`` and the model file).
+
+    Raises:
+        VersionRefusedError: no digest tag, the artifacts are missing, or they do not match.
+    """
+    number = str(version.version)
+    expected = dict(version.tags or {}).get(DIGEST_TAG)
+    if not expected:
+        raise VersionRefusedError(f"version {number} of {name} has no {DIGEST_TAG} tag: its "
+                                  "artifacts cannot be verified (register versions through "
+                                  "Conveyor)")
+    try:
+        folder = _download(tracker, f"models:/{name}/{number}", Path(dst))
+        digest = _digest(folder)
+    except Exception as exc:
+        raise VersionRefusedError(f"version {number} of {name}: artifacts missing or "
+                                  f"unreadable: {one_line(exc)}") from exc
+    if digest != expected:
+        raise VersionRefusedError(f"version {number} of {name}: artifacts do not match the "
+                                  "sha256 recorded at registration (altered or corrupt)")
+    return folder
+
+
 def load_served_version(tracker: Tracker, name: str, number: str) -> Any:
     """Load ``models:/<name>/<number>``, the path a serving client takes.
 
@@ -218,6 +248,30 @@ def search_versions(tracker: Tracker, name: str, *, tag: str | None = None,
     if ready_only:
         found = [v for v in found if str(getattr(v, "status", "READY")) == "READY"]
     return found
+
+
+def get_version(tracker: Tracker, name: str, *, alias: str | None = None,
+                number: str | None = None) -> Any:
+    """Version ``number`` of registered model ``name``, or the one ``alias`` points to.
+
+    Raises:
+        VersionRefusedError: no such model, version or alias (one line naming it).
+        TrackingError: MLflow cannot be reached.
+    """
+    client = tracker.client
+    what = f"{name}@{alias}" if alias else f"{name}/{number}"
+    try:
+        if alias:
+            return client.get_model_version_by_alias(name, alias)
+        return client.get_model_version(name, str(number))
+    except Exception as exc:
+        text = str(exc)
+        if "RESOURCE_DOES_NOT_EXIST" in text or "not found" in text.lower() \
+                or "INVALID_PARAMETER_VALUE" in text:
+            raise VersionRefusedError(f"models:/{what} does not exist in the registry at "
+                                      f"{tracker.uri}") from exc
+        raise TrackingError(f"reading models:/{what} at MLflow {tracker.uri} failed: "
+                            f"{one_line(exc)}") from exc
 
 
 def find_version(tracker: Tracker, name: str, key: str) -> Any | None:
