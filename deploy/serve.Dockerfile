@@ -64,5 +64,5 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/ready' % os.environ.get('PORT', '8080'), timeout=4)"]
 
 # exec: the server is PID 1 and gets SIGTERM itself (it drains in-flight requests, then exits).
-ENTRYPOINT ["/bin/sh", "-c", "exec conveyor serve \"${MODEL_URI:?set MODEL_URI (models:/NAME@ALIAS or an exported model folder)}\" --host \"${HOST}\" --port \"${PORT}\" --workers \"${WORKERS}\" ${CONVEYOR_SERVE_TOKEN:+--token-env CONVEYOR_SERVE_TOKEN} \"$@\"", "conveyor-serve"]
+ENTRYPOINT ["/bin/sh", "-c", "exec conveyor serve \"${MODEL_URI:?set MODEL_URI (models:/NAME@ALIAS or an exported model folder)}\" --host \"${HOST}\" --port \"${PORT}\" --workers \"${WORKERS}\" ${CONVEYOR_STORE:+--store \"$CONVEYOR_STORE\"} ${CONVEYOR_SERVE_TOKEN:+--token-env CONVEYOR_SERVE_TOKEN} \"$@\"", "conveyor-serve"]
 CMD []

@@ -141,6 +141,7 @@ def test_image_starts_conveyor_serve_with_its_environment(image: Stage) -> None:
     for option, variable in (("--host", "HOST"), ("--port", "PORT"), ("--workers", "WORKERS")):
         assert f'{option} "${{{variable}}}"' in script, (option, script)
     assert '"${MODEL_URI:?' in script
+    assert '${CONVEYOR_STORE:+--store "$CONVEYOR_STORE"}' in script  # else the home's Store
     env = image.env()
     assert env["WORKERS"] == "2" and env["PORT"] == "8080" and env["HOST"] == "0.0.0.0"
     assert env["PATH"].startswith("/opt/conveyor/venv/bin:")
