@@ -249,8 +249,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32, help="wrk connections (32)")
     parser.add_argument("--workers", type=int, default=2, help="server workers (2)")
     parser.add_argument("--rate", type=float, default=200.0, help="alias move: req/s (200)")
-    parser.add_argument("--alias-seconds", type=float, default=30.0,
-                        help="alias move: length of the steady run (30)")
+    parser.add_argument("--alias-seconds", type=float, default=40.0,
+                        help="alias move: length of the steady run (40)")
     parser.add_argument("--only", default=",".join(PHASES),
                         help=f"comma-separated subset of {','.join(PHASES)}")
     parser.add_argument("--data", type=Path, default=Path(os.environ.get(

@@ -117,16 +117,20 @@ def _request(url: str, body: dict[str, Any] | None = None,
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], seconds: float) -> None:
+    """Until ``url`` answers 200 eight times in a row: each worker process loads the model
+    itself, and a connection may reach one still loading (503)."""
     deadline = time.monotonic() + seconds
+    in_a_row = 0
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"the server exited with {process.returncode}")
         try:
-            if _request(url)[0] == 200:
-                return
+            in_a_row = in_a_row + 1 if _request(url)[0] == 200 else 0
         except OSError:
-            pass
-        time.sleep(0.3)
+            in_a_row = 0
+        if in_a_row >= 8:
+            return
+        time.sleep(0.1 if in_a_row else 0.3)
     raise AssertionError(f"{url} did not answer 200 within {seconds:.0f} s")
 
 
