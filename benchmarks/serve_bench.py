@@ -111,22 +111,34 @@ class Server:
         self.log = scratch / f"{name}-{port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> float:
-        """Spawn; seconds until the readiness URL first answers 200."""
+    def start(self) -> tuple[float, float]:
+        """Spawn; seconds until the readiness URL first answers 200, and until it has answered
+        200 eight times in a row (every worker process loads the model itself, and a new
+        connection may reach one still loading: "ready" is all of them)."""
         started = time.perf_counter()
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdout=out,
                                             stderr=subprocess.STDOUT, start_new_session=True)
+        first: float | None = None
+        in_a_row = 0
         while time.perf_counter() - started < READY_TIMEOUT:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.process.returncode}: "
                                    f"{self.log.read_text()[-600:]}")
             try:
-                if request(self.ready_url, timeout=2)[0] == 200:
-                    return time.perf_counter() - started
+                ok = request(self.ready_url, timeout=2)[0] == 200
             except OSError:
-                pass
-            time.sleep(0.05)
+                ok = False
+            now = time.perf_counter() - started
+            in_a_row = in_a_row + 1 if ok else 0
+            if ok and first is None:
+                first = now
+            if in_a_row == 1:
+                run_started = now
+            if in_a_row >= 8:
+                assert first is not None
+                return first, run_started
+            time.sleep(0.01 if in_a_row else 0.05)
         raise RuntimeError(f"{self.name}: {self.ready_url} not 200 in {READY_TIMEOUT:.0f} s")
 
     def stop(self) -> None:
@@ -160,8 +172,10 @@ def measure(server: Server, body: dict[str, Path], args: argparse.Namespace) -> 
     result: dict[str, Any] = {"command": " ".join(server.argv), "loadavg_before":
                               round(os.getloadavg()[0], 2)}
     try:
-        result["ready_s"] = round(server.start(), 2)
-        log(f"{server.name}: ready in {result['ready_s']} s")
+        first, ready = server.start()
+        result["first_200_s"], result["ready_s"] = round(first, 2), round(ready, 2)
+        log(f"{server.name}: first 200 after {result['first_200_s']} s, every worker ready "
+            f"after {result['ready_s']} s")
         url = f"{server.base}/invocations"
         status, answer = request(url, body["hundred"].read_bytes())
         if status != 200:
@@ -194,7 +208,7 @@ def alias_move(server: Server, env: dict[str, str], body: Path,
     result: dict[str, Any] = {"command": " ".join(server.argv), "rate": args.rate,
                               "seconds": args.alias_seconds}
     try:
-        result["ready_s"] = round(server.start(), 2)
+        result["ready_s"] = round(server.start()[1], 2)
         result["version_before"] = served_version(server)
         load = subprocess.Popen(
             [sys.executable, str(HERE / "loadgen.py"), "--url", f"{server.base}/invocations",
@@ -226,7 +240,7 @@ def alias_move(server: Server, env: dict[str, str], body: Path,
 
 
 def table(results: dict[str, Any]) -> str:
-    rows = ["| server | ready s | 1-row req/s | p50 ms | p99 ms | 100-row req/s | "
+    rows = ["| server | ready s (first 200) | 1-row req/s | p50 ms | p99 ms | 100-row req/s | "
             "100-row p99 ms |", "|---|---|---|---|---|---|---|"]
     for name in ("mlflow", "floor", "conveyor"):
         found = results.get(name)
@@ -237,8 +251,9 @@ def table(results: dict[str, Any]) -> str:
             rows.append(f"| {name} | failed: {error} | | | | | |")
             continue
         one, hundred = found["one_row"], found["hundred_rows"]
-        rows.append(f"| {name} | {found['ready_s']} | {one['rps']} | {one['p50_ms']} | "
-                    f"{one['p99_ms']} | {hundred['rps']} | {hundred['p99_ms']} |")
+        rows.append(f"| {name} | {found['ready_s']} ({found['first_200_s']}) | {one['rps']} | "
+                    f"{one['p50_ms']} | {one['p99_ms']} | {hundred['rps']} | "
+                    f"{hundred['p99_ms']} |")
     return "\n".join(rows)
 
 
