@@ -402,8 +402,10 @@ def mlflow_server(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     """``mlflow models serve --env-manager local`` for the same version, started once."""
     port = free_port()
     log = tmp_path_factory.mktemp("mlflow-serve") / "mlflow.log"
-    env = _env(trained, MLFLOW_TRACKING_URI=f"sqlite:///{trained / 'mlflow.db'}")
-    mlflow = Path(sys.executable).parent / "mlflow"
+    bin_dir = Path(sys.executable).parent  # mlflow runs `uvicorn` from PATH
+    env = _env(trained, MLFLOW_TRACKING_URI=f"sqlite:///{trained / 'mlflow.db'}",
+               PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    mlflow = bin_dir / "mlflow"
     with log.open("wb") as out:
         process = subprocess.Popen([str(mlflow), "models", "serve", "-m", MODEL,
                                     "--env-manager", "local", "-h", "127.0.0.1", "-p",
