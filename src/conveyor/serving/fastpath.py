@@ -218,9 +218,11 @@ def _imputer(imp: Any) -> _Step:
     missing = imp.missing_values
     if imp.add_indicator or not (isinstance(missing, float) and np.isnan(missing)):
         raise _Unsupported
-    stats = np.asarray(imp.statistics_)
-    if stats.dtype.kind != "f":
+    fill_dtype = getattr(imp, "_fill_dtype", np.dtype(np.float64))
+    if np.dtype(fill_dtype).kind != "f":
         raise _Unsupported
+    # a constant fill keeps its given type in an object array: [0.5, nan]
+    stats = np.asarray(imp.statistics_).astype(np.float64)
     if imp.keep_empty_features:
         keep = None
         fill = stats.astype(np.float64)
