@@ -134,14 +134,17 @@ class Sampler:
                     return False
                 self._stats["sampled"] += 1
             rows = len(X)
-            ids = ([str(request_ids)] * rows if isinstance(request_ids, str) or
-                   request_ids is None else [str(i) for i in request_ids])
-            if request_ids is None:
-                ids = [""] * rows
-            if len(ids) != rows:
-                ids = (ids + [ids[-1] if ids else ""] * rows)[:rows]
+            if request_ids is None or isinstance(request_ids, str):
+                ids = [request_ids or ""] * rows
+            else:
+                ids = [str(i) for i in request_ids]
+                if len(ids) == 1:
+                    ids *= rows
+                elif len(ids) != rows:
+                    raise ValueError(f"{len(ids)} request ids for {rows} rows")
             if classes is None:
                 classes = getattr(prediction, "classes", None)
+            _check(X, feature_names, prediction, rows)
             record = _Record(
                 X=X.copy() if isinstance(X, np.ndarray) else X, feature_names=tuple(
                     str(n) for n in feature_names), labels=prediction.labels,
@@ -274,3 +277,19 @@ def _column(labels: np.ndarray) -> Any:
     if len(kinds) <= 1:
         return labels.tolist()
     return [str(v) for v in labels]
+
+
+def _check(X: Any, feature_names: Sequence[str], prediction: Any, rows: int) -> None:
+    """Refuse a record that would spoil its whole batch when written."""
+    if isinstance(X, np.ndarray):
+        if X.ndim != 2 or X.shape[1] != len(feature_names):
+            raise ValueError(f"X has shape {X.shape}, expected {len(feature_names)} columns")
+    else:
+        missing = [n for n in feature_names if n not in X.columns]
+        if missing:
+            raise ValueError(f"X lacks the columns {missing[:5]}")
+    if len(prediction.labels) != rows:
+        raise ValueError(f"{len(prediction.labels)} labels for {rows} rows")
+    proba = prediction.proba
+    if proba is not None and len(proba) != rows:
+        raise ValueError(f"{len(proba)} probability rows for {rows} rows")
