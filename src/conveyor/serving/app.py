@@ -371,10 +371,9 @@ class App:
             values, counts = np.unique(labels, return_counts=True) if rows > 1 else (labels, (1,))
             for value, count in zip(values, counts, strict=True):
                 metrics.child(metrics.predictions, str(value)).inc(int(count))
-        if self.sampler is not None:
-            request_id = _request_id(scope)
+        if self.sampler is not None:  # never blocks, never raises (a queue append at most)
             self.sampler.offer(X, model.feature_names, prediction, identity.version,
-                               [request_id] * rows)
+                               _request_id(scope))
         return prediction
 
     async def _invocations(self, scope: dict[str, Any], receive: Any, send: Any) -> int:
