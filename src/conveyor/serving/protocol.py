@@ -214,7 +214,7 @@ class Schema:
                 row, col = (int(i) for i in np.argwhere(off)[0])
                 name = [n for n, i in zip(self.names, self._integer, strict=True) if i][col]
                 raise RequestError(400, f"column {name!r} row {row}: expected an integer, "
-                                   f"got {ints[row, col]!r}")
+                                   f"got {float(ints[row, col])!r}")
         return X
 
     def _explain_rows(self, data: list[Any], columns: Sequence[str], width: int) -> None:
@@ -285,7 +285,9 @@ class Schema:
             out[name] = values
         frame = pd.DataFrame(out, columns=self.names)
         for name, dtype in zip(self.names, self.dtypes, strict=True):
-            if dtype in _NUMERIC:
+            if dtype in ("long", "integer") and not frame[name].isna().any():
+                frame[name] = frame[name].astype("int64")
+            elif dtype in _NUMERIC:
                 frame[name] = frame[name].astype("float64")
         return frame
 
