@@ -260,6 +260,25 @@ def test_model_card_and_status_page(server: Server) -> None:
     assert report.status == 200 and b"<html" in report.body.lower()
 
 
+def test_status_page_shows_the_latest_drift_verdict(server: Server, trained: Path) -> None:
+    """What ``conveyor monitor`` leaves at layout.latest_verdict_uri is on the page."""
+    from conveyor.serving.layout import latest_verdict_uri
+    from conveyor.store import Store
+
+    root = (trained / "artifacts").as_uri()
+    uri = latest_verdict_uri(root, "breast_cancer_classifier")
+    Store(root).put_json(uri, {"checked_at": "2026-11-30T08:00:00+00:00", "version": "1",
+                               "drifted": True, "features_drifted": ["radius_mean<b>"],
+                               "rows": 500, "report": f"{root}/x/report.html"})
+    try:
+        text = call(server.port, "GET", "/").body.decode()
+    finally:
+        Store(root).delete(uri)
+    assert "no check yet" not in text
+    assert '<span class="bad">drift</span>' in text
+    assert "radius_mean&lt;b&gt;" in text and "2026-11-30T08:00:00" in text
+
+
 def test_metrics_count_requests_errors_and_classes(server: Server, rows: list[dict]) -> None:
     def scrape() -> dict[str, float]:
         text = call(server.port, "GET", "/metrics").body.decode()
@@ -443,7 +462,8 @@ def test_predictions_equal_mlflow_models_serve(server: Server, mlflow_server: in
 
 def test_sigterm_drains_an_in_flight_request_then_exits_0(trained: Path, tmp_path: Path,
                                                           rows: list[dict]) -> None:
-    server = start(trained, tmp_path)
+    store = tmp_path / "store"
+    server = start(trained, tmp_path, MODEL, "--sample-rate", "1", "--store", str(store))
     body = json.dumps(split(rows[:5])).encode()
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
@@ -469,6 +489,16 @@ def test_sigterm_drains_an_in_flight_request_then_exits_0(trained: Path, tmp_pat
     finally:
         stop_group(server.process, grace=5)
     assert "Traceback" not in server.output()
+    # the drained request was sampled (rate 1) and the samples flushed on the way out
+    import pandas as pd
+
+    from conveyor.serving.layout import REQUEST_ID, samples_uri
+
+    folder = Path(samples_uri(str(store), "breast_cancer_classifier"))
+    files = sorted(folder.rglob("*.parquet"))
+    assert files, f"no samples under {folder}"
+    sampled = pd.concat(pd.read_parquet(f) for f in files)
+    assert len(sampled) == 5 and sampled[REQUEST_ID].nunique() == 1
 
 
 def test_two_workers_serve_and_count_together(trained: Path, tmp_path: Path,

@@ -55,8 +55,7 @@ def _verdict(verdict: Any) -> str:
         "drift" if drift else "no drift" if drift is not None else "checked")
     tone = "bad" if drift or str(label).lower() in ("drift", "drifted", "alert") else "ok"
     pairs = [("verdict", f'<span class="{tone}">{escape(str(label))}</span>')]
-    for key in ("checked_at", "created_at", "window", "version", "features_drifted",
-                "drifted_features", "report"):
+    for key in ("checked_at", "version", "rows", "window", "features_drifted", "report"):
         if verdict.get(key) not in (None, "", []):
             value = verdict[key]
             text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
