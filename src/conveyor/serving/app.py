@@ -358,10 +358,14 @@ class App:
 
     async def _score(self, model: Any, X: Any, scope: dict[str, Any]) -> Any:
         rows = len(X)
-        if rows > _THREAD_ROWS:
-            prediction = await asyncio.to_thread(model.predict, X)
-        else:
-            prediction = model.predict(X)
+        try:
+            if rows > _THREAD_ROWS:
+                prediction = await asyncio.to_thread(model.predict, X)
+            else:
+                prediction = model.predict(X)
+        except ValueError as exc:  # scikit-learn refused the values (a NaN it cannot impute)
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "refused"
+            raise RequestError(400, f"the model cannot score this batch: {first}") from None
         identity = model.identity
         metrics = self.metrics
         metrics.model(identity.name, str(identity.version), str(identity.run_id))
