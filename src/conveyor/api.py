@@ -501,11 +501,11 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8080, workers: int
             store_root=to_uri(store) if store else store_root(), token_env=token_env,
             poll_seconds=poll_seconds, max_rows=max_rows, max_body_bytes=max_body_bytes,
             sample_rate=sample_rate)
-        identity = check(config)
         if workers < 1:
             from conveyor.errors import BadInputError
 
             raise BadInputError(f"--workers must be at least 1, got {workers}")
+        identity = check(config)
         if on_checked is not None:
             on_checked(identity)
     return run(config, host=host, port=port, workers=workers)

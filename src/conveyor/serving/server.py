@@ -42,7 +42,7 @@ def check(config: ServerConfig) -> Any:
                             "empty or not set")
     for name, value, low in (("--max-rows", config.max_rows, 1),
                              ("--max-body-bytes", config.max_body_bytes, 64),
-                             ("--workers", 1, 1)):
+                             ("--poll-seconds", config.poll_seconds, 0.1)):
         if value < low:
             raise BadInputError(f"{name} must be at least {low}, got {value}")
     if not 0 <= config.sample_rate <= 1:
