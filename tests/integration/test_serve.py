@@ -526,3 +526,58 @@ def test_two_workers_serve_and_count_together(trained: Path, tmp_path: Path,
     finally:
         stop_group(server.process, grace=5)
     assert not list(scratch.glob("conveyor-metrics-*")), "the metrics folder is removed on exit"
+
+
+def test_an_alias_move_under_traffic_loses_no_request(trained: Path, tmp_path: Path,
+                                                     rows: list[dict], wdbc_path: Path) -> None:
+    """production moves v1 -> v2 while requests flow: every one answers 200, /model and
+    /metrics follow the move."""
+    import threading
+
+    from mlflow import MlflowClient
+
+    spec = Path(__file__).resolve().parents[2] / "examples" / "breast_cancer" / "pipeline.yaml"
+    done = subprocess.run([sys.executable, "-m", "conveyor.cli", "run", str(spec),
+                           "model.params.C=0.05"], env=_env(trained, WDBC_PATH=str(wdbc_path)),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    client = MlflowClient(tracking_uri=f"sqlite:///{trained / 'mlflow.db'}")
+    name = "breast_cancer_classifier"
+    client.set_registered_model_alias(name, "production", "1")
+    server = start(trained, tmp_path, f"models:/{name}@production", "--poll-seconds", "0.5")
+    statuses: list[int] = []
+    versions: set[str] = set()
+    stop = threading.Event()
+
+    def traffic() -> None:
+        body = {"records": rows[:3]}
+        while not stop.is_set():
+            try:
+                reply = call(server.port, "POST", "/predict", body, timeout=10)
+                statuses.append(reply.status)
+                versions.add(reply.json().get("version"))
+            except OSError:
+                statuses.append(-1)
+
+    worker = threading.Thread(target=traffic)
+    try:
+        assert call(server.port, "GET", "/model").json()["alias"] == "production"
+        worker.start()
+        time.sleep(1)
+        client.set_registered_model_alias(name, "production", "2")
+        deadline = time.monotonic() + 60
+        while call(server.port, "GET", "/model").json()["version"] != "2":
+            assert time.monotonic() < deadline, server.output()
+            time.sleep(0.2)
+        time.sleep(1)
+    finally:
+        stop.set()
+        if worker.is_alive():
+            worker.join(30)
+        metrics = call(server.port, "GET", "/metrics").body.decode()
+        stop_group(server.process, grace=10)
+    assert statuses and set(statuses) == {200}, sorted(set(statuses))
+    assert versions == {"1", "2"}
+    info = {line.split("version=")[1][1]: line.rpartition(" ")[2] for line in
+            metrics.splitlines() if line.startswith("conveyor_model_info{")}
+    assert info == {"1": "0.0", "2": "1.0"}, metrics
