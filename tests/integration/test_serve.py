@@ -190,6 +190,7 @@ def test_ready_is_503_until_the_model_is_loaded(server: Server) -> None:
     assert server.seen[-1] == 200
     assert server.seen.index(200) > server.seen.index(503)
     assert call(server.port, "GET", "/health").json() == {"status": "alive"}
+    assert call(server.port, "GET", "/ping").status == 200  # as mlflow models serve
 
 
 @pytest.mark.parametrize(("uri", "message"), [

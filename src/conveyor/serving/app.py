@@ -180,6 +180,7 @@ class App:
             ("POST", "/predict"): self._predict,
             ("GET", "/health"): self._health,
             ("GET", "/ready"): self._ready,
+            ("GET", "/ping"): self._ready,  # MLflow's scoring server's readiness probe
             ("GET", "/model"): self._model,
             ("GET", "/metrics"): self._metrics,
             ("GET", "/openapi.json"): self._openapi,
