@@ -88,6 +88,7 @@ class Schema:
         self._integer = np.array([d in ("long", "integer") for d in self.dtypes])
         self._required = np.array(self.required)
         self._names_set = frozenset(self.names)
+        self._orders: dict[tuple[str, ...], list[int] | None] = {}
 
     # ------------------------------------------------------------------ shapes in
 
@@ -97,9 +98,7 @@ class Schema:
             raise RequestError(400, "rows must be a JSON array of arrays")
         order = None
         if columns is not None:
-            self._check_columns(columns)
-            if list(columns) != self.names:
-                order = [columns.index(name) for name in self.names]
+            order = self._order(columns)
         width = len(columns) if columns is not None else len(self.names)
         self._check_count(len(data))
         if not self.numeric:
@@ -115,6 +114,27 @@ class Schema:
         if order is not None:
             X = X[:, order]
         return self._check_numbers(X)
+
+    def _order(self, columns: Sequence[str]) -> list[int] | None:
+        """Where each signature column is in ``columns`` (``None``: already in order).
+
+        Checked once per distinct header: a client sends the same one request after request.
+        """
+        key = tuple(columns)
+        try:
+            return self._orders[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable "name": a list or an object
+            raise RequestError(400, "columns must be an array of names") from None
+        if not all(isinstance(c, str) for c in key):
+            raise RequestError(400, "columns must be an array of names")
+        self._check_columns(key)
+        order = None if list(key) == self.names else [key.index(n) for n in self.names]
+        if len(self._orders) >= 64:  # bounded: headers are few, but a client could vary them
+            self._orders.clear()
+        self._orders[key] = order
+        return order
 
     def from_records(self, records: Any) -> Any:
         """A batch from a list of ``{column: value}`` objects."""
@@ -371,8 +391,7 @@ def _decode(schema: Schema, doc: dict[str, Any], key: str) -> Any:
             if unknown:
                 raise RequestError(400, f"dataframe_split: unknown key {sorted(unknown)[0]!r}")
             columns = value.get("columns")
-            if columns is not None and not (isinstance(columns, list) and all(
-                    isinstance(c, str) for c in columns)):
+            if columns is not None and not isinstance(columns, list):
                 raise RequestError(400, "dataframe_split.columns must be an array of names")
             return schema.from_rows(value["data"], columns)
         if isinstance(value, dict) and key in ("instances", "inputs"):
