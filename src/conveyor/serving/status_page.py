@@ -27,11 +27,11 @@ let last=null;
 function sum(text,name,filter){let t=0;for(const l of text.split('\\n')){
  if(!l.startsWith(name)||l[name.length]!=='{'&&l[name.length]!==' ')continue;
  if(filter&&!l.includes(filter))continue;t+=parseFloat(l.split(' ').pop())||0}return t}
+function both(text,name){return sum(text,name,'"/invocations"')+sum(text,name,'"/predict"')}
 async function tick(){try{const r=await fetch('metrics');const t=await r.text();
- const now={t:Date.now()/1000,n:sum(t,'conveyor_requests_total','/',null),
-  s:sum(t,'conveyor_request_seconds_sum','/invocations')+sum(t,'conveyor_request_seconds_sum','/predict'),
-  c:sum(t,'conveyor_request_seconds_count','/invocations')+sum(t,'conveyor_request_seconds_count','/predict'),
-  e:sum(t,'conveyor_request_errors_total','/')};
+ const now={t:Date.now()/1000,n:both(t,'conveyor_requests_total'),
+  s:both(t,'conveyor_request_seconds_sum'),c:both(t,'conveyor_request_seconds_count'),
+  e:both(t,'conveyor_request_errors_total')};
  document.getElementById('total').textContent=now.n.toFixed(0);
  document.getElementById('errors').textContent=now.e.toFixed(0);
  if(last){const dt=now.t-last.t,dc=now.c-last.c;
@@ -90,7 +90,7 @@ def render(card: dict[str, Any] | None, verdict: Any, *, report: bool, uptime: f
                  f"<table>{_rows(tests) or '<tr><td>none recorded</td></tr>'}</table>{link}")
     live = ('<div class="big" id="rate">…</div><table>'
             + _rows([("mean latency (last 2 s)", '<span id="latency">–</span>'),
-                     ("requests since start", '<span id="total">0</span>'),
+                     ("prediction requests since start", '<span id="total">0</span>'),
                      ("errors (4xx/5xx)", '<span id="errors">0</span>'),
                      ("uptime", f"{uptime / 60:.1f} min")])
             + "</table>")
