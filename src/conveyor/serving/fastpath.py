@@ -358,25 +358,31 @@ def _forest(trees: list[Any], model: Any) -> Predictor:
         offset += t.node_count
     F = np.concatenate(feature).astype(np.intp)
     T = np.concatenate(threshold).astype(np.float64)
-    L = np.concatenate(left).astype(np.intp)
-    R = np.concatenate(right).astype(np.intp)
+    # children side by side: node k's right child at 2k, its left child at 2k + 1
+    C = np.stack([np.concatenate(right), np.concatenate(left)], axis=1).astype(np.intp).ravel()
     V = np.concatenate(value)
     start = np.asarray(roots, dtype=np.intp)
     n_trees = len(trees)
+    n_features = int(F.max()) + 1
 
     def forest(X: np.ndarray) -> np.ndarray:
+        if X.shape[1] < n_features:
+            raise FastpathDeclined(f"{X.shape[1]} columns reach trees splitting on "
+                                   f"{n_features}")
         if np.isnan(X).any():
             raise FastpathDeclined("NaN reaching a tree (scikit-learn routes it by its own rules)")
-        X32 = X.astype(np.float32)  # scikit-learn's trees compare float32 inputs
-        n = X32.shape[0]
-        rows = np.arange(n)[:, None]
-        node = np.broadcast_to(start, (n, n_trees))
-        for _ in range(depth):
-            go_left = X32[rows, F[node]] <= T[node]
-            node = np.where(go_left, L[node], R[node])
+        # scikit-learn's trees compare float32 inputs; flat indices are cheaper than 2-D ones
+        flat = np.ascontiguousarray(X, dtype=np.float32).ravel()
+        n, width = X.shape
+        base = (np.arange(n, dtype=np.intp) * width)[:, None]
+        node = np.repeat(start[None, :], n, axis=0)
+        for _ in range(depth):  # a finished path stays on its leaf (its own child)
+            go_left = flat[base + F[node]] <= T[node]
+            node = C[2 * node + go_left]
         proba = V[node]  # (n, trees, classes)
         if n_trees == 1:
             return proba[:, 0, :]
         return proba.sum(axis=1) / n_trees
 
     return forest
+
