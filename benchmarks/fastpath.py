@@ -33,7 +33,11 @@ import pandas as pd
 import sklearn
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_breast_cancer
-from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    RandomForestClassifier,
+)
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -65,6 +69,8 @@ def pipelines(names: list[str]) -> dict[str, Pipeline]:
             conveyor_shape(RandomForestClassifier(n_estimators=100, random_state=0), names),
         "median+standard+extra trees (100 trees)":
             conveyor_shape(ExtraTreesClassifier(n_estimators=100, random_state=0), names),
+        "median+standard+gradient boosting (100 stages, depth 3)":
+            conveyor_shape(GradientBoostingClassifier(random_state=0), names),
     }
 
 
