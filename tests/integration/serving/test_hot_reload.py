@@ -137,17 +137,24 @@ def test_holder_follows_production_and_refuses_a_tampered_version(conveyor_home:
         holder.stop()
 
 
-def test_load_now_refuses_a_tampered_model_and_a_bad_uri(conveyor_home: Path) -> None:
+def test_an_export_folder_is_followed_and_a_tampered_export_refused(conveyor_home: Path
+                                                                    ) -> None:
     home = conveyor_home
     train(home)
-    exports = home / "exports" / "breast_cancer"
+    exports = home / "exports" / "breast_cancer"  # the export root: latest.json names a run
     holder = ModelHolder(str(exports))
     model = holder.load_now()
     assert model.identity.version == "1" and model.compiled
-    (skops,) = exports.glob("*/model/model.skops")
+    assert holder.poll() is False  # nothing moved
+    train(home, "model.params.C=0.3")  # a new export: latest.json moves
+    assert holder.poll() is True and holder.current.identity.version == "2"
+    (skops,) = (Path(holder.current.identity.location.removeprefix("file://"))
+                ).glob("model.skops")
     skops.write_bytes(skops.read_bytes()[:-10])  # truncated in place
     with pytest.raises(ModelRefusedError, match="sha256"):
         ModelHolder(str(exports)).load_now()
+    assert holder.current.predict(holder.current.as_array(model.check_rows)).proba.shape == (
+        5, 2)  # the model already in memory is not affected
     with pytest.raises(BadInputError):
         ModelHolder(f"models:/{MODEL}@no_such_alias",
                     tracking_uri=f"sqlite:///{home / 'mlflow.db'}").load_now()
