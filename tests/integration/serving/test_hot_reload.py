@@ -222,3 +222,37 @@ def test_an_unreachable_mlflow_keeps_the_current_model(
     X = model.as_array(model.check_rows)
     np.testing.assert_allclose(holder.current.predict(X).proba,
                                model.predict_sklearn(X).proba, rtol=0, atol=1e-9)
+
+
+def test_a_version_failing_its_check_rows_is_refused_and_the_old_one_serves(
+        conveyor_home: Path, tmp_path: Path) -> None:
+    """A Store model folder rewritten with a model whose own input example it cannot score:
+    its files match their (new) sha256, so only the check rows can catch it."""
+    import json
+    import shutil
+
+    from conveyor.store import Store
+
+    train(conveyor_home)
+    (exported,) = (conveyor_home / "exports" / "breast_cancer").glob("*/model")
+    good = tmp_path / "good"
+    shutil.copytree(exported, good, ignore=shutil.ignore_patterns("_conveyor_dir.json"))
+    bad = tmp_path / "bad"
+    shutil.copytree(good, bad)
+    example = json.loads((bad / "input_example.json").read_text())
+    example["data"] = [["not a number"] * len(row) for row in example["data"]]
+    (bad / "input_example.json").write_text(json.dumps(example))
+
+    store = Store((tmp_path / "store").as_uri())
+    folder = store.uri("models", "diagnosis")
+    store.put_dir(folder, good)
+    events: list[tuple[str, dict[str, Any]]] = []
+    holder = ModelHolder(folder, on_event=lambda kind, info: events.append((kind, info)))
+    serving = holder.load_now()
+    store.put_dir(folder, bad)  # what the URI names now has another sha256
+    assert holder.poll() is False
+    refused = holder.status["last_refused"]
+    assert "cannot score its check rows" in refused["reason"], refused
+    assert holder.current is serving
+    assert [k for k, _ in events] == ["loaded", "refused"]
+    assert holder.poll() is False and len(events) == 2  # not retried on every poll
