@@ -287,8 +287,9 @@ class ModelHolder:
 
     Attributes:
         current: the :class:`ServingModel` answering now (``None`` before the first load).
-        status: ``uri``, ``version``, ``loaded_at``, ``last_poll``, ``last_refused``
-            (``{"version", "reason"}`` or ``None``), ``last_error`` (the last poll failure).
+        status: a copy of ``uri``, ``version``, ``loaded_at``, ``compiled``, ``last_poll``,
+            ``polls``, ``last_refused`` (``{"version", "reason", "at"}`` or ``None``) and
+            ``last_error`` (why the last poll failed; ``None`` when it did not).
     """
 
     def __init__(self, uri: str, *, tracking_uri: str | None = None,
@@ -300,13 +301,24 @@ class ModelHolder:
         self.retry_refused_seconds = float(retry_refused_seconds)
         self.on_event = on_event
         self.current: ServingModel | None = None
-        self.status: dict[str, Any] = {"uri": uri, "version": None, "loaded_at": None,
-                                       "last_poll": None, "last_refused": None,
-                                       "last_error": None, "polls": 0}
+        self._status: dict[str, Any] = {"uri": uri, "version": None, "loaded_at": None,
+                                        "compiled": None, "last_poll": None,
+                                        "last_refused": None, "last_error": None, "polls": 0}
         self._refused: dict[str, float] = {}  # key -> when it was refused (monotonic)
         self._lock = threading.Lock()  # one load at a time (poller and load_now)
+        self._status_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def status(self) -> dict[str, Any]:
+        """A copy of the holder's state (safe to read from any thread)."""
+        with self._status_lock:
+            return dict(self._status)
+
+    def _note(self, **changes: Any) -> None:
+        with self._status_lock:
+            self._status.update(changes)
 
     @property
     def key(self) -> str | None:
@@ -336,8 +348,8 @@ class ModelHolder:
     def _install(self, model: ServingModel) -> None:
         previous = self.current
         self.current = model  # the swap: one assignment; requests holding `previous` finish
-        self.status.update(version=model.identity.version, loaded_at=model.loaded.loaded_at,
-                           compiled=model.compiled)
+        self._note(version=model.identity.version, loaded_at=model.loaded.loaded_at,
+                   compiled=model.compiled)
         info = {"uri": self.uri, "version": model.identity.version,
                 "sha256": model.identity.sha256, "compiled": model.compiled}
         if previous is None:
@@ -365,18 +377,17 @@ class ModelHolder:
         :attr:`status` and reported through ``on_event``).
         """
         with self._lock:
-            self.status["last_poll"] = now_iso()
-            self.status["polls"] += 1
+            self._note(last_poll=now_iso(), polls=self._status["polls"] + 1)
             try:
                 identity = resolve(self.uri, tracking_uri=self.tracking_uri)
             except Exception as exc:  # noqa: BLE001 - MLflow down, a timeout: keep serving
                 reason = _reason(exc)
-                self.status["last_error"] = reason
+                self._note(last_error=reason)
                 log.warning("polling %s failed (still serving version %s): %s", self.uri,
                             self.status.get("version"), reason)
                 self._emit("poll_failed", {"uri": self.uri, "reason": reason})
                 return False
-            self.status["last_error"] = None
+            self._note(last_error=None)
             if identity.key == self.key:
                 return False
             refused_at = self._refused.get(identity.key)
@@ -388,8 +399,8 @@ class ModelHolder:
             except Exception as exc:  # noqa: BLE001 - whatever fails, the old one serves
                 reason = _reason(exc)
                 self._refused[identity.key] = time.monotonic()
-                self.status["last_refused"] = {"version": identity.version, "reason": reason,
-                                               "at": now_iso()}
+                self._note(last_refused={"version": identity.version, "reason": reason,
+                                         "at": now_iso()})
                 log.error("refused %s version %s (still serving version %s): %s", self.uri,
                           identity.version, self.status.get("version"), reason)
                 self._emit("refused", {"uri": self.uri, "version": identity.version,
