@@ -100,19 +100,33 @@ class ServingModel:
 
     def predict(self, X: Any) -> ServedPrediction:
         """Predict for ``X``: a float64 array ``(n, len(feature_names))`` in signature order
-        when :attr:`numeric`, else a DataFrame holding the feature columns.
+        when :attr:`numeric`, else a DataFrame holding the feature columns (a DataFrame of
+        numeric columns also takes the compiled path).
 
         Raises:
             ValueError: scikit-learn refused the input (a NaN where the model has no imputer).
         """
-        if self._predictor is not None and isinstance(X, np.ndarray):
-            try:
-                proba = self._predictor(X)
-            except FastpathDeclined:
-                pass
-            else:
-                return self._answer(proba)
+        if self._predictor is not None:
+            array = X if isinstance(X, np.ndarray) else self._numeric_array(X)
+            if array is not None:
+                try:
+                    proba = self._predictor(array)
+                except FastpathDeclined:
+                    pass
+                else:
+                    return self._answer(proba)
         return self._sklearn(X)
+
+    def _numeric_array(self, frame: Any) -> np.ndarray | None:
+        """A DataFrame whose feature columns are all numeric or boolean, as float64 (else
+        ``None``: scikit-learn converts other dtypes by rules of its own)."""
+        try:
+            columns = frame[self.feature_names]
+        except (KeyError, TypeError, IndexError):
+            return None
+        if not all(dtype.kind in "fiub" for dtype in columns.dtypes):
+            return None
+        return np.ascontiguousarray(columns.to_numpy(dtype=np.float64))
 
     def predict_sklearn(self, X: Any) -> ServedPrediction:
         """Predict through scikit-learn only (what the compiled path is checked against)."""
