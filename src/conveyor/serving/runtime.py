@@ -298,6 +298,8 @@ class ModelHolder:
             ``swapped``, ``refused`` or ``poll_failed``; it must not raise (it is logged).
         retry_refused_seconds: a refused version is tried again after this long (its files
             may have been repaired, or the failure was a transient download error).
+        compile: use the compiled predict path where it is proven equal (``False``: always
+            scikit-learn, an operator's escape hatch).
 
     Attributes:
         current: the :class:`ServingModel` answering now (``None`` before the first load).
@@ -308,11 +310,12 @@ class ModelHolder:
 
     def __init__(self, uri: str, *, tracking_uri: str | None = None,
                  poll_seconds: float = 10.0, on_event: EventCallback | None = None,
-                 retry_refused_seconds: float = 60.0) -> None:
+                 retry_refused_seconds: float = 60.0, compile: bool = True) -> None:
         self.uri = uri
         self.tracking_uri = tracking_uri
         self.poll_seconds = float(poll_seconds)
         self.retry_refused_seconds = float(retry_refused_seconds)
+        self.compile = compile
         self.on_event = on_event
         self.current: ServingModel | None = None
         self._status: dict[str, Any] = {"uri": uri, "version": None, "loaded_at": None,
@@ -357,7 +360,7 @@ class ModelHolder:
 
     def _build(self, identity: ModelIdentity) -> ServingModel:
         loaded = load(identity, tracking_uri=self.tracking_uri)
-        return build_serving_model(loaded)
+        return build_serving_model(loaded, compile=self.compile)
 
     def _install(self, model: ServingModel) -> None:
         previous = self.current
