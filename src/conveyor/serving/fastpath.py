@@ -61,7 +61,10 @@ def compile_predictor(estimator: Any, feature_names: Sequence[str]) -> Predictor
         steps = _flatten(estimator)
         final = steps.pop()
         columns = _input_columns(estimator, names)
-        chain = [_transformer(step, columns) for step in steps]
+        # only the first step sees known columns: one after an imputer that dropped an
+        # empty column would not, so a ColumnTransformer is compiled only where it is first
+        chain = [_transformer(step, columns if i == 0 else None)
+                 for i, step in enumerate(steps)]
         model = _classifier(final)
     except _Unsupported:
         return None
@@ -119,8 +122,8 @@ def _selection(columns: list[str], names: list[str]) -> np.ndarray | None:
     return None if index == list(range(len(names))) else np.asarray(index, dtype=np.intp)
 
 
-def _transformer(step: Any, columns: list[str]) -> _Step:
-    """A compiled transform of a fitted step seeing ``columns``."""
+def _transformer(step: Any, columns: list[str] | None) -> _Step:
+    """A compiled transform of a fitted step seeing ``columns`` (``None``: not known)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
@@ -144,7 +147,8 @@ def _transformer(step: Any, columns: list[str]) -> _Step:
     if kind is FunctionTransformer and step.func is None:  # a fitted "passthrough"
         return _identity
     if kind is Pipeline:
-        inner = [_transformer(s, columns) for s in _flatten(step)]
+        inner = [_transformer(s, columns if i == 0 else None)
+                 for i, s in enumerate(_flatten(step))]
         return _chain(inner)
     raise _Unsupported
 
@@ -162,7 +166,9 @@ def _chain(steps: list[_Step]) -> _Step:
     return run
 
 
-def _column_transformer(ct: Any, columns: list[str]) -> _Step:
+def _column_transformer(ct: Any, columns: list[str] | None) -> _Step:
+    if columns is None:
+        raise _Unsupported
     if getattr(ct, "sparse_output_", False):
         raise _Unsupported
     names = [str(c) for c in getattr(ct, "feature_names_in_", columns)]

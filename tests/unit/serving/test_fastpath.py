@@ -175,6 +175,10 @@ def test_nan_without_an_imputer_is_left_to_scikit_learn(make: object) -> None:
         loss="exponential", n_estimators=5))])),
     ("boosting-from-a-model", Pipeline([("m", GradientBoostingClassifier(
         init=LogisticRegression(), n_estimators=5))])),
+    ("column-transformer-after-a-step", Pipeline([
+        ("i", SimpleImputer()),
+        ("p", ColumnTransformer([("s", StandardScaler(), [0, 2])])),
+        ("m", LogisticRegression())])),
     ("imputer-indicator", Pipeline([("i", SimpleImputer(add_indicator=True)),
                                     ("m", LogisticRegression())])),
 ])
