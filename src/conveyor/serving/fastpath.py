@@ -12,9 +12,9 @@ uses the compiled path; ADR 0033).
 Known: ``Pipeline`` and ``ColumnTransformer`` (columns by name, index, mask or slice;
 ``passthrough``/``drop``, a remainder) of ``SimpleImputer`` (NaN as missing, no indicator),
 ``StandardScaler``, ``MinMaxScaler``, ``RobustScaler``, then ``LogisticRegression`` (binary,
-one-vs-rest or multinomial), ``DecisionTreeClassifier``, ``RandomForestClassifier`` or
-``ExtraTreesClassifier``. Anything else: :func:`compile_predictor` returns ``None`` and the
-caller keeps scikit-learn.
+one-vs-rest or multinomial), ``DecisionTreeClassifier``, ``RandomForestClassifier``,
+``ExtraTreesClassifier`` or ``GradientBoostingClassifier`` (log loss, a prior or zero start).
+Anything else: :func:`compile_predictor` returns ``None`` and the caller keeps scikit-learn.
 
 A compiled function raises :class:`FastpathDeclined` for an input it would answer
 differently from scikit-learn (an infinity, a NaN reaching a model that scikit-learn would
@@ -61,7 +61,10 @@ def compile_predictor(estimator: Any, feature_names: Sequence[str]) -> Predictor
         steps = _flatten(estimator)
         final = steps.pop()
         columns = _input_columns(estimator, names)
-        chain = [_transformer(step, columns) for step in steps]
+        # only the first step sees known columns: one after an imputer that dropped an
+        # empty column would not, so a ColumnTransformer is compiled only where it is first
+        chain = [_transformer(step, columns if i == 0 else None)
+                 for i, step in enumerate(steps)]
         model = _classifier(final)
     except _Unsupported:
         return None
@@ -119,8 +122,8 @@ def _selection(columns: list[str], names: list[str]) -> np.ndarray | None:
     return None if index == list(range(len(names))) else np.asarray(index, dtype=np.intp)
 
 
-def _transformer(step: Any, columns: list[str]) -> _Step:
-    """A compiled transform of a fitted step seeing ``columns``."""
+def _transformer(step: Any, columns: list[str] | None) -> _Step:
+    """A compiled transform of a fitted step seeing ``columns`` (``None``: not known)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
@@ -144,7 +147,8 @@ def _transformer(step: Any, columns: list[str]) -> _Step:
     if kind is FunctionTransformer and step.func is None:  # a fitted "passthrough"
         return _identity
     if kind is Pipeline:
-        inner = [_transformer(s, columns) for s in _flatten(step)]
+        inner = [_transformer(s, columns if i == 0 else None)
+                 for i, s in enumerate(_flatten(step))]
         return _chain(inner)
     raise _Unsupported
 
@@ -162,7 +166,9 @@ def _chain(steps: list[_Step]) -> _Step:
     return run
 
 
-def _column_transformer(ct: Any, columns: list[str]) -> _Step:
+def _column_transformer(ct: Any, columns: list[str] | None) -> _Step:
+    if columns is None:
+        raise _Unsupported
     if getattr(ct, "sparse_output_", False):
         raise _Unsupported
     names = [str(c) for c in getattr(ct, "feature_names_in_", columns)]
@@ -289,7 +295,11 @@ def _robust(scaler: Any) -> _Step:
 
 
 def _classifier(model: Any) -> Predictor:
-    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        GradientBoostingClassifier,
+        RandomForestClassifier,
+    )
     from sklearn.linear_model import LogisticRegression
     from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
 
@@ -300,6 +310,8 @@ def _classifier(model: Any) -> Predictor:
         return _forest([model], model)
     if kind in (RandomForestClassifier, ExtraTreesClassifier):
         return _forest(list(model.estimators_), model)
+    if kind is GradientBoostingClassifier:
+        return _gradient_boosting(model)
     raise _Unsupported
 
 
@@ -331,52 +343,114 @@ def _logistic(model: Any) -> Predictor:
     return logistic
 
 
-def _forest(trees: list[Any], model: Any) -> Predictor:
-    """All trees traversed at once: one array of nodes, one step per level for every tree."""
-    n_classes = int(np.asarray(model.classes_).size)
-    if getattr(model, "n_outputs_", 1) != 1 or not trees:
-        raise _Unsupported
-    feature, threshold, left, right, value = [], [], [], [], []
-    roots, depth, offset = [], 0, 0
-    for tree in trees:
-        t = tree.tree_
-        if t.n_outputs != 1:
+class _Trees:
+    """Many fitted trees packed into flat arrays, walked all at once (one numpy step per
+    level for every tree and row); ``walk(X)`` gives each (row, tree) pair's leaf."""
+
+    def __init__(self, trees: list[Any]) -> None:
+        if not trees:
             raise _Unsupported
-        leaf = t.children_left == -1
-        roots.append(offset)
-        feature.append(np.where(leaf, 0, t.feature))
-        threshold.append(t.threshold)
-        # a leaf points at itself, so extra levels leave finished trees where they are
-        own = np.arange(offset, offset + t.node_count)
-        left.append(np.where(leaf, own, t.children_left + offset))
-        right.append(np.where(leaf, own, t.children_right + offset))
-        proba = np.asarray(t.value)[:, 0, :n_classes].astype(np.float64)
+        feature, threshold, left, right, values = [], [], [], [], []
+        roots, depth, offset = [], 0, 0
+        for tree in trees:
+            t = tree.tree_
+            if t.n_outputs != 1:
+                raise _Unsupported
+            leaf = t.children_left == -1
+            roots.append(offset)
+            feature.append(np.where(leaf, 0, t.feature))
+            threshold.append(t.threshold)
+            # a leaf is its own child, so extra levels leave finished paths where they are
+            own = np.arange(offset, offset + t.node_count)
+            left.append(np.where(leaf, own, t.children_left + offset))
+            right.append(np.where(leaf, own, t.children_right + offset))
+            values.append(np.asarray(t.value)[:, 0, :].astype(np.float64))
+            depth = max(depth, int(t.max_depth))
+            offset += t.node_count
+        self.F = np.concatenate(feature).astype(np.intp)
+        self.T = np.concatenate(threshold).astype(np.float64)
+        # children side by side: node k's right child at 2k, its left child at 2k + 1
+        self.C = np.stack([np.concatenate(right), np.concatenate(left)],
+                          axis=1).astype(np.intp).ravel()
+        self.values = values  # per tree: (nodes, outputs) as fitted
+        self.start = np.asarray(roots, dtype=np.intp)
+        self.depth = depth
+        self.n_features = int(self.F.max()) + 1
+
+    def walk(self, X: np.ndarray) -> np.ndarray:
+        """The global node index of the leaf each row reaches in each tree: ``(n, trees)``."""
+        if X.shape[1] < self.n_features:
+            raise FastpathDeclined(f"{X.shape[1]} columns reach trees splitting on "
+                                   f"{self.n_features}")
+        if np.isnan(X).any():
+            raise FastpathDeclined("NaN reaching a tree (scikit-learn routes it by its own rules)")
+        # scikit-learn's trees compare float32 inputs; flat indices are cheaper than 2-D ones
+        flat = np.ascontiguousarray(X, dtype=np.float32).ravel()
+        n, width = X.shape
+        base = (np.arange(n, dtype=np.intp) * width)[:, None]
+        node = np.repeat(self.start[None, :], n, axis=0)
+        F, T, C = self.F, self.T, self.C
+        for _ in range(self.depth):
+            go_left = flat[base + F[node]] <= T[node]
+            node = C[2 * node + go_left]
+        return node
+
+
+def _forest(trees: list[Any], model: Any) -> Predictor:
+    """A tree's or a forest's ``predict_proba``: the mean of the trees' leaf frequencies."""
+    n_classes = int(np.asarray(model.classes_).size)
+    if getattr(model, "n_outputs_", 1) != 1:
+        raise _Unsupported
+    packed = _Trees(trees)
+    value = []
+    for fitted in packed.values:
+        proba = fitted[:, :n_classes]
         norm = proba.sum(axis=1, keepdims=True)
         norm[norm == 0] = 1
         value.append(proba / norm)
-        depth = max(depth, int(t.max_depth))
-        offset += t.node_count
-    F = np.concatenate(feature).astype(np.intp)
-    T = np.concatenate(threshold).astype(np.float64)
-    L = np.concatenate(left).astype(np.intp)
-    R = np.concatenate(right).astype(np.intp)
     V = np.concatenate(value)
-    start = np.asarray(roots, dtype=np.intp)
     n_trees = len(trees)
 
     def forest(X: np.ndarray) -> np.ndarray:
-        if np.isnan(X).any():
-            raise FastpathDeclined("NaN reaching a tree (scikit-learn routes it by its own rules)")
-        X32 = X.astype(np.float32)  # scikit-learn's trees compare float32 inputs
-        n = X32.shape[0]
-        rows = np.arange(n)[:, None]
-        node = np.broadcast_to(start, (n, n_trees))
-        for _ in range(depth):
-            go_left = X32[rows, F[node]] <= T[node]
-            node = np.where(go_left, L[node], R[node])
-        proba = V[node]  # (n, trees, classes)
+        proba = V[packed.walk(X)]  # (n, trees, classes)
         if n_trees == 1:
             return proba[:, 0, :]
         return proba.sum(axis=1) / n_trees
 
     return forest
+
+
+def _gradient_boosting(model: Any) -> Predictor:
+    """``GradientBoostingClassifier.predict_proba`` (log loss, a prior or zero start)."""
+    from scipy.special import expit, softmax
+    from sklearn.dummy import DummyClassifier
+
+    if model.loss != "log_loss":
+        raise _Unsupported
+    stages = np.asarray(model.estimators_)  # (stages, K): one regression tree per class
+    n_stages, k = stages.shape
+    init = model.init_
+    if isinstance(init, str) and init == "zero":
+        start = np.zeros(k)
+    elif type(init) is DummyClassifier and init.strategy == "prior":
+        # the start is a constant: scikit-learn's own function on any one row gives it
+        from sklearn.ensemble._gb import _init_raw_predictions
+
+        start = _init_raw_predictions(np.zeros((1, model.n_features_in_)), init, model._loss,
+                                      True)[0].astype(np.float64)
+    else:
+        raise _Unsupported
+    packed = _Trees(list(stages.ravel()))  # stage-major: tree s * K + c adds to class c
+    rate = float(model.learning_rate)
+    V = np.concatenate([rate * v[:, 0] for v in packed.values])
+    binary = k == 1
+
+    def boosted(X: np.ndarray) -> np.ndarray:
+        leaves = V[packed.walk(X)].reshape(len(X), n_stages, k)
+        raw = start + leaves.sum(axis=1)
+        if binary:
+            p = expit(raw[:, 0])
+            return np.stack([1 - p, p], axis=1)
+        return softmax(raw, axis=1)
+
+    return boosted

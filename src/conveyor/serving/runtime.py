@@ -100,19 +100,33 @@ class ServingModel:
 
     def predict(self, X: Any) -> ServedPrediction:
         """Predict for ``X``: a float64 array ``(n, len(feature_names))`` in signature order
-        when :attr:`numeric`, else a DataFrame holding the feature columns.
+        when :attr:`numeric`, else a DataFrame holding the feature columns (a DataFrame of
+        numeric columns also takes the compiled path).
 
         Raises:
             ValueError: scikit-learn refused the input (a NaN where the model has no imputer).
         """
-        if self._predictor is not None and isinstance(X, np.ndarray):
-            try:
-                proba = self._predictor(X)
-            except FastpathDeclined:
-                pass
-            else:
-                return self._answer(proba)
+        if self._predictor is not None:
+            array = X if isinstance(X, np.ndarray) else self._numeric_array(X)
+            if array is not None:
+                try:
+                    proba = self._predictor(array)
+                except FastpathDeclined:
+                    pass
+                else:
+                    return self._answer(proba)
         return self._sklearn(X)
+
+    def _numeric_array(self, frame: Any) -> np.ndarray | None:
+        """A DataFrame whose feature columns are all numeric or boolean, as float64 (else
+        ``None``: scikit-learn converts other dtypes by rules of its own)."""
+        try:
+            columns = frame[self.feature_names]
+        except (KeyError, TypeError, IndexError):
+            return None
+        if not all(dtype.kind in "fiub" for dtype in columns.dtypes):
+            return None
+        return np.ascontiguousarray(columns.to_numpy(dtype=np.float64))
 
     def predict_sklearn(self, X: Any) -> ServedPrediction:
         """Predict through scikit-learn only (what the compiled path is checked against)."""
@@ -284,29 +298,44 @@ class ModelHolder:
             ``swapped``, ``refused`` or ``poll_failed``; it must not raise (it is logged).
         retry_refused_seconds: a refused version is tried again after this long (its files
             may have been repaired, or the failure was a transient download error).
+        compile: use the compiled predict path where it is proven equal (``False``: always
+            scikit-learn, an operator's escape hatch).
 
     Attributes:
         current: the :class:`ServingModel` answering now (``None`` before the first load).
-        status: ``uri``, ``version``, ``loaded_at``, ``last_poll``, ``last_refused``
-            (``{"version", "reason"}`` or ``None``), ``last_error`` (the last poll failure).
+        status: a copy of ``uri``, ``version``, ``loaded_at``, ``compiled``, ``last_poll``,
+            ``polls``, ``last_refused`` (``{"version", "reason", "at"}`` or ``None``) and
+            ``last_error`` (why the last poll failed; ``None`` when it did not).
     """
 
     def __init__(self, uri: str, *, tracking_uri: str | None = None,
                  poll_seconds: float = 10.0, on_event: EventCallback | None = None,
-                 retry_refused_seconds: float = 60.0) -> None:
+                 retry_refused_seconds: float = 60.0, compile: bool = True) -> None:
         self.uri = uri
         self.tracking_uri = tracking_uri
         self.poll_seconds = float(poll_seconds)
         self.retry_refused_seconds = float(retry_refused_seconds)
+        self.compile = compile
         self.on_event = on_event
         self.current: ServingModel | None = None
-        self.status: dict[str, Any] = {"uri": uri, "version": None, "loaded_at": None,
-                                       "last_poll": None, "last_refused": None,
-                                       "last_error": None, "polls": 0}
+        self._status: dict[str, Any] = {"uri": uri, "version": None, "loaded_at": None,
+                                        "compiled": None, "last_poll": None,
+                                        "last_refused": None, "last_error": None, "polls": 0}
         self._refused: dict[str, float] = {}  # key -> when it was refused (monotonic)
         self._lock = threading.Lock()  # one load at a time (poller and load_now)
+        self._status_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def status(self) -> dict[str, Any]:
+        """A copy of the holder's state (safe to read from any thread)."""
+        with self._status_lock:
+            return dict(self._status)
+
+    def _note(self, **changes: Any) -> None:
+        with self._status_lock:
+            self._status.update(changes)
 
     @property
     def key(self) -> str | None:
@@ -331,13 +360,13 @@ class ModelHolder:
 
     def _build(self, identity: ModelIdentity) -> ServingModel:
         loaded = load(identity, tracking_uri=self.tracking_uri)
-        return build_serving_model(loaded)
+        return build_serving_model(loaded, compile=self.compile)
 
     def _install(self, model: ServingModel) -> None:
         previous = self.current
         self.current = model  # the swap: one assignment; requests holding `previous` finish
-        self.status.update(version=model.identity.version, loaded_at=model.loaded.loaded_at,
-                           compiled=model.compiled)
+        self._note(version=model.identity.version, loaded_at=model.loaded.loaded_at,
+                   compiled=model.compiled)
         info = {"uri": self.uri, "version": model.identity.version,
                 "sha256": model.identity.sha256, "compiled": model.compiled}
         if previous is None:
@@ -365,18 +394,17 @@ class ModelHolder:
         :attr:`status` and reported through ``on_event``).
         """
         with self._lock:
-            self.status["last_poll"] = now_iso()
-            self.status["polls"] += 1
+            self._note(last_poll=now_iso(), polls=self._status["polls"] + 1)
             try:
                 identity = resolve(self.uri, tracking_uri=self.tracking_uri)
             except Exception as exc:  # noqa: BLE001 - MLflow down, a timeout: keep serving
                 reason = _reason(exc)
-                self.status["last_error"] = reason
+                self._note(last_error=reason)
                 log.warning("polling %s failed (still serving version %s): %s", self.uri,
                             self.status.get("version"), reason)
                 self._emit("poll_failed", {"uri": self.uri, "reason": reason})
                 return False
-            self.status["last_error"] = None
+            self._note(last_error=None)
             if identity.key == self.key:
                 return False
             refused_at = self._refused.get(identity.key)
@@ -388,8 +416,8 @@ class ModelHolder:
             except Exception as exc:  # noqa: BLE001 - whatever fails, the old one serves
                 reason = _reason(exc)
                 self._refused[identity.key] = time.monotonic()
-                self.status["last_refused"] = {"version": identity.version, "reason": reason,
-                                               "at": now_iso()}
+                self._note(last_refused={"version": identity.version, "reason": reason,
+                                         "at": now_iso()})
                 log.error("refused %s version %s (still serving version %s): %s", self.uri,
                           identity.version, self.status.get("version"), reason)
                 self._emit("refused", {"uri": self.uri, "version": identity.version,

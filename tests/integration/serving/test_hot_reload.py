@@ -137,17 +137,24 @@ def test_holder_follows_production_and_refuses_a_tampered_version(conveyor_home:
         holder.stop()
 
 
-def test_load_now_refuses_a_tampered_model_and_a_bad_uri(conveyor_home: Path) -> None:
+def test_an_export_folder_is_followed_and_a_tampered_export_refused(conveyor_home: Path
+                                                                    ) -> None:
     home = conveyor_home
     train(home)
-    exports = home / "exports" / "breast_cancer"
+    exports = home / "exports" / "breast_cancer"  # the export root: latest.json names a run
     holder = ModelHolder(str(exports))
     model = holder.load_now()
     assert model.identity.version == "1" and model.compiled
-    (skops,) = exports.glob("*/model/model.skops")
+    assert holder.poll() is False  # nothing moved
+    train(home, "model.params.C=0.3")  # a new export: latest.json moves
+    assert holder.poll() is True and holder.current.identity.version == "2"
+    (skops,) = (Path(holder.current.identity.location.removeprefix("file://"))
+                ).glob("model.skops")
     skops.write_bytes(skops.read_bytes()[:-10])  # truncated in place
     with pytest.raises(ModelRefusedError, match="sha256"):
         ModelHolder(str(exports)).load_now()
+    assert holder.current.predict(holder.current.as_array(model.check_rows)).proba.shape == (
+        5, 2)  # the model already in memory is not affected
     with pytest.raises(BadInputError):
         ModelHolder(f"models:/{MODEL}@no_such_alias",
                     tracking_uri=f"sqlite:///{home / 'mlflow.db'}").load_now()
@@ -215,3 +222,37 @@ def test_an_unreachable_mlflow_keeps_the_current_model(
     X = model.as_array(model.check_rows)
     np.testing.assert_allclose(holder.current.predict(X).proba,
                                model.predict_sklearn(X).proba, rtol=0, atol=1e-9)
+
+
+def test_a_version_failing_its_check_rows_is_refused_and_the_old_one_serves(
+        conveyor_home: Path, tmp_path: Path) -> None:
+    """A Store model folder rewritten with a model whose own input example it cannot score:
+    its files match their (new) sha256, so only the check rows can catch it."""
+    import json
+    import shutil
+
+    from conveyor.store import Store
+
+    train(conveyor_home)
+    (exported,) = (conveyor_home / "exports" / "breast_cancer").glob("*/model")
+    good = tmp_path / "good"
+    shutil.copytree(exported, good, ignore=shutil.ignore_patterns("_conveyor_dir.json"))
+    bad = tmp_path / "bad"
+    shutil.copytree(good, bad)
+    example = json.loads((bad / "input_example.json").read_text())
+    example["data"] = [["not a number"] * len(row) for row in example["data"]]
+    (bad / "input_example.json").write_text(json.dumps(example))
+
+    store = Store((tmp_path / "store").as_uri())
+    folder = store.uri("models", "diagnosis")
+    store.put_dir(folder, good)
+    events: list[tuple[str, dict[str, Any]]] = []
+    holder = ModelHolder(folder, on_event=lambda kind, info: events.append((kind, info)))
+    serving = holder.load_now()
+    store.put_dir(folder, bad)  # what the URI names now has another sha256
+    assert holder.poll() is False
+    refused = holder.status["last_refused"]
+    assert "cannot score its check rows" in refused["reason"], refused
+    assert holder.current is serving
+    assert [k for k, _ in events] == ["loaded", "refused"]
+    assert holder.poll() is False and len(events) == 2  # not retried on every poll

@@ -92,6 +92,12 @@ ESTIMATORS = {
     "forest": (lambda: RandomForestClassifier(n_estimators=25, random_state=0), 2),
     "extra-trees": (lambda: ExtraTreesClassifier(n_estimators=15, min_samples_leaf=3,
                                                  random_state=0), 3),
+    "boosting-binary": (lambda: GradientBoostingClassifier(n_estimators=30, max_depth=3,
+                                                           random_state=0), 2),
+    "boosting-multiclass": (lambda: GradientBoostingClassifier(
+        n_estimators=20, learning_rate=0.3, subsample=0.8, random_state=0), 3),
+    "boosting-from-zero": (lambda: GradientBoostingClassifier(
+        init="zero", n_estimators=10, random_state=0), 2),
 }
 CASES = [(e, p) for e in ESTIMATORS for p in pipelines(None)]
 
@@ -165,7 +171,14 @@ def test_nan_without_an_imputer_is_left_to_scikit_learn(make: object) -> None:
     ("one-hot", Pipeline([("p", ColumnTransformer([("c", OneHotEncoder(), ["f0"])])),
                           ("m", LogisticRegression())])),
     ("polynomial", Pipeline([("p", PolynomialFeatures()), ("m", LogisticRegression())])),
-    ("gradient-boosting", Pipeline([("m", GradientBoostingClassifier(n_estimators=5))])),
+    ("boosting-exponential-loss", Pipeline([("m", GradientBoostingClassifier(
+        loss="exponential", n_estimators=5))])),
+    ("boosting-from-a-model", Pipeline([("m", GradientBoostingClassifier(
+        init=LogisticRegression(), n_estimators=5))])),
+    ("column-transformer-after-a-step", Pipeline([
+        ("i", SimpleImputer()),
+        ("p", ColumnTransformer([("s", StandardScaler(), [0, 2])])),
+        ("m", LogisticRegression())])),
     ("imputer-indicator", Pipeline([("i", SimpleImputer(add_indicator=True)),
                                     ("m", LogisticRegression())])),
 ])

@@ -61,6 +61,15 @@ def test_a_supported_pipeline_is_compiled_and_answers_like_scikit_learn(tmp_path
     assert fast.labels.tolist() == slow.labels.tolist() == pipe.predict(
         pd.DataFrame(X, columns=NAMES)).tolist()
     assert fast.classes == ("no", "yes")
+    calls = []
+    compiled = model._predictor
+    model._predictor = lambda A: calls.append(A.shape) or compiled(A)
+    numeric_frame = pd.DataFrame(X, columns=NAMES).astype({"x2": "float32"})
+    np.testing.assert_allclose(model.predict(numeric_frame).proba,
+                               model.predict_sklearn(numeric_frame).proba, rtol=0, atol=1e-9)
+    assert calls == [X.shape]  # a DataFrame of numeric columns takes the compiled path too
+    model.predict(numeric_frame.astype({"x0": object}))
+    assert calls == [X.shape]  # an object column is left to scikit-learn
 
 
 def test_a_compiled_path_that_disagrees_is_dropped(tmp_path: Path,

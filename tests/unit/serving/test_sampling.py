@@ -147,3 +147,12 @@ def test_dataframe_requests_and_plain_predictions(tmp_path: Path) -> None:
     assert list(out["b"]) == ["x", "y", "x"]
     assert list(out["_request_id"]) == ["one-request", "one-request", ""]
     assert list(out["_version"]) == ["5", "5", "5"]
+
+
+def test_a_batch_that_cannot_be_written_leaves_no_file(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"a": [1.0], "b": [object()], "c": [True]})  # no Parquet type
+    X = np.zeros((1, 3))
+    with Sampler(tmp_path.as_uri(), "m", rate=1.0) as sampler:
+        sampler.offer(frame, ["a", "b", "c"], prediction(X), "1", "r")
+    assert sampler.stats["errors"] == 1 and sampler.stats["dropped_rows"] == 1
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # not even a temporary
