@@ -71,9 +71,13 @@ def psi(expected: Sequence[float], actual: Sequence[float], *, floor: float = PS
 
 def ks_test(reference: Sequence[float], window: Sequence[float]) -> tuple[float, float]:
     """Two-sample Kolmogorov-Smirnov statistic and p-value (scipy)."""
+    import warnings
+
     from scipy.stats import ks_2samp
 
-    result = ks_2samp(np.asarray(reference, dtype=float), np.asarray(window, dtype=float))
+    with warnings.catch_warnings():  # "exact calculation unsuccessful": it falls back itself
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = ks_2samp(np.asarray(reference, dtype=float), np.asarray(window, dtype=float))
     return float(result.statistic), float(result.pvalue)
 
 
