@@ -7,6 +7,7 @@ Exit codes: 0 no drift, 3 drift passed the thresholds, 2 bad input, 1 a failure.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 __all__ = ["register"]
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _monitor(args: argparse.Namespace) -> int:
     from conveyor.api import monitor
-    from conveyor.cli.output import print_json, stderr
+    from conveyor.cli.output import print_json
 
     result = monitor(args.model, window=args.window, input=args.input, labels=args.labels,
                      id_column=args.id_column, spec=args.spec, store=args.store)
@@ -63,8 +64,5 @@ def _monitor(args: argparse.Namespace) -> int:
     lines.append(f"report     {result.html_uri}")
     lines.append(f"json       {result.report_uri}")
     lines.append(f"MLflow run {result.mlflow_run_id} (experiment {report['model']}-monitoring)")
-    import sys
-
     sys.stdout.write("\n".join(lines) + "\n")
-    del stderr
     return result.exit_code

@@ -256,7 +256,7 @@ def check(model_uri: str, *, window: str | None = None, input: str | None = None
     Raises:
         BadInputError: a bad URI, file, window or labels file; a model with no profile.
     """
-    from conveyor.serving.model import ModelRefusedError, load, resolve
+    from conveyor.serving.model import load, resolve
     from conveyor.tracking import Tracker
 
     loaded_spec = getattr(spec, "spec", spec)
@@ -266,10 +266,7 @@ def check(model_uri: str, *, window: str | None = None, input: str | None = None
         loaded_spec.store.root if loaded_spec else None,
         Path(base_dir) if base_dir else None)
     identity = resolve(model_uri, tracking_uri=tracking_uri)
-    try:
-        model = load(identity, tracking_uri=tracking_uri)
-    except ModelRefusedError:
-        raise
+    model = load(identity, tracking_uri=tracking_uri)  # files verified before anything loads
     profile = read_profile(model.folder)
     if profile is None:
         raise BadInputError(f"{model_uri}: the model has no reference profile ({PROFILE_FILE}):"
