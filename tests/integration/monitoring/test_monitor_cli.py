@@ -253,3 +253,44 @@ def test_a_failed_gate_posts_to_the_webhook(trained: dict,
     assert len(webhook.requests) == 1
     text = webhook.requests[0]["json"]["text"]
     assert "breast_cancer" in text and "gate rejected" in text and "test_accuracy" in text
+
+
+def test_a_tampered_profile_is_a_tampered_model(trained: dict, tmp_path: Path) -> None:
+    exports = trained["folder"] / "exports"
+    latest = json.loads((exports / "latest.json").read_text())
+    run_folder = Path(latest["manifest"].removeprefix("file://")).parent
+    copy = tmp_path / "export"
+    import shutil
+
+    shutil.copytree(run_folder, copy / run_folder.name)
+    (copy / "latest.json").write_text(json.dumps({
+        **latest, "manifest": (copy / run_folder.name / "manifest.json").as_uri()}))
+    profile = copy / run_folder.name / "model" / "conveyor_profile.json"
+    data = json.loads(profile.read_text())
+    data["features"]["radius_mean"]["max"] = 1e9  # hide an out-of-range shift
+    profile.write_text(json.dumps(data))
+    batch = tmp_path / "batch.csv"
+    trained["frame"].drop(columns=["diagnosis"]).head(50).to_csv(batch, index=False)
+    done = conveyor(trained, "monitor", str(copy), "--input", str(batch))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "conveyor_profile.json does not match its recorded sha256" in done.stderr
+
+
+def test_a_model_without_a_profile_is_bad_input(trained: dict, tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from conveyor.store import Store
+    from conveyor.tracking import Tracker
+
+    frame = trained["frame"]
+    X = frame[["radius_mean", "texture_mean"]]
+    model = LogisticRegression(max_iter=500).fit(X, frame["diagnosis"])
+    saved = tmp_path / "saved"
+    Tracker.save_sklearn_model(model, X.head(5), saved)  # as models were saved before
+    uri = (tmp_path / "store" / "old_model").as_uri()
+    Store((tmp_path / "store").as_uri()).put_dir(uri, saved)
+    batch = tmp_path / "batch.csv"
+    X.to_csv(batch, index=False)
+    done = conveyor(trained, "monitor", uri, "--input", str(batch))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "has no reference profile" in done.stderr and "train it again" in done.stderr
