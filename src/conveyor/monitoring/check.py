@@ -283,7 +283,16 @@ def check(model_uri: str, *, window: str | None = None, input: str | None = None
         span = parse_window(window or (loaded_spec.monitor.window if loaded_spec else "24h"))
         frame, source = read_samples(root, name, span, now=now)
 
-    stats = compare(profile, frame, settings.thresholds, prediction_column=layout.PREDICTION)
+    # Inputs drift whichever version answered; predictions are judged only for the version
+    # whose profile this is (after an alias move the window holds both).
+    predictions = None
+    if identity.version and layout.VERSION in frame.columns and \
+            layout.PREDICTION in frame.columns:
+        versions = frame[layout.VERSION].astype(str)
+        source["versions"] = {str(k): int(v) for k, v in versions.value_counts().items()}
+        predictions = frame.loc[versions == str(identity.version), layout.PREDICTION]
+    stats = compare(profile, frame, settings.thresholds, prediction_column=layout.PREDICTION,
+                    predictions=predictions)
     live: dict[str, float] = {}
     if labels is not None:
         if layout.PREDICTION not in frame.columns:

@@ -207,8 +207,11 @@ def prediction_drift(reference: Mapping[str, Any], predictions: Any | None,
 
 
 def compare(profile: Mapping[str, Any], window: Any, thresholds: Thresholds, *,
-            prediction_column: str = "_prediction") -> dict[str, Any]:
+            prediction_column: str = "_prediction", predictions: Any = None) -> dict[str, Any]:
     """Compare a window (DataFrame of features and predictions) with a reference profile.
+
+    ``predictions`` replaces the window's ``prediction_column`` (the rows the profiled
+    version predicted, when the window also holds an earlier version's samples).
 
     Returns:
         ``features`` (one result per profiled feature), ``prediction``, ``drifted``,
@@ -218,7 +221,8 @@ def compare(profile: Mapping[str, Any], window: Any, thresholds: Thresholds, *,
     for name, ref in (profile.get("features") or {}).items():
         column = window[name] if name in window.columns else None
         features[name] = feature_drift(name, ref, column, thresholds)
-    predictions = window[prediction_column] if prediction_column in window.columns else None
+    if predictions is None and prediction_column in window.columns:
+        predictions = window[prediction_column]
     prediction = prediction_drift(profile.get("prediction") or {}, predictions, thresholds)
     drifted = [name for name, result in features.items() if result["drifted"]]
     return {

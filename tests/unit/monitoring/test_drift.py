@@ -166,3 +166,12 @@ def test_live_metrics_come_from_label_metrics() -> None:
                        "live_f1": pytest.approx(2 / 3)}
     assert live_metrics([], []) == {}
     assert live_metrics([1, 0], ["1", "0"], positive=1)["live_accuracy"] == 1.0
+
+
+def test_compare_judges_given_predictions_instead_of_the_column() -> None:
+    frame = pd.DataFrame({"x": np.linspace(0, 1, 100)})
+    profile = build_profile(frame, ["x"], ["a", "b"] * 50, classes=["a", "b"])
+    window = frame.assign(_prediction=["a"] * 100)  # an earlier version said "a" only
+    assert compare(profile, window, Thresholds())["prediction"]["drifted"]
+    own = compare(profile, window, Thresholds(), predictions=pd.Series(["a", "b"] * 20))
+    assert not own["prediction"]["drifted"] and own["prediction"]["values"] == 40
