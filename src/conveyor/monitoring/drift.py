@@ -217,9 +217,12 @@ def compare(profile: Mapping[str, Any], window: Any, thresholds: Thresholds, *,
         ``features`` (one result per profiled feature), ``prediction``, ``drifted``,
         ``features_drifted`` and ``not_computable`` (name -> reason).
     """
+    import pandas as pd
+
     features = {}
     for name, ref in (profile.get("features") or {}).items():
-        column = window[name] if name in window.columns else None
+        column = window[name] if name in window.columns else (
+            pd.Series([], dtype=object) if len(window) == 0 else None)
         features[name] = feature_drift(name, ref, column, thresholds)
     if predictions is None and prediction_column in window.columns:
         predictions = window[prediction_column]

@@ -157,7 +157,9 @@ def test_compare_on_an_empty_window_is_not_computable_everywhere() -> None:
     profile = build_profile(frame, ["x"], ["a", "b"] * 25, classes=["a", "b"])
     stats = compare(profile, pd.DataFrame(), Thresholds())
     assert stats["rows"] == 0 and not stats["drifted"]
-    assert stats["not_computable"] == {"x": "absent from the window"}
+    assert stats["not_computable"] == {"x": "empty: the window has no rows"}
+    absent = compare(profile, pd.DataFrame({"y": [1.0] * 40}), Thresholds())
+    assert absent["not_computable"] == {"x": "absent from the window"}
 
 
 def test_live_metrics_come_from_label_metrics() -> None:
