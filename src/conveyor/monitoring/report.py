@@ -40,7 +40,10 @@ def _plot(result: Mapping[str, Any]) -> str | None:
         axes.bar([p + width / 2 for p in positions], win_values, width, label="window")
         axes.set_xticks(list(positions), labels, fontsize=7,
                         rotation=45 if isinstance(ref, Mapping) else 0)
-        axes.set_title(str(result["name"])[:40], fontsize=9)
+        name = str(result["name"])
+        axes.set_title("predictions" if name == "_prediction" else name[:40], fontsize=9)
+        if not isinstance(ref, Mapping):
+            axes.set_xlabel("bin (training deciles)", fontsize=7)
         axes.set_ylabel("share", fontsize=8)
         axes.legend(fontsize=7)
         figure.tight_layout()
