@@ -491,6 +491,21 @@ def monitor(model: str, *, window: str | None = None, input: PathLike | None = N
 
     Raises:
         BadInputError: a bad URI, window, file, labels file, or a model without a profile.
+
+    Example:
+        >>> import tempfile, conveyor, conveyor.api
+        >>> from conveyor.sources.bundled import read_sklearn_source
+        >>> from conveyor.spec.models import SklearnSource
+        >>> home = tempfile.mkdtemp()
+        >>> _ = conveyor.run("examples/breast_cancer/pipeline.yaml", profile="sklearn",
+        ...                  home=home)
+        >>> data, _ = read_sklearn_source(SklearnSource(source="sklearn", name="breast_cancer"))
+        >>> batch = f"{home}/batch.csv"
+        >>> data.assign(radius_mean=data["radius_mean"] * 1.5).to_csv(batch, index=False)
+        >>> result = conveyor.api.monitor("models:/breast_cancer_classifier/1", input=batch,
+        ...                               home=home)
+        >>> result.exit_code, result.verdict["features_drifted"]
+        (3, ['radius_mean'])
     """
     from conveyor.spec.loader import LoadedSpec as _Loaded
 
