@@ -110,7 +110,8 @@ def build_dags(
             if "monitor" in loaded.spec.present():  # a served model's drift check
                 from conveyor.airflow.monitor_dags import build_monitor_dag
 
-                built.append(build_monitor_dag(path, loaded=loaded, profile=chosen))
+                built.append(build_monitor_dag(path, loaded=loaded, profile=chosen,
+                                               conveyor_conn_id=conveyor_conn_id))
             for dag in built:
                 result.dags[dag.dag_id] = dag
                 origin[dag.dag_id] = path

@@ -47,8 +47,12 @@ def monitored_model(loaded: LoadedSpec) -> str:
 
 
 def build_monitor_dag(spec_path: str | os.PathLike[str], *, loaded: LoadedSpec,
-                      profile: str | None = None) -> DAG:
-    """The ``<name>_monitor`` DAG of one pipeline spec (see the module's docstring)."""
+                      profile: str | None = None, conveyor_conn_id: str | None = None) -> DAG:
+    """The ``<name>_monitor`` DAG of one pipeline spec (see the module's docstring).
+
+    ``conveyor_conn_id``: a ``conveyor`` connection giving the store root and tracking URI,
+    as for the pipeline's own tasks (the samples and the registry are where they write).
+    """
     path = str(Path(spec_path).resolve())
     spec = loaded.spec
     model = monitored_model(loaded)
@@ -73,7 +77,12 @@ def build_monitor_dag(spec_path: str | os.PathLike[str], *, loaded: LoadedSpec,
             from conveyor.spec import load_spec
 
             try:
-                result = run_check(model, spec=load_spec(path, profile=profile))
+                overrides = []
+                if conveyor_conn_id:
+                    from conveyor.airflow.hooks import ConveyorHook
+
+                    overrides = ConveyorHook(conveyor_conn_id=conveyor_conn_id).spec_overrides()
+                result = run_check(model, spec=load_spec(path, overrides, profile=profile))
             except BadInputError as exc:
                 raise AirflowFailException(str(exc)) from exc
             return result.verdict
