@@ -54,8 +54,12 @@ def _monitor(args: argparse.Namespace) -> int:
         lines.append(f"  drifted    {name}: {'; '.join(report['features'][name]['why'])}")
     if report["prediction"]["drifted"]:
         lines.append(f"  drifted    predictions: {'; '.join(report['prediction']['why'])}")
+    by_reason: dict[str, list[str]] = {}
     for name, reason in report["not_computable"].items():
-        lines.append(f"  not computable {name}: {reason}")
+        by_reason.setdefault(reason, []).append(name)
+    for reason, names in by_reason.items():
+        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        lines.append(f"  not computable ({reason}): {shown}")
     for name, value in report["live_metrics"].items():
         lines.append(f"  {name} {value:.4f}")
     for what, action in result.actions.items():
