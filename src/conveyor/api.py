@@ -26,12 +26,13 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from conveyor.lab.spec import Lab
     from conveyor.lab.watcher import InboxReport
+    from conveyor.monitoring.check import MonitorResult
     from conveyor.promotion import PromotionDecision, RollbackResult
     from conveyor.runners.executor import StepRecord
     from conveyor.spec import LoadedSpec
 
-__all__ = ["RunResult", "RunStatus", "load_spec", "process_inbox", "promote", "rollback",
-           "run", "serve", "validate"]
+__all__ = ["RunResult", "RunStatus", "load_spec", "monitor", "process_inbox", "promote",
+           "rollback", "run", "serve", "validate"]
 
 PathLike = str | os.PathLike[str]
 #: ``ok`` passed the gate and published; ``rejected`` the gate rejected the model (the run
@@ -519,3 +520,58 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8080, workers: int
 
 # --------------------------------------------------------------------------- monitoring
 # (issue 10: the monitor branch adds ``monitor`` here)
+
+
+def monitor(model: str, *, window: str | None = None, input: PathLike | None = None,
+            labels: PathLike | None = None, id_column: str | None = None,
+            spec: PathLike | LoadedSpec | None = None, store: str | None = None,
+            tracking_uri: str | None = None, trigger: Callable[..., dict[str, Any]] | None = None,
+            home: PathLike | None = None) -> MonitorResult:
+    """Check a model's recent inputs and predictions for drift (docs/monitoring.md).
+
+    Args:
+        model: ``models:/<name>@<alias>``, ``models:/<name>/<N>``, or an export folder.
+        window: read the server's samples of the last ``30m``/``24h``/``7d``.
+        input: a CSV or Parquet batch instead of the samples (scored when it has no
+            ``_prediction`` column).
+        labels: true labels joined by ``id_column``, for live accuracy, precision, recall, F1.
+        spec: the pipeline spec: its ``monitor:`` thresholds, store, tracking, training DAG.
+        store: the Store's root URI (default: the spec's, else ``home/artifacts``).
+        tracking_uri: MLflow (default: the spec's, else the embedded one).
+        trigger: ``trigger(airflow_url, dag_id, conf) -> dict`` starts the training DAG
+            (default: Airflow's REST API).
+        home: the embedded default's folder.
+
+    Returns:
+        The :class:`~conveyor.monitoring.check.MonitorResult`: ``verdict``, ``report``,
+        ``exit_code`` (0 no drift, 3 drift).
+
+    Raises:
+        BadInputError: a bad URI, window, file, labels file, or a model without a profile.
+
+    Example:
+        >>> import tempfile, conveyor, conveyor.api
+        >>> from conveyor.sources.bundled import read_sklearn_source
+        >>> from conveyor.spec.models import SklearnSource
+        >>> home = tempfile.mkdtemp()
+        >>> _ = conveyor.run("examples/breast_cancer/pipeline.yaml", profile="sklearn",
+        ...                  home=home)
+        >>> data, _ = read_sklearn_source(SklearnSource(source="sklearn", name="breast_cancer"))
+        >>> batch = f"{home}/batch.csv"
+        >>> data.assign(radius_mean=data["radius_mean"] * 1.5).to_csv(batch, index=False)
+        >>> result = conveyor.api.monitor("models:/breast_cancer_classifier/1", input=batch,
+        ...                               home=home)
+        >>> result.exit_code, result.verdict["features_drifted"]
+        (3, ['radius_mean'])
+    """
+    from conveyor.spec.loader import LoadedSpec as _Loaded
+
+    starts = _folder(spec) if spec is not None and not isinstance(spec, _Loaded) else []
+    with _home(home, *starts):
+        from conveyor.monitoring.check import check
+
+        loaded = spec if spec is None or isinstance(spec, _Loaded) else load_spec(spec)
+        return check(model, window=window, input=None if input is None else os.fspath(input),
+                     labels=None if labels is None else os.fspath(labels),
+                     id_column=id_column, spec=loaded, store=store,
+                     tracking_uri=tracking_uri, trigger=trigger)
