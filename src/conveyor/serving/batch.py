@@ -458,18 +458,24 @@ def score(model_uri: str, input_uri: str, output_uri: str, *, id_column: str | N
         raise BadInputError(f"workers must be >= 1, got {workers}")
     source = _find_inputs(input_uri, storage_options)
     output = _prepare_output(output_uri, storage_options, overwrite=overwrite, source=source)
-    loaded = model if model is not None else open_model(model_uri, tracking_uri=tracking_uri)
-    started = time.perf_counter()
-    chosen_id, total = _check_columns(source, loaded.features, id_column)
-    scorer = _scorer(loaded, chosen_id)
     if engine == "local":
-        rows = _score_local(loaded, source, output, scorer, chunk_rows, total, on_progress,
-                            progress_every)
+        loaded = model if model is not None else open_model(model_uri,
+                                                            tracking_uri=tracking_uri)
+        started = time.perf_counter()
+        chosen_id, total = _check_columns(source, loaded.features, id_column)
+        rows = _score_local(loaded, source, output, _scorer(loaded, chosen_id), chunk_rows,
+                            total, on_progress, progress_every)
     else:
-        from conveyor.serving.dask_engine import score_dask
+        from conveyor.serving.dask_engine import dask_client, score_dask, warm_workers
 
-        rows = score_dask(loaded, source, output, scorer, chunk_rows, scheduler, workers,
-                           storage_options, on_progress)
+        started = time.perf_counter()
+        with dask_client(scheduler, workers) as client:
+            warm_workers(client)  # the workers import their libraries while we load the model
+            loaded = model if model is not None else open_model(model_uri,
+                                                                tracking_uri=tracking_uri)
+            chosen_id, _ = _check_columns(source, loaded.features, id_column)
+            rows = score_dask(client, loaded, source, output, _scorer(loaded, chosen_id),
+                              chunk_rows, storage_options, on_progress)
     identity = loaded.identity
     return ScoreResult(output_uri=output.uri, rows=rows,
                        seconds=time.perf_counter() - started, engine=engine,

@@ -68,14 +68,14 @@ class ModelPlugin(WorkerPlugin):
         _MODELS.pop(self.key, None)
 
 
-def score_partition(frame: Any, key: str, scorer: ChunkScorer) -> Any:
+def score_partition(frame: Any, key: str, scorer: ChunkScorer, where: str) -> Any:
     """One partition's output (runs on a worker)."""
     import pandas as pd
 
     estimator = _MODELS.get(key)
     if estimator is None:
         raise ConveyorRuntimeError("the model is not installed on this worker")
-    scorer.check(frame, "input", 0)
+    scorer.check(frame, where, 0)  # rows counted within the partition
     out = pd.DataFrame(scorer.predict(estimator, frame), index=frame.index)
     if scorer.id_column:
         out.insert(0, scorer.id_column, frame[scorer.id_column])
@@ -128,11 +128,26 @@ def _csv_blocksize(source: InputFiles, chunk_rows: int) -> int:
     return max(int(len(sample) / lines * chunk_rows), 1 << 20)
 
 
-def score_dask(model: Any, source: InputFiles, output: OutputTarget, scorer: ChunkScorer,
-               chunk_rows: int, scheduler: str | None, workers: int,
+def _warm() -> None:
+    import pandas  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+    import skops.io  # noqa: F401
+    import sklearn.pipeline  # noqa: F401
+
+
+def warm_workers(client: Client) -> list[Any]:
+    """Let every worker import what scoring needs, without waiting for it (the futures)."""
+    workers = list(client.scheduler_info().get("workers", {}))
+    return [client.submit(_warm, workers=[address], pure=False, allow_other_workers=False)
+            for address in workers]
+
+
+def score_dask(client: Client, model: Any, source: InputFiles, output: OutputTarget,
+               scorer: ChunkScorer, chunk_rows: int,
                storage_options: Mapping[str, Any] | None,
                on_progress: ProgressCallback | None) -> int:
-    """Score ``source`` on a Dask cluster into the folder ``output``; return the rows."""
+    """Score ``source`` on the cluster behind ``client`` into the folder ``output``; return
+    the rows written."""
     import dask.dataframe as dd
     import numpy as np
     import pandas as pd
@@ -146,22 +161,23 @@ def score_dask(model: Any, source: InputFiles, output: OutputTarget, scorer: Chu
     tmp = output.temporary()
     started = time.perf_counter()
     try:
-        with dask_client(scheduler, workers) as client:
-            client.register_plugin(ModelPlugin(key, _model_files(model.folder)))
-            if source.format == "parquet":
-                frame = dd.read_parquet(uris, columns=wanted, storage_options=options,
-                                        split_row_groups=True)
-            else:
-                frame = dd.read_csv(uris, usecols=wanted, storage_options=options,
-                                    blocksize=_csv_blocksize(source, chunk_rows))
-            meta = pd.DataFrame({
-                **({scorer.id_column: frame._meta[scorer.id_column]} if scorer.id_column
-                   else {}),
-                "prediction": pd.Series(np.asarray(scorer.classes or [0.0])[:0]),
-                **{name: pd.Series([], dtype="float64") for name in scorer.proba_columns}})
-            scored = frame.map_partitions(score_partition, key, scorer, meta=meta)
-            scored.to_parquet(output.fs.unstrip_protocol(tmp), write_index=False,
-                              storage_options=options)
+        client.register_plugin(ModelPlugin(key, _model_files(model.folder)))
+        if source.format == "parquet":
+            frame = dd.read_parquet(uris, columns=wanted, storage_options=options,
+                                    split_row_groups=True)
+        else:
+            frame = dd.read_csv(uris, usecols=wanted, storage_options=options,
+                                blocksize=_csv_blocksize(source, chunk_rows))
+        meta = pd.DataFrame({
+            **({scorer.id_column: frame._meta[scorer.id_column]} if scorer.id_column
+               else {}),
+            "prediction": pd.Series(np.asarray(scorer.classes or [0.0])[:0]),
+            **{name: pd.Series([], dtype="float64") for name in scorer.proba_columns}})
+        scored = frame.map_partitions(score_partition, key, scorer, uris[0] if len(uris) == 1
+                                     else source.uri(source.paths[0]).rsplit("/", 1)[0],
+                                     meta=meta)
+        scored.to_parquet(output.fs.unstrip_protocol(tmp), write_index=False,
+                          storage_options=options)
         rows = 0
         for part in sorted(output.fs.find(tmp)):
             if part.endswith(".parquet"):
