@@ -131,8 +131,8 @@ def _csv_blocksize(source: InputFiles, chunk_rows: int) -> int:
 def _warm() -> None:
     import pandas  # noqa: F401
     import pyarrow.parquet  # noqa: F401
-    import skops.io  # noqa: F401
     import sklearn.pipeline  # noqa: F401
+    import skops.io  # noqa: F401
 
 
 def warm_workers(client: Client) -> list[Any]:
