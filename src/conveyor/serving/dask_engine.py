@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -28,6 +29,7 @@ from conveyor.serving.batch import (
     InputFiles,
     OutputTarget,
     ProgressCallback,
+    first_line,
     publish_output,
     remove_quietly,
 )
@@ -98,7 +100,7 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Client]:
     cluster = None
     if not logging.getLogger("conveyor").isEnabledFor(logging.DEBUG):
         # the scheduler of a LocalCluster runs here and logs every worker's coming and going
-        logging.getLogger("distributed").setLevel(logging.ERROR)
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
     try:
         if scheduler:
             try:
@@ -109,7 +111,7 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Client]:
         else:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                    host="127.0.0.1", dashboard_address=None,
-                                   silence_logs=logging.ERROR)
+                                   silence_logs=logging.CRITICAL)
             client = Client(cluster)
         try:
             yield client
@@ -120,12 +122,28 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Client]:
             cluster.close()
 
 
+_MISMATCH = re.compile(r"\|\s*([^|\s]+)\s*\|\s*(object|str|string)\s*\|\s*(float\d*|int\d*)\s*\|")
+
+
+def _bad_values(exc: ValueError, uris: list[str]) -> Exception:
+    """Dask's read_csv reports a column whose later partition is not numeric as a table of
+    mismatched dtypes: name the column (the local engine names the row too)."""
+    where = uris[0] if len(uris) == 1 else f"{uris[0]} (and {len(uris) - 1} more files)"
+    match = _MISMATCH.search(str(exc))
+    if match:
+        return BadInputError(f"{where}: column {match[1]!r} has a value that is not a number "
+                             f"(expected {match[3]}); --engine local names the row")
+    if isinstance(exc, ValueError) and "convert" in str(exc):
+        return BadInputError(f"{where}: {first_line(exc)}")
+    return exc
+
+
 def _csv_blocksize(source: InputFiles, chunk_rows: int) -> int:
     """Bytes per CSV partition: about ``chunk_rows`` rows at the first file's row width."""
     with source.fs.open(source.paths[0], "rb") as handle:
         sample = handle.read(1 << 20)
     lines = max(sample.count(b"\n"), 1)
-    return max(int(len(sample) / lines * chunk_rows), 1 << 20)
+    return max(int(len(sample) / lines * chunk_rows), 4096)
 
 
 def _warm() -> None:
@@ -176,8 +194,11 @@ def score_dask(client: Client, model: Any, source: InputFiles, output: OutputTar
         scored = frame.map_partitions(score_partition, key, scorer, uris[0] if len(uris) == 1
                                      else source.uri(source.paths[0]).rsplit("/", 1)[0],
                                      meta=meta)
-        scored.to_parquet(output.fs.unstrip_protocol(tmp), write_index=False,
-                          storage_options=options)
+        try:
+            scored.to_parquet(output.fs.unstrip_protocol(tmp), write_index=False,
+                              storage_options=options)
+        except ValueError as exc:
+            raise _bad_values(exc, uris) from exc
         rows = 0
         for part in sorted(output.fs.find(tmp)):
             if part.endswith(".parquet"):
