@@ -495,16 +495,17 @@ def score(model: str, input: str, output: str, *, id_column: str | None = None,
         ConveyorError: the model was refused (tampered) or the store failed.
 
     Example:
-        >>> import tempfile, pathlib, pandas as pd, conveyor
+        >>> import tempfile, pathlib, pandas as pd, conveyor, conveyor.api
         >>> home = pathlib.Path(tempfile.mkdtemp())
         >>> _ = conveyor.run("examples/breast_cancer/pipeline.yaml", profile="sklearn",
         ...                  home=home)
-        >>> rows = pd.read_parquet(next((home / "artifacts").rglob("test.parquet")))
+        >>> rows = pd.read_parquet(next((home / "artifacts").rglob("test.parquet")))  # no id
         >>> rows.drop(columns="diagnosis").to_csv(home / "in.csv", index=False)
-        >>> result = conveyor.score("models:/breast_cancer_classifier/1", str(home / "in.csv"),
-        ...                         str(home / "out.parquet"), home=home)
+        >>> result = conveyor.api.score("models:/breast_cancer_classifier/1",
+        ...                             str(home / "in.csv"), str(home / "out.parquet"),
+        ...                             home=home)
         >>> result.rows == len(rows), list(pd.read_parquet(result.output_uri).columns)
-        (True, ['id', 'prediction', 'proba_B', 'proba_M'])
+        (True, ['prediction', 'proba_B', 'proba_M'])
     """
     from conveyor.serving.batch import DEFAULT_CHUNK_ROWS
     from conveyor.serving.batch import score as _score
