@@ -20,10 +20,12 @@ signature once per file, before any row is scored.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -469,13 +471,19 @@ def score(model_uri: str, input_uri: str, output_uri: str, *, id_column: str | N
         from conveyor.serving.dask_engine import dask_client, score_dask, warm_workers
 
         started = time.perf_counter()
-        with dask_client(scheduler, workers) as client:
-            warm_workers(client)  # the workers import their libraries while we load the model
-            loaded = model if model is not None else open_model(model_uri,
-                                                                tracking_uri=tracking_uri)
-            chosen_id, _ = _check_columns(source, loaded.features, id_column)
-            rows = score_dask(client, loaded, source, output, _scorer(loaded, chosen_id),
-                              chunk_rows, storage_options, on_progress)
+        with ThreadPoolExecutor(1, thread_name_prefix="conveyor-model") as pool:
+            # the model loads (mostly imports) while the cluster's processes start; the
+            # thread sees this call's home (a context variable)
+            pending = None if model is not None else pool.submit(
+                contextvars.copy_context().run, open_model, model_uri,
+                tracking_uri=tracking_uri)
+            with dask_client(scheduler, workers) as client:
+                warm_workers(client)
+                loaded = model if pending is None else pending.result()
+                chosen_id, _ = _check_columns(source, loaded.features, id_column)
+                rows = score_dask(client, loaded, source, output,
+                                  _scorer(loaded, chosen_id), chunk_rows, storage_options,
+                                  on_progress)
     identity = loaded.identity
     return ScoreResult(output_uri=output.uri, rows=rows,
                        seconds=time.perf_counter() - started, engine=engine,

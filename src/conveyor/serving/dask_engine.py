@@ -180,6 +180,8 @@ def score_dask(client: Client, model: Any, source: InputFiles, output: OutputTar
     started = time.perf_counter()
     try:
         client.register_plugin(ModelPlugin(key, _model_files(model.folder)))
+        log.debug("model installed on %d workers in %.2fs",
+                  len(client.scheduler_info().get("workers", {})), time.perf_counter() - started)
         if source.format == "parquet":
             frame = dd.read_parquet(uris, columns=wanted, storage_options=options,
                                     split_row_groups=True)
@@ -199,6 +201,8 @@ def score_dask(client: Client, model: Any, source: InputFiles, output: OutputTar
                               storage_options=options)
         except ValueError as exc:
             raise _bad_values(exc, uris) from exc
+        log.debug("%d partitions scored and written in %.2fs", scored.npartitions,
+                  time.perf_counter() - started)
         rows = 0
         for part in sorted(output.fs.find(tmp)):
             if part.endswith(".parquet"):
