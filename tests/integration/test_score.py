@@ -235,3 +235,30 @@ def test_the_score_step_is_a_task_of_the_generated_dag_after_export(
     assert "score" in dag.task_dict
     assert {"train", "gate", "register", "export"} <= dag.task_dict["score"].upstream_task_ids
     assert [t.task_id for t in dag.tasks if t.finish] == ["score"]
+
+
+def test_the_dask_engine_reads_and_writes_s3(trained: dict[str, Any], s3_bucket: str,
+                                             s3_env: str) -> None:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3_env)
+    rows = trained["rows"]
+    for name, part in (("a", rows.iloc[:60]), ("b", rows.iloc[60:])):
+        path = trained["folder"] / f"part-{name}.parquet"
+        part.to_parquet(path, index=False)
+        client.put_object(Bucket=s3_bucket, Key=f"in/{name}.parquet", Body=path.read_bytes())
+    env = _env(trained["home"], **{k: v for k, v in os.environ.items()
+                                   if k.startswith("AWS_")})
+    done = score(trained, MODEL, "--input", f"s3://{s3_bucket}/in/*.parquet", "--output",
+                 f"s3://{s3_bucket}/out/scored", "--engine", "dask", "--workers", "2",
+                 env=env)
+    assert done.returncode == 0, done.stderr
+    keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket,
+                                                           Prefix="out/")["Contents"])
+    assert keys == ["out/scored/_conveyor_score.json", "out/scored/part.0.parquet",
+                    "out/scored/part.1.parquet"], keys  # the temporary folder is gone
+    import io
+
+    got = pd.concat(pd.read_parquet(io.BytesIO(client.get_object(
+        Bucket=s3_bucket, Key=key)["Body"].read())) for key in keys[1:])
+    assert_scored(trained, got.reset_index(drop=True))
