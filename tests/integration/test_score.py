@@ -262,3 +262,21 @@ def test_the_dask_engine_reads_and_writes_s3(trained: dict[str, Any], s3_bucket:
     got = pd.concat(pd.read_parquet(io.BytesIO(client.get_object(
         Bucket=s3_bucket, Key=key)["Body"].read())) for key in keys[1:])
     assert_scored(trained, got.reset_index(drop=True))
+
+
+def test_the_dask_engine_uses_a_running_scheduler_and_leaves_it_running(
+        trained: dict[str, Any], tmp_path: Path) -> None:
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, silence_logs=logging.CRITICAL) as cluster:
+        out = tmp_path / "scored"
+        done = score(trained, MODEL, "--input", str(trained["folder"] / "rows.parquet"),
+                     "--output", str(out), "--engine", "dask", "--scheduler",
+                     cluster.scheduler_address)
+        assert done.returncode == 0, done.stderr
+        assert_scored(trained, pd.read_parquet(out).reset_index(drop=True))
+        with Client(cluster.scheduler_address, timeout="10s") as client:
+            assert len(client.scheduler_info()["workers"]) == 1  # ours, still there
