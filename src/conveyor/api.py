@@ -29,10 +29,11 @@ if TYPE_CHECKING:
     from conveyor.monitoring.check import MonitorResult
     from conveyor.promotion import PromotionDecision, RollbackResult
     from conveyor.runners.executor import StepRecord
+    from conveyor.serving.batch import ScoreResult
     from conveyor.spec import LoadedSpec
 
 __all__ = ["RunResult", "RunStatus", "load_spec", "monitor", "process_inbox", "promote",
-           "rollback", "run", "serve", "validate"]
+           "rollback", "run", "score", "serve", "validate"]
 
 PathLike = str | os.PathLike[str]
 #: ``ok`` passed the gate and published; ``rejected`` the gate rejected the model (the run
@@ -514,7 +515,65 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8080, workers: int
 
 
 # --------------------------------------------------------------------------- batch scoring
-# (issue 10: the batch branch adds ``score`` here)
+
+
+def score(model: str, input: str, output: str, *, id_column: str | None = None,
+          chunk_rows: int | None = None, engine: Literal["local", "dask"] = "local",
+          scheduler: str | None = None, workers: int = 2, overwrite: bool = False,
+          storage_options: Mapping[str, Any] | None = None, tracking_uri: str | None = None,
+          on_progress: Callable[[int, int | None, float], None] | None = None,
+          home: PathLike | None = None) -> ScoreResult:
+    """Score a CSV or Parquet input with a model into Parquet, as ``conveyor score`` does.
+
+    The model's files are checked against their recorded sha256 before it is loaded; the
+    columns are checked against its signature once per file; the output holds the id column
+    (``id_column``, or ``id`` when the input has it), ``prediction`` and ``proba_<class>``,
+    and is published whole or not at all (docs/scoring.md).
+
+    Args:
+        model: ``models:/name@alias``, ``models:/name/N``, or an export or model folder.
+        input: a CSV or Parquet file, a glob or a folder (path, ``file://``, ``s3://``).
+        output: the Parquet output: one file (``local``) or a folder of parts (``dask``).
+        id_column: the column copied beside the predictions.
+        chunk_rows: rows per chunk (default 100,000): bounds the local engine's memory.
+        engine: ``local`` (in this process) or ``dask`` (dask.distributed).
+        scheduler: a Dask scheduler address (default: a LocalCluster on 127.0.0.1).
+        workers: the LocalCluster's worker processes.
+        overwrite: replace an existing output (else :class:`BadInputError`).
+        storage_options: fsspec options for input and output (no secrets).
+        tracking_uri: MLflow tracking URI for ``models:/`` (default: the home's).
+        on_progress: ``on_progress(rows_done, rows_total or None, seconds)``.
+        home: the embedded default's folder.
+
+    Returns:
+        The output's URI, rows, seconds and the model version used.
+
+    Raises:
+        BadInputError: missing or unreadable input, a missing column, an existing output.
+        ConveyorError: the model was refused (tampered) or the store failed.
+
+    Example:
+        >>> import tempfile, pathlib, pandas as pd, conveyor, conveyor.api
+        >>> home = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = conveyor.run("examples/breast_cancer/pipeline.yaml", profile="sklearn",
+        ...                  home=home)
+        >>> rows = pd.read_parquet(next((home / "artifacts").rglob("test.parquet")))  # no id
+        >>> rows.drop(columns="diagnosis").to_csv(home / "in.csv", index=False)
+        >>> result = conveyor.api.score("models:/breast_cancer_classifier/1",
+        ...                             str(home / "in.csv"), str(home / "out.parquet"),
+        ...                             home=home)
+        >>> result.rows == len(rows), list(pd.read_parquet(result.output_uri).columns)
+        (True, ['prediction', 'proba_B', 'proba_M'])
+    """
+    from conveyor.serving.batch import DEFAULT_CHUNK_ROWS
+    from conveyor.serving.batch import score as _score
+
+    with _home(home):
+        return _score(model, input, output, id_column=id_column,
+                      chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS, engine=engine,
+                      scheduler=scheduler, workers=workers, overwrite=overwrite,
+                      storage_options=storage_options, tracking_uri=tracking_uri,
+                      on_progress=on_progress)
 
 
 
