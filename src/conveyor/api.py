@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from conveyor.spec import LoadedSpec
 
 __all__ = ["RunResult", "RunStatus", "load_spec", "monitor", "process_inbox", "promote",
-           "rollback", "run", "validate"]
+           "rollback", "run", "serve", "validate"]
 
 PathLike = str | os.PathLike[str]
 #: ``ok`` passed the gate and published; ``rejected`` the gate rejected the model (the run
@@ -453,6 +453,63 @@ def process_inbox(lab: PathLike | Lab, *, owner: str | None = None,
 
 # --------------------------------------------------------------------------- serving
 # (issue 10: the serve-http branch adds ``serve`` here)
+
+
+def serve(model: str, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 1,
+          token_env: str | None = None, poll_seconds: float = 10.0, store: str | None = None,
+          max_rows: int = 10_000, max_body_bytes: int = 8 * 1024 * 1024,
+          sample_rate: float = 0.1, tracking_uri: str | None = None,
+          home: PathLike | None = None,
+          on_checked: Callable[[Any], None] | None = None) -> int:
+    """Serve ``model`` over HTTP until SIGTERM or Ctrl-C, as ``conveyor serve`` does.
+
+    The URI is checked before the port is bound; the model then loads in the background
+    (``/ready`` answers 503 until it is loaded) and the alias is polled every
+    ``poll_seconds``. See docs/serving.md.
+
+    Args:
+        model: ``models:/name@alias``, ``models:/name/N``, or an export or model folder.
+        host, port: where to listen (``127.0.0.1`` by default: put a proxy in front).
+        workers: server processes (uvicorn workers; metrics are counted across them).
+        token_env: the environment variable holding the bearer token ``/invocations`` and
+            ``/predict`` require (default: no auth).
+        poll_seconds: how often the alias is checked for a move.
+        store: the Store root samples go to and drift verdicts are read from (default: the
+            home's).
+        max_rows, max_body_bytes: per-request limits.
+        sample_rate: the share of requests sampled for monitoring (0 turns it off).
+        tracking_uri: the MLflow tracking URI (default: the embedded one).
+        home: the embedded default's folder.
+        on_checked: called with the resolved model identity once the URI is checked, before
+            the port is bound (the CLI prints it).
+
+    Returns:
+        The exit code: 0 after a clean shutdown.
+
+    Raises:
+        BadInputError: a malformed URI, no such model, a token variable unset, a bad limit.
+    """
+    from conveyor.store import store_root, to_uri
+    from conveyor.tracking.tracker import default_tracking_uri
+
+    with _home(home):
+        from conveyor.serving.app import ServerConfig
+        from conveyor.serving.server import check, run
+
+        uri = model if model.startswith("models:/") else to_uri(model)
+        config = ServerConfig(
+            model_uri=uri, tracking_uri=tracking_uri or default_tracking_uri(),
+            store_root=to_uri(store) if store else store_root(), token_env=token_env,
+            poll_seconds=poll_seconds, max_rows=max_rows, max_body_bytes=max_body_bytes,
+            sample_rate=sample_rate)
+        if workers < 1:
+            from conveyor.errors import BadInputError
+
+            raise BadInputError(f"--workers must be at least 1, got {workers}")
+        identity = check(config)
+        if on_checked is not None:
+            on_checked(identity)
+    return run(config, host=host, port=port, workers=workers)
 
 
 
