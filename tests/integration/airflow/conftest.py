@@ -7,6 +7,7 @@ The harness (how Airflow is run and read back) lives in :mod:`airflow_harness`.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,8 +58,11 @@ def standalone(tmp_path_factory: pytest.TempPathFactory, wdbc_path: Path
     assert home.env["AIRFLOW__API__PORT"]
     server = Standalone(home=home, port=int(home.env["AIRFLOW__API__PORT"]))
     try:
+        started = time.perf_counter()
         server.start()
         server.wait_for_dag(STANDALONE_DAG)
+        log.info("airflow standalone: healthy with %s parsed in %.1fs", STANDALONE_DAG,
+                 time.perf_counter() - started)
         yield server
     finally:
         server.stop()

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import http.server
 import json
+import logging
 import os
 import signal
 import subprocess
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,6 +33,8 @@ import yaml
 from airflow_harness import BIN, REPO, Service, Standalone, wait_http
 
 from conveyor.processes import free_port
+
+log = logging.getLogger(__name__)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -92,8 +96,12 @@ class Trained:
 
 def conveyor(env: dict[str, str], *args: str, timeout: float = 300
              ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "conveyor"), *args], env=env, capture_output=True,
+    started = time.perf_counter()
+    done = subprocess.run([str(BIN / "conveyor"), *args], env=env, capture_output=True,
                           text=True, timeout=timeout, check=False)
+    log.info("conveyor %s: exit %s in %.1fs", args[0], done.returncode,
+             time.perf_counter() - started)
+    return done
 
 
 @pytest.fixture(scope="module")
@@ -122,13 +130,15 @@ def trained(standalone: Standalone, wdbc_path: Path, tmp_path_factory: pytest.Te
     return Trained(spec=spec, env=env, features=frame.drop(columns=["id", "diagnosis"]))
 
 
-def serve_and_send(trained: Trained, store: str, rows: pd.DataFrame, log: Path) -> dict[str, Any]:
+def serve_and_send(trained: Trained, store: str, rows: pd.DataFrame, log_file: Path
+                   ) -> dict[str, Any]:
     """``conveyor serve`` the production model, POST ``rows`` to /invocations in batches,
     stop it with SIGTERM; returns its /model answer."""
+    started = time.perf_counter()
     port = free_port()
     server = Service("conveyor serve", [
         str(BIN / "conveyor"), "serve", URI, "--port", str(port), "--store", store,
-        "--sample-rate", "1.0"], env=trained.env, log=log).start()
+        "--sample-rate", "1.0"], env=trained.env, log=log_file).start()
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{base}/ready", 120, service=server)
@@ -149,6 +159,8 @@ def serve_and_send(trained: Trained, store: str, rows: pd.DataFrame, log: Path) 
         assert server.process.wait(timeout=60) == 0, server.tail()
     finally:
         server.stop()
+    log.info("conveyor serve: %d rows sent, stopped, in %.1fs", len(rows),
+             time.perf_counter() - started)
     return model
 
 
@@ -219,5 +231,8 @@ def test_shifted_traffic_alerts_and_triggers_the_training_dag(
     assert set(SHIFTED) <= set(conf["features_drifted"])
     assert conf["check_id"] == report["check_id"]
     # the triggered run retrains: it finishes (and leaves the scheduler idle for others)
+    started = time.perf_counter()
     assert standalone.wait_for_run(DAG_ID, retrain["dag_run_id"]) == "success", \
         standalone.log_tail()
+    log.info("the triggered run of %s: success after %.1fs more", DAG_ID,
+             time.perf_counter() - started)
