@@ -251,6 +251,7 @@ def test_model_card_and_status_page(server: Server) -> None:
     assert (card["name"], card["version"], card["gate"]) == ("breast_cancer_classifier", "1",
                                                              "passed")
     assert card["run_id"] and card["loaded_at"] and card["metrics"]["test_f1"] > 0.8
+    assert card["predict_path"] == "compiled" and card["last_refused"] is None
     page = call(server.port, "GET", "/")
     assert page.status == 200 and page.headers["content-type"].startswith("text/html")
     text = page.body.decode()

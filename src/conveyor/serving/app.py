@@ -438,6 +438,10 @@ class App:
             "features": [{"name": f.name, "type": f.dtype, "required": f.required}
                          for f in model.features],
             "classes": list(model.classes) if model.classes is not None else None,
+            "predict_path": "compiled" if getattr(model, "compiled", False) else
+            "scikit-learn" + (f" ({model.fallback_reason})"
+                              if getattr(model, "fallback_reason", "") else ""),
+            "last_refused": (getattr(self.holder, "status", None) or {}).get("last_refused"),
         }
 
     async def _model(self, scope: dict[str, Any], receive: Any, send: Any) -> int:
