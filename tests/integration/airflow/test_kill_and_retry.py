@@ -47,13 +47,22 @@ def _running_pid(home: AirflowHome, task_id: str, timeout: float = 300) -> int:
     pytest.fail(f"{task_id} never ran")
 
 
-def _registered_versions(home: AirflowHome, mlflow_run_id: str) -> list[object]:
+def _versions_of_the_runs_model(home: AirflowHome, mlflow_run: object) -> list[object]:
+    """The registered versions holding the model this MLflow run trained (ADR 0016: one).
+
+    Found by the model's digest, not by which run registered it: on the session's shared
+    standalone another module may have registered the very same model (same data and seed,
+    same digest) first, and then this run's ``register`` finds that version instead.
+    """
     from mlflow import MlflowClient
 
     uri = home.env["MLFLOW_TRACKING_URI"]
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    number = mlflow_run.data.tags["conveyor.registered_version"]  # type: ignore[attr-defined]
+    digest = client.get_model_version("breast_cancer_classifier", number).tags[
+        "conveyor.model_sha256"]
     return [v for v in client.search_model_versions("name = 'breast_cancer_classifier'")
-            if v.run_id == mlflow_run_id]
+            if v.tags.get("conveyor.model_sha256") == digest]
 
 
 def test_sigkilled_task_is_retried_and_the_run_completes_once(standalone: Standalone) -> None:
@@ -78,7 +87,7 @@ def test_sigkilled_task_is_retried_and_the_run_completes_once(standalone: Standa
     (mlflow_run,) = client.search_runs(
         [experiment.experiment_id], filter_string=f"tags.`conveyor.run_id` = '{run_id}'")
     assert mlflow_run.info.status == "FINISHED"
-    assert len(_registered_versions(home, mlflow_run.info.run_id)) == 1
+    assert len(_versions_of_the_runs_model(home, mlflow_run)) == 1
 
     manifest_path = Path(urlparse(mlflow_run.data.tags["conveyor.manifest"]).path)
     manifest = json.loads(manifest_path.read_text())
@@ -117,4 +126,4 @@ def test_clearing_register_reruns_it_without_a_second_version(standalone: Standa
     assert standalone.wait_for_run(DAG_ID, RUN_ID) == "success"
     assert {row["state"] for row in home.task_instances(DAG_ID, RUN_ID).values()} == {
         "success"}
-    assert len(_registered_versions(home, mlflow_run.info.run_id)) == 1
+    assert len(_versions_of_the_runs_model(home, mlflow_run)) == 1
