@@ -583,3 +583,31 @@ def test_an_alias_move_under_traffic_loses_no_request(trained: Path, tmp_path: P
     info = {line.split("version=")[1][1]: line.rpartition(" ")[2] for line in
             metrics.splitlines() if line.startswith("conveyor_model_info{")}
     assert info == {"1": "0.0", "2": "1.0"}, metrics
+
+
+def test_served_samples_feed_conveyor_monitor_and_its_verdict_shows_on_the_page(
+        trained: Path, tmp_path: Path, rows: list[dict]) -> None:
+    """serve (every request sampled) -> SIGTERM flushes -> conveyor monitor -> the next
+    server's status page shows that check."""
+    store = tmp_path / "store"
+    args = (MODEL, "--sample-rate", "1", "--store", str(store))
+    server = start(trained, tmp_path, *args)
+    try:
+        for i in range(0, 40, 4):
+            assert call(server.port, "POST", "/invocations", split(rows[i:i + 4])).status == 200
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=60) == 0, server.output()
+    finally:
+        stop_group(server.process, grace=5)
+    checked = subprocess.run([sys.executable, "-m", "conveyor.cli", "monitor", MODEL,
+                              "--window", "1h", "--store", str(store)], env=_env(trained),
+                             capture_output=True, text=True, timeout=300)
+    assert checked.returncode in (0, 3), checked.stdout + checked.stderr
+    again = start(trained, tmp_path, *args)
+    try:
+        page = call(again.port, "GET", "/").body.decode()
+    finally:
+        stop_group(again.process, grace=10)
+    assert "no check yet" not in page
+    assert "<td>rows</td><td><code>40</code>" in page, page[-2500:]
+    assert ("drift</span>" in page) == (checked.returncode == 3)

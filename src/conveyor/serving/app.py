@@ -173,6 +173,7 @@ class App:
             self._token = b"Bearer " + token.encode()
         self._schemas: dict[int, Schema] = {}
         self._stop = threading.Event()
+        self._up = False  # the model loaded, and the poller and the sampler started
         self._loader: threading.Thread | None = None
         self.started = time.time()
         self._routes: dict[tuple[str, str], Callable[..., Awaitable[None]]] = {
@@ -252,6 +253,7 @@ class App:
                                        rate=self.config.sample_rate)
             except Exception as exc:  # noqa: BLE001 - sampling is for monitoring; serving goes on
                 log.error("request sampling is off: %s", exc)
+        self._up = True
         log.info("serving %s (version %s)", model.identity.name, model.identity.version)
 
     def shutdown(self) -> None:
@@ -418,7 +420,7 @@ class App:
 
     async def _ready(self, scope: dict[str, Any], receive: Any, send: Any) -> int:
         model = self.holder.current if self.holder is not None else None
-        if model is None:
+        if model is None or not self._up:
             raise RequestError(503, "not ready: the model is still loading")
         await _respond(send, 200, orjson.dumps({"status": "ready",
                                                 "version": model.identity.version}), _JSON)
