@@ -40,7 +40,7 @@ STANDALONE_DAG = "breast_cancer"
 def standalone(tmp_path_factory: pytest.TempPathFactory, wdbc_path: Path
                ) -> Iterator[Standalone]:
     """A real ``airflow standalone`` (api-server, scheduler with the LocalExecutor,
-    dag-processor, triggerer) on 127.0.0.1 and SQLite, once per session (about 40 s to
+    dag-processor, triggerer) on 127.0.0.1 and SQLite, once per session (15-45 s to
     healthy here); its DAGs folder serves ``examples/breast_cancer`` as ``breast_cancer``.
 
     Shared by modules: each test names its own DAG runs (by run id) and must not assume it
