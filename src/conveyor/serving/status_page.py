@@ -18,7 +18,8 @@ padding:0 1rem}h1{font-size:1.4rem;margin:0 0 .2rem}.sub{color:#57606a;margin:0 
 .card{border:1px solid #d0d7de;border-radius:8px;padding:1rem 1.2rem}
 .card h2{font-size:.8rem;text-transform:uppercase;letter-spacing:.05em;color:#57606a;
 margin:0 0 .6rem}table{border-collapse:collapse;width:100%}td{padding:.15rem 0}
-td+td{text-align:right;font-variant-numeric:tabular-nums}.big{font-size:1.8rem;font-weight:600}
+td:first-child{white-space:nowrap;padding-right:.8rem}
+td+td{text-align:right;font-variant-numeric:tabular-nums;overflow-wrap:anywhere}.big{font-size:1.8rem;font-weight:600}
 .ok{color:#1a7f37}.warn{color:#9a6700}.bad{color:#cf222e}code{font-size:.85em}
 """
 
@@ -41,6 +42,21 @@ async function tick(){try{const r=await fetch('metrics');const t=await r.text();
  last=now}catch(e){document.getElementById('rate').textContent='metrics unavailable'}}
 tick();setInterval(tick,2000);
 """
+
+
+def _when(stamp: object) -> str:
+    """``2026-11-30 08:57 UTC``, the full ISO stamp on hover."""
+    text = str(stamp or "")
+    if len(text) < 16:
+        return escape(text or "-")
+    return f'<span title="{escape(text)}">{escape(text[:10])} {escape(text[11:16])} UTC</span>'
+
+
+def _short_id(run_id: object) -> str:
+    """A run id cut to 12 characters, the whole id on hover."""
+    text = str(run_id or "-")
+    shown = text if len(text) <= 14 else f"{text[:12]}…"
+    return f'<code title="{escape(text)}">{escape(shown)}</code>'
 
 
 def _rows(pairs: list[tuple[str, str]]) -> str:
@@ -80,8 +96,8 @@ def render(card: dict[str, Any] | None, verdict: Any, *, report: bool, uptime: f
         pairs = [("version", escape(str(card["version"] or "-"))),
                  ("alias", escape(str(card["alias"] or "-"))),
                  ("gate", escape(card["gate"])),
-                 ("loaded at", escape(str(card["loaded_at"] or "-"))),
-                 ("run", f"<code>{escape(str(card['run_id'] or '-'))}</code>")]
+                 ("loaded at", _when(card["loaded_at"])),
+                 ("run", _short_id(card["run_id"]))]
         tests = [(k, f"{v:.4f}") for k, v in sorted(card["metrics"].items())
                  if k.startswith("test_")] or [(k, f"{v:.4f}")
                                                for k, v in sorted(card["metrics"].items())]
