@@ -73,9 +73,9 @@ if TYPE_CHECKING:
         serve,
         validate,
     )
+    from conveyor.errors import BadInputError, ConveyorError, GateRejectedError, SpecError
     from conveyor.monitoring.check import MonitorResult
     from conveyor.serving.batch import ScoreResult
-    from conveyor.errors import BadInputError, ConveyorError, GateRejectedError, SpecError
 
     __version__: str
 

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from conveyor.errors import BadInputError
+
 __all__ = [
     "FORMATS",
     "Limits",
@@ -48,7 +50,7 @@ _JSON_TYPES = {**_NUMERIC, "boolean": "boolean", "string": "string", "datetime":
 MAX_DEPTH = 1024
 
 
-class RequestError(Exception):
+class RequestError(BadInputError):
     """A request the server refuses: ``status`` (4xx) and a one-line ``message``."""
 
     def __init__(self, status: int, message: str) -> None:
