@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,40 +33,16 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from screenshot import Group, browser, find_chromium, say  # scripts/screenshot.py
+
 from conveyor.airflow.rest import api_call
-from conveyor.processes import free_port, stop_group
+from conveyor.processes import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DAG_ID = "breast_cancer"
 STEPS = ["ingest", "validate", "split", "train", "evaluate", "gate", "register", "export"]
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                  "--disable-background-networking", "--disable-extensions", "--no-first-run",
-                  "--disable-sync", "--hide-scrollbars", "--window-size=1600,900",
-                  "--force-device-scale-factor=1"]
 
-
-def say(message: str) -> None:
-    sys.stdout.write(f"screenshot: {message}\n")
-    sys.stdout.flush()
-
-
-class Group:
-    """A process started in its own session, stopped through its process group only."""
-
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.name, self.log = name, log
-        self.process = subprocess.Popen(args, env=env, stdout=log.open("wb"),
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        stop_group(self.process)
 
 
 class Api:
@@ -128,43 +102,6 @@ def run_dag(api: Api, airflow: Group) -> str:
     return str(run_id)
 
 
-class Page:
-    """One Chromium tab over the DevTools protocol (JSON over a websocket)."""
-
-    def __init__(self, socket_: Any) -> None:
-        self.socket, self.next_id = socket_, 0
-
-    async def send(self, method: str, **params: Any) -> Any:
-        self.next_id += 1
-        await self.socket.send(json.dumps({"id": self.next_id, "method": method,
-                                           "params": params}))
-        while True:
-            message = json.loads(await self.socket.recv())
-            if message.get("id") == self.next_id:
-                if "error" in message:
-                    raise RuntimeError(f"{method}: {message['error']}")
-                return message.get("result", {})
-
-    async def evaluate(self, expression: str) -> Any:
-        result = await self.send("Runtime.evaluate", expression=expression,
-                                 returnByValue=True, awaitPromise=True)
-        return result.get("result", {}).get("value")
-
-    async def wait_for(self, what: str, expression: str, timeout: float = 60) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = await self.evaluate(expression)
-            if value:
-                return value
-            await asyncio.sleep(0.5)
-        raise SystemExit(f"the page never showed {what} ({expression})")
-
-    async def screenshot(self, path: Path) -> None:
-        shot = await self.send("Page.captureScreenshot", format="png")
-        path.write_bytes(base64.b64decode(shot["data"]))
-        say(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
-
-
 # Node labels of the React Flow graph, and the task states the grid's cells carry.
 GRAPH_NODES = ("JSON.stringify(Object.fromEntries([...document.querySelectorAll("
                "'.react-flow__node')].map(n => [n.innerText.split('\\n')[0], "
@@ -174,64 +111,37 @@ CLICK = "document.querySelector('button[aria-label=\"%s\"]').click()"
 
 
 async def shoot(base: str, run_id: str, out: Path, chromium: str, profile: Path) -> None:
-    import websockets
+    async with browser(chromium, profile) as page:
+        await page.size(1600, 900)
+        run_url = f"{base}/dags/{DAG_ID}/runs/{run_id}"
 
-    port = free_port()
-    browser = Group("chromium", [chromium, *CHROMIUM_FLAGS, f"--remote-debugging-port={port}",
-                                 "--remote-debugging-address=127.0.0.1",
-                                 f"--user-data-dir={profile}", "about:blank"],
-                    dict(os.environ), profile.parent / "chromium.log")
-    try:
-        def targets() -> Any:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json", timeout=5) as a:
-                return [t for t in json.loads(a.read()) if t["type"] == "page"]
+        # The UI keeps the grid/graph choice in localStorage (``default_dag_view``).
+        await page.send("Page.navigate", url=f"{base}/")
+        await page.wait_for("the UI", "document.readyState === 'complete'")
+        await page.evaluate("localStorage.setItem('default_dag_view', '\"graph\"')")
+        await page.send("Page.navigate", url=run_url)
+        nodes = json.loads(await page.wait_for(
+            "the eight steps in the graph",
+            f"(() => {{ const n = {GRAPH_NODES}; const s = Object.values(JSON.parse(n)); "
+            f"return s.length >= {len(STEPS)} && s.every(Boolean) ? n : null }})()", 90))
+        if sorted(nodes) != sorted(STEPS):
+            raise SystemExit(f"the graph view shows {sorted(nodes)}, not the steps {STEPS}")
+        # The graph alone, as wide as the window: fold the details panel, fit the view.
+        await page.send("Emulation.setDeviceMetricsOverride", width=1500, height=560,
+                        deviceScaleFactor=1, mobile=False)
+        await page.evaluate(CLICK % "Collapse Details Panel")
+        await asyncio.sleep(1)
+        await page.evaluate(CLICK % "Fit View")
+        await asyncio.sleep(2)  # the view animates into place
+        await page.screenshot(out / "airflow-graph.png")
 
-        deadline = time.monotonic() + 30
-        pages: list[Any] = []
-        while not pages and time.monotonic() < deadline:
-            try:
-                pages = targets()
-            except OSError:
-                time.sleep(0.3)
-        if not pages:
-            raise SystemExit("chromium did not open its DevTools port:\n" + browser.tail())
-        async with websockets.connect(pages[0]["webSocketDebuggerUrl"],
-                                      max_size=64 * 2**20) as connection:
-            page = Page(connection)
-            await page.send("Page.enable")
-            await page.send("Emulation.setDeviceMetricsOverride", width=1600, height=900,
-                            deviceScaleFactor=1, mobile=False)
-            run_url = f"{base}/dags/{DAG_ID}/runs/{run_id}"
-
-            # The UI keeps the grid/graph choice in localStorage (``default_dag_view``).
-            await page.send("Page.navigate", url=f"{base}/")
-            await page.wait_for("the UI", "document.readyState === 'complete'")
-            await page.evaluate("localStorage.setItem('default_dag_view', '\"graph\"')")
-            await page.send("Page.navigate", url=run_url)
-            nodes = json.loads(await page.wait_for(
-                "the eight steps in the graph",
-                f"(() => {{ const n = {GRAPH_NODES}; const s = Object.values(JSON.parse(n)); "
-                f"return s.length >= {len(STEPS)} && s.every(Boolean) ? n : null }})()", 90))
-            if sorted(nodes) != sorted(STEPS):
-                raise SystemExit(f"the graph view shows {sorted(nodes)}, not the steps {STEPS}")
-            # The graph alone, as wide as the window: fold the details panel, fit the view.
-            await page.send("Emulation.setDeviceMetricsOverride", width=1500, height=560,
-                            deviceScaleFactor=1, mobile=False)
-            await page.evaluate(CLICK % "Collapse Details Panel")
-            await asyncio.sleep(1)
-            await page.evaluate(CLICK % "Fit View")
-            await asyncio.sleep(2)  # the view animates into place
-            await page.screenshot(out / "airflow-graph.png")
-
-            await page.send("Emulation.setDeviceMetricsOverride", width=1600, height=900,
-                            deviceScaleFactor=1, mobile=False)
-            await page.evaluate("localStorage.setItem('default_dag_view', '\"grid\"')")
-            await page.send("Page.navigate", url=run_url)
-            await page.wait_for("the grid", f"{BODY_TEXT}.includes('export')", 60)
-            await asyncio.sleep(2)
-            await page.screenshot(out / "airflow-grid.png")
-    finally:
-        browser.stop()
+        await page.send("Emulation.setDeviceMetricsOverride", width=1600, height=900,
+                        deviceScaleFactor=1, mobile=False)
+        await page.evaluate("localStorage.setItem('default_dag_view', '\"grid\"')")
+        await page.send("Page.navigate", url=run_url)
+        await page.wait_for("the grid", f"{BODY_TEXT}.includes('export')", 60)
+        await asyncio.sleep(2)
+        await page.screenshot(out / "airflow-grid.png")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="an Airflow already running (with --run-id): only shoot")
     parser.add_argument("--run-id", help="a successful run of breast_cancer on --url")
     args = parser.parse_args(argv)
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromium = find_chromium()
     if chromium is None:
         say("needs Debian's chromium: apt-get install -y chromium")
         return 1

@@ -7,6 +7,10 @@ The public API (the ``conveyor`` command is a thin layer over it; docs/decisions
 * :func:`run` - run a pipeline in this process; returns a frozen :class:`RunResult`;
 * :func:`promote` / :func:`rollback` - move a registered model's ``production`` alias;
 * :func:`process_inbox` - one pass of a lab over its watched folder;
+* :func:`serve` - serve a model over HTTP (``conveyor serve``; blocks until SIGTERM);
+* :func:`score` - batch-score a file with a model; returns a :class:`ScoreResult`;
+* :func:`monitor` - compare served or batch data with the model's reference profile;
+  returns a :class:`MonitorResult` (``drifted``, the verdict, the report and its URIs);
 * :data:`__version__` and the errors :class:`ConveyorError` (root),
   :class:`BadInputError` (bad spec or data: the CLI's exit 2), :class:`SpecError`,
   :class:`GateRejectedError` (exit 3).
@@ -28,7 +32,8 @@ TYPE_CHECKING = False  # typing itself costs more than the rest of `import conve
 
 _EXPORTS = {
     "RunResult": "api", "load_spec": "api", "process_inbox": "api", "promote": "api",
-    "rollback": "api", "run": "api", "validate": "api",
+    "rollback": "api", "run": "api", "validate": "api", "serve": "api", "score": "api",
+    "monitor": "api", "ScoreResult": "serving.batch", "MonitorResult": "monitoring.check",
     "BadInputError": "errors", "ConveyorError": "errors", "GateRejectedError": "errors",
     "SpecError": "errors",
 }
@@ -37,14 +42,19 @@ __all__ = [
     "BadInputError",
     "ConveyorError",
     "GateRejectedError",
+    "MonitorResult",
     "RunResult",
+    "ScoreResult",
     "SpecError",
     "__version__",
     "load_spec",
+    "monitor",
     "process_inbox",
     "promote",
     "rollback",
     "run",
+    "score",
+    "serve",
     "validate",
 ]
 
@@ -54,13 +64,18 @@ if TYPE_CHECKING:
     from conveyor.api import (
         RunResult,
         load_spec,
+        monitor,
         process_inbox,
         promote,
         rollback,
         run,
+        score,
+        serve,
         validate,
     )
     from conveyor.errors import BadInputError, ConveyorError, GateRejectedError, SpecError
+    from conveyor.monitoring.check import MonitorResult
+    from conveyor.serving.batch import ScoreResult
 
     __version__: str
 

@@ -26,12 +26,14 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from conveyor.lab.spec import Lab
     from conveyor.lab.watcher import InboxReport
+    from conveyor.monitoring.check import MonitorResult
     from conveyor.promotion import PromotionDecision, RollbackResult
     from conveyor.runners.executor import StepRecord
+    from conveyor.serving.batch import ScoreResult
     from conveyor.spec import LoadedSpec
 
-__all__ = ["RunResult", "RunStatus", "load_spec", "process_inbox", "promote", "rollback",
-           "run", "validate"]
+__all__ = ["RunResult", "RunStatus", "load_spec", "monitor", "process_inbox", "promote",
+           "rollback", "run", "score", "serve", "validate"]
 
 PathLike = str | os.PathLike[str]
 #: ``ok`` passed the gate and published; ``rejected`` the gate rejected the model (the run
@@ -454,11 +456,181 @@ def process_inbox(lab: PathLike | Lab, *, owner: str | None = None,
 # (issue 10: the serve-http branch adds ``serve`` here)
 
 
+def serve(model: str, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 1,
+          token_env: str | None = None, poll_seconds: float = 10.0, store: str | None = None,
+          max_rows: int = 10_000, max_body_bytes: int = 8 * 1024 * 1024,
+          sample_rate: float = 0.1, tracking_uri: str | None = None,
+          home: PathLike | None = None,
+          on_checked: Callable[[Any], None] | None = None) -> int:
+    """Serve ``model`` over HTTP until SIGTERM or Ctrl-C, as ``conveyor serve`` does.
+
+    The URI is checked before the port is bound; the model then loads in the background
+    (``/ready`` answers 503 until it is loaded) and the alias is polled every
+    ``poll_seconds``. See docs/serving.md.
+
+    Args:
+        model: ``models:/name@alias``, ``models:/name/N``, or an export or model folder.
+        host, port: where to listen (``127.0.0.1`` by default: put a proxy in front).
+        workers: server processes (uvicorn workers; metrics are counted across them).
+        token_env: the environment variable holding the bearer token ``/invocations`` and
+            ``/predict`` require (default: no auth).
+        poll_seconds: how often the alias is checked for a move.
+        store: the Store root samples go to and drift verdicts are read from (default: the
+            home's).
+        max_rows, max_body_bytes: per-request limits.
+        sample_rate: the share of requests sampled for monitoring (0 turns it off).
+        tracking_uri: the MLflow tracking URI (default: the embedded one).
+        home: the embedded default's folder.
+        on_checked: called with the resolved model identity once the URI is checked, before
+            the port is bound (the CLI prints it).
+
+    Returns:
+        The exit code: 0 after a clean shutdown.
+
+    Raises:
+        BadInputError: a malformed URI, no such model, a token variable unset, a bad limit.
+    """
+    from conveyor.store import store_root, to_uri
+    from conveyor.tracking.tracker import default_tracking_uri
+
+    with _home(home):
+        from conveyor.serving.app import ServerConfig
+        from conveyor.serving.server import check, run
+
+        uri = model if model.startswith("models:/") else to_uri(model)
+        config = ServerConfig(
+            model_uri=uri, tracking_uri=tracking_uri or default_tracking_uri(),
+            store_root=to_uri(store) if store else store_root(), token_env=token_env,
+            poll_seconds=poll_seconds, max_rows=max_rows, max_body_bytes=max_body_bytes,
+            sample_rate=sample_rate)
+        if workers < 1:
+            from conveyor.errors import BadInputError
+
+            raise BadInputError(f"--workers must be at least 1, got {workers}")
+        identity = check(config)
+        if on_checked is not None:
+            on_checked(identity)
+    return run(config, host=host, port=port, workers=workers)
+
+
 
 # --------------------------------------------------------------------------- batch scoring
-# (issue 10: the batch branch adds ``score`` here)
+
+
+def score(model: str, input: str, output: str, *, id_column: str | None = None,
+          chunk_rows: int | None = None, engine: Literal["local", "dask"] = "local",
+          scheduler: str | None = None, workers: int = 2, overwrite: bool = False,
+          storage_options: Mapping[str, Any] | None = None, tracking_uri: str | None = None,
+          on_progress: Callable[[int, int | None, float], None] | None = None,
+          home: PathLike | None = None) -> ScoreResult:
+    """Score a CSV or Parquet input with a model into Parquet, as ``conveyor score`` does.
+
+    The model's files are checked against their recorded sha256 before it is loaded; the
+    columns are checked against its signature once per file; the output holds the id column
+    (``id_column``, or ``id`` when the input has it), ``prediction`` and ``proba_<class>``,
+    and is published whole or not at all (docs/scoring.md).
+
+    Args:
+        model: ``models:/name@alias``, ``models:/name/N``, or an export or model folder.
+        input: a CSV or Parquet file, a glob or a folder (path, ``file://``, ``s3://``).
+        output: the Parquet output: one file (``local``) or a folder of parts (``dask``).
+        id_column: the column copied beside the predictions.
+        chunk_rows: rows per chunk (default 100,000): bounds the local engine's memory.
+        engine: ``local`` (in this process) or ``dask`` (dask.distributed).
+        scheduler: a Dask scheduler address (default: a LocalCluster on 127.0.0.1).
+        workers: the LocalCluster's worker processes.
+        overwrite: replace an existing output (else :class:`BadInputError`).
+        storage_options: fsspec options for input and output (no secrets).
+        tracking_uri: MLflow tracking URI for ``models:/`` (default: the home's).
+        on_progress: ``on_progress(rows_done, rows_total or None, seconds)``.
+        home: the embedded default's folder.
+
+    Returns:
+        The output's URI, rows, seconds and the model version used.
+
+    Raises:
+        BadInputError: missing or unreadable input, a missing column, an existing output.
+        ConveyorError: the model was refused (tampered) or the store failed.
+
+    Example:
+        >>> import tempfile, pathlib, pandas as pd, conveyor, conveyor.api
+        >>> home = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = conveyor.run("examples/breast_cancer/pipeline.yaml", profile="sklearn",
+        ...                  home=home)
+        >>> rows = pd.read_parquet(next((home / "artifacts").rglob("test.parquet")))  # no id
+        >>> rows.drop(columns="diagnosis").to_csv(home / "in.csv", index=False)
+        >>> result = conveyor.api.score("models:/breast_cancer_classifier/1",
+        ...                             str(home / "in.csv"), str(home / "out.parquet"),
+        ...                             home=home)
+        >>> result.rows == len(rows), list(pd.read_parquet(result.output_uri).columns)
+        (True, ['prediction', 'proba_B', 'proba_M'])
+    """
+    from conveyor.serving.batch import DEFAULT_CHUNK_ROWS
+    from conveyor.serving.batch import score as _score
+
+    with _home(home):
+        return _score(model, input, output, id_column=id_column,
+                      chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS, engine=engine,
+                      scheduler=scheduler, workers=workers, overwrite=overwrite,
+                      storage_options=storage_options, tracking_uri=tracking_uri,
+                      on_progress=on_progress)
 
 
 
 # --------------------------------------------------------------------------- monitoring
 # (issue 10: the monitor branch adds ``monitor`` here)
+
+
+def monitor(model: str, *, window: str | None = None, input: PathLike | None = None,
+            labels: PathLike | None = None, id_column: str | None = None,
+            spec: PathLike | LoadedSpec | None = None, store: str | None = None,
+            tracking_uri: str | None = None, trigger: Callable[..., dict[str, Any]] | None = None,
+            home: PathLike | None = None) -> MonitorResult:
+    """Check a model's recent inputs and predictions for drift (docs/monitoring.md).
+
+    Args:
+        model: ``models:/<name>@<alias>``, ``models:/<name>/<N>``, or an export folder.
+        window: read the server's samples of the last ``30m``/``24h``/``7d``.
+        input: a CSV or Parquet batch instead of the samples (scored when it has no
+            ``_prediction`` column).
+        labels: true labels joined by ``id_column``, for live accuracy, precision, recall, F1.
+        spec: the pipeline spec: its ``monitor:`` thresholds, store, tracking, training DAG.
+        store: the Store's root URI (default: the spec's, else ``home/artifacts``).
+        tracking_uri: MLflow (default: the spec's, else the embedded one).
+        trigger: ``trigger(airflow_url, dag_id, conf) -> dict`` starts the training DAG
+            (default: Airflow's REST API).
+        home: the embedded default's folder.
+
+    Returns:
+        The :class:`~conveyor.monitoring.check.MonitorResult`: ``verdict``, ``report``,
+        ``exit_code`` (0 no drift, 3 drift).
+
+    Raises:
+        BadInputError: a bad URI, window, file, labels file, or a model without a profile.
+
+    Example:
+        >>> import tempfile, conveyor, conveyor.api
+        >>> from conveyor.sources.bundled import read_sklearn_source
+        >>> from conveyor.spec.models import SklearnSource
+        >>> home = tempfile.mkdtemp()
+        >>> _ = conveyor.run("examples/breast_cancer/pipeline.yaml", profile="sklearn",
+        ...                  home=home)
+        >>> data, _ = read_sklearn_source(SklearnSource(source="sklearn", name="breast_cancer"))
+        >>> batch = f"{home}/batch.csv"
+        >>> data.assign(radius_mean=data["radius_mean"] * 1.5).to_csv(batch, index=False)
+        >>> result = conveyor.api.monitor("models:/breast_cancer_classifier/1", input=batch,
+        ...                               home=home)
+        >>> result.exit_code, result.verdict["features_drifted"]
+        (3, ['radius_mean'])
+    """
+    from conveyor.spec.loader import LoadedSpec as _Loaded
+
+    starts = _folder(spec) if spec is not None and not isinstance(spec, _Loaded) else []
+    with _home(home, *starts):
+        from conveyor.monitoring.check import check
+
+        loaded = spec if spec is None or isinstance(spec, _Loaded) else load_spec(spec)
+        return check(model, window=window, input=None if input is None else os.fspath(input),
+                     labels=None if labels is None else os.fspath(labels),
+                     id_column=id_column, spec=loaded, store=store,
+                     tracking_uri=tracking_uri, trigger=trigger)

@@ -105,9 +105,16 @@ def build_dags(
                     f"{origin[dag_id]}; every spec in a pipelines folder needs its own name"
                 )
                 continue
-            result.dags[dag_id] = build_dag(path, profile=chosen, loaded=loaded,
-                                            conveyor_conn_id=conveyor_conn_id)
-            origin[dag_id] = path
+            built = [build_dag(path, profile=chosen, loaded=loaded,
+                               conveyor_conn_id=conveyor_conn_id)]
+            if "monitor" in loaded.spec.present():  # a served model's drift check
+                from conveyor.airflow.monitor_dags import build_monitor_dag
+
+                built.append(build_monitor_dag(path, loaded=loaded, profile=chosen,
+                                               conveyor_conn_id=conveyor_conn_id))
+            for dag in built:
+                result.dags[dag.dag_id] = dag
+                origin[dag.dag_id] = path
         except ConveyorError as exc:
             result.errors[str(path)] = str(exc)
         except Exception as exc:

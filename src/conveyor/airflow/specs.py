@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "LAB_KEY",
+    "MONITOR_KEY",
     "PIPELINES_ENV",
     "SPEC_SUFFIXES",
     "dag_ids_of",
@@ -32,6 +33,8 @@ PIPELINES_ENV = "CONVEYOR_PIPELINES"
 SPEC_SUFFIXES = (".yaml", ".yml")
 #: The top-level key that makes a YAML file a lab spec (pipeline specs have no ``watch``).
 LAB_KEY = "watch"
+#: The top-level key that gives a pipeline spec its ``<name>_monitor`` DAG too.
+MONITOR_KEY = "monitor"
 #: The suffixes of a lab's two DAG ids (``<lab>_train``, ``<lab>_promote``).
 LAB_DAG_SUFFIXES = ("_train", "_promote")
 #: The lab sensor pokes every ``CONVEYOR_LAB_POKE_SECONDS`` (10) and gives up, skipping the
@@ -112,6 +115,8 @@ def dag_ids_of(data: Any) -> list[str]:
     name = data["name"]
     if is_lab_spec(data):
         return [f"{name}{suffix}" for suffix in LAB_DAG_SUFFIXES]
+    if MONITOR_KEY in data:  # a served model's drift check (conveyor.airflow.monitor_dags)
+        return [name, f"{name}_monitor"]
     return [name]
 
 

@@ -7,7 +7,8 @@ imports none of it here). They are imported statically, so the import contracts
 (pyproject.toml) see them.
 
 Exit codes: 0 success, 1 failure, 2 bad input (spec, data, usage), 3 the gate rejected the
-model (the run completed; nothing was registered or exported).
+model (the run completed; nothing was registered or exported) or, for ``monitor``, drift
+passed the thresholds (docs/monitoring.md).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from conveyor.lab.configs import ClassifierConfig
 from conveyor.lab.spec import Lab
 from conveyor.lab.worker import FitError, Fitted, FitWorker, TimeLimitError
 from conveyor.modeling.training import split_table, split_xy
+from conveyor.monitoring.profile import PROFILE_FILE, build_profile, profile_bytes
 from conveyor.sources.bundled import read_sklearn_source
 from conveyor.store import ArtifactRef
 from conveyor.tracking import (
@@ -224,7 +225,12 @@ def _log_and_register(
         test = split.X_test.assign(**{TARGET: split.y_test.to_numpy()})
         tracker.log_dataset(test, source=holdout.uri, name=f"{lab.spec.data.name}-test",
                             digest=holdout.sha256, context="test", targets=TARGET)
-        logged = tracker.log_sklearn_model(model, split.X_train.head(5))
+        # the reference profile for monitoring, inside the logged model (ADR 0035)
+        profile = build_profile(split.X_train, list(split.X_train.columns),
+                                model.predict(split.X_train),
+                                classes=getattr(model, "classes_", None), target=TARGET)
+        logged = tracker.log_sklearn_model(model, split.X_train.head(5),
+                                           extra_files={PROFILE_FILE: profile_bytes(profile)})
         # the same evidence as a pipeline's register step (conveyor.tracking.registry)
         version, created = register_model(
             tracker, logged["model_uri"], lab.spec.model_name, key=key, conveyor_run_id=key,

@@ -77,6 +77,8 @@ class ModelIdentity:
         location: where the files are (``models:/name/N`` or the model folder's URI).
         tags: the registered version's tags (empty for a folder).
         metrics: the test metrics recorded with the model.
+        storage: where an embedded registry stores the version's files (a ``file://``
+            folder, copied and verified instead of downloaded through MLflow), if known.
     """
 
     uri: str
@@ -89,6 +91,7 @@ class ModelIdentity:
     location: str
     tags: Mapping[str, str] = field(default_factory=dict)
     metrics: Mapping[str, float] = field(default_factory=dict)
+    storage: str | None = None
 
     @property
     def key(self) -> str:
@@ -202,7 +205,8 @@ def _resolve_registry(uri: str, tracking_uri: str | None) -> ModelIdentity:
     return ModelIdentity(uri=uri, kind="registry", name=name, version=str(version.version),
                          alias=alias, run_id=version.run_id, sha256=tags[DIGEST_TAG],
                          location=f"models:/{name}/{version.version}", tags=tags,
-                         metrics=_metrics(tags))
+                         metrics=_metrics(tags),
+                         storage=getattr(version, "storage_location", None))
 
 
 def _resolve_folder(uri: str) -> ModelIdentity:
@@ -308,7 +312,7 @@ def _fetch(identity: ModelIdentity, tracking_uri: str | None, workdir: Path) -> 
         from conveyor.tracking.registry import VersionRefusedError, download_verified_version
 
         name, _, number = identity.location.removeprefix("models:/").rpartition("/")
-        version = _Version(number, identity.tags)
+        version = _Version(number, identity.tags, identity.storage)
         try:
             return download_verified_version(_tracker(tracking_uri), name, version,
                                              workdir / "model")
@@ -326,6 +330,7 @@ def _fetch(identity: ModelIdentity, tracking_uri: str | None, workdir: Path) -> 
 class _Version:
     version: str
     tags: Mapping[str, str]
+    storage_location: str | None = None
 
 
 def open_model(uri: str, *, tracking_uri: str | None = None) -> LoadedModel:

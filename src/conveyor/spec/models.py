@@ -38,6 +38,7 @@ __all__ = [
     "FileSource",
     "GateSpec",
     "ModelSpec",
+    "MonitorSpec",
     "PreprocessSpec",
     "RegistrySpec",
     "SchemaSpec",
@@ -366,6 +367,34 @@ class ExportSpec(_Model):
     _no_secrets = field_validator("storage_options")(check_storage_options)
 
 
+class MonitorSpec(_Model):
+    """``monitor:``: how ``conveyor monitor`` judges drift and what it does about it
+    (docs/monitoring.md)."""
+
+    model: str | None = Field(
+        default=None, description="The model to watch; default models:/<registry.name>@production.")
+    window: str = Field(default="24h", pattern=r"^[1-9][0-9]{0,4}[mhd]$",
+                        description="How far back the scheduled check reads samples.")
+    schedule: str | None = Field(default="@hourly",
+                                 description="The <name>_monitor DAG's schedule.")
+    psi: float = Field(default=0.2, gt=0, description="A feature drifted at PSI >= this.")
+    ks_pvalue: float = Field(default=0.001, gt=0, lt=1,
+                             description="A numeric feature drifted at a KS p-value below this.")
+    max_missing_share: float = Field(default=0.2, ge=0, le=1,
+                                     description="Drift when more of a feature is missing.")
+    max_out_of_range_share: float = Field(
+        default=0.1, ge=0, le=1,
+        description="Drift when more values fall outside the training range (or categories).")
+    min_rows: int = Field(default=30, ge=1, description="Fewer rows: not computable.")
+    retrain: bool = Field(default=True, description="Trigger the training DAG on drift.")
+    webhook_url_env: str = Field(
+        default="CONVEYOR_WEBHOOK_URL", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$",
+        description="The environment variable holding the alert webhook's URL.")
+    airflow_url: str | None = Field(
+        default=None, pattern=r"^https?://[^@/\s]+(/[^@\s]*)?$",
+        description="Airflow's base URL; without it a retrain is only recorded.")
+
+
 class StoreSpec(_Model):
     root: str | None = Field(default=None, description="Artifact root; default CONVEYOR_HOME.")
     storage_options: dict[str, Any] = Field(default_factory=dict)
@@ -394,6 +423,7 @@ class Spec(_Model):
     registry: RegistrySpec = Field(default_factory=RegistrySpec)
     export: ExportSpec = Field(default_factory=ExportSpec)
     store: StoreSpec = Field(default_factory=StoreSpec)
+    monitor: MonitorSpec = Field(default_factory=MonitorSpec)
     steps: list[Annotated[str, Field(pattern=NAME_PATTERN)]] | None = Field(
         default=None, description="The steps to run; default: every step whose section is "
         "present (the built-in ones always).")

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from conveyor.modeling.gate import judge
+from conveyor.monitoring.alerts import notify_gate_failure
 from conveyor.steps.base import BaseStep, StepContext, StepResult
 
 if TYPE_CHECKING:
@@ -24,6 +25,8 @@ class GateStep(BaseStep):
 
     def _run(self, ctx: StepContext) -> StepResult:
         verdict = judge(ctx.read_json("evaluate.metrics"), ctx.spec.gate)
+        if not verdict["passed"]:  # an alert when the spec's webhook variable is set
+            notify_gate_failure(ctx.spec, verdict["reason"], ctx.run_id)
         return StepResult(outputs={"verdict": ctx.write_json("verdict", verdict)},
                           info={"passed": verdict["passed"], "reason": verdict["reason"]})
 

@@ -3,13 +3,17 @@ training split only, saved in MLflow's format to the Store and logged to the MLf
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from conveyor.errors import SpecError
 from conveyor.features import build_model_pipeline
 from conveyor.modeling.training import fit_model, positive_label, split_xy
+from conveyor.monitoring.profile import PROFILE_FILE, build_profile, profile_bytes
 from conveyor.steps.base import BaseStep, StepContext, StepResult
 
 __all__ = ["TrainStep"]
@@ -24,6 +28,17 @@ class TrainStep(BaseStep):
     config_keys = ("schema", "preprocess", "model", "split")
     section = "model"
     default = True
+    #: 2: the model folder holds the reference profile (a model cached before has none)
+    version = 2
+
+    @cached_property
+    def code_version(self) -> str:
+        """The base hash and the profile's module: the profile is part of the model folder,
+        so a change in how it is built invalidates cached models (ADR 0035)."""
+        from conveyor.monitoring import profile as profile_module
+
+        source = Path(profile_module.__file__).read_bytes()
+        return hashlib.sha256(super().code_version.encode() + source).hexdigest()[:16]
 
     def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
         return str(info.get("estimator", ""))
@@ -45,11 +60,17 @@ class TrainStep(BaseStep):
         except SpecError as exc:
             raise ctx.loaded.error(exc.key or "model", exc.reason) from None
         example = X.head(5)
+        # The reference profile travels inside the model folder: hashed with it, copied with
+        # it by export and registration, found by the server beside the model (ADR 0035).
+        profile = build_profile(X, list(X.columns), model.predict(X),
+                                classes=getattr(model, "classes_", None),
+                                target=spec.schema_.target)
+        extra = {PROFILE_FILE: profile_bytes(profile)}
         folder = ctx.scratch / "model"
-        ctx.tracker.save_sklearn_model(model, example, folder)
+        ctx.tracker.save_sklearn_model(model, example, folder, extra_files=extra)
         ref = ctx.store.put_dir(ctx.output_uri("model"), folder)
         ctx.store.remember(ref, model)
-        logged = ctx.tracker.log_sklearn_model(model, example)
+        logged = ctx.tracker.log_sklearn_model(model, example, extra_files=extra)
         info = {**facts, **logged, "estimator": type(model[-1]).__name__,
                 "classes": [c.item() if hasattr(c, "item") else c for c in model.classes_]}
         metrics = {k: v for k, v in facts.items() if k.startswith("cv_")}

@@ -25,6 +25,7 @@ from typing import Any
 
 from conveyor.errors import StoreError, TrackingError
 from conveyor.store import folder_digest
+from conveyor.tracking.sqlite_registry import copy_version_files, local_folder, read_version
 from conveyor.tracking.tracker import RUN_TAG, Tracker, mlflow_scope, one_line
 
 __all__ = [
@@ -175,6 +176,10 @@ def download_verified_version(tracker: Tracker, name: str, version: Any, dst: Pa
     """Download registered ``version`` of ``name`` into ``dst`` and check its files against the
     digest recorded at registration; nothing in them is loaded.
 
+    A ``version`` read by :func:`conveyor.tracking.sqlite_registry.read_version` names its
+    local storage folder: its files are copied from there rather than downloaded through
+    MLflow, and the copy is checked the same way.
+
     Returns:
         the local model folder (``MLmodel`` and the model file).
 
@@ -187,8 +192,12 @@ def download_verified_version(tracker: Tracker, name: str, version: Any, dst: Pa
         raise VersionRefusedError(f"version {number} of {name} has no {DIGEST_TAG} tag: its "
                                   "artifacts cannot be verified (register versions through "
                                   "Conveyor)")
+    stored = local_folder(getattr(version, "storage_location", None))
     try:
-        folder = _download(tracker, f"models:/{name}/{number}", Path(dst))
+        if stored is not None:  # the embedded registry's own folder: copied, no MLflow
+            folder = copy_version_files(stored, Path(dst))
+        else:
+            folder = _download(tracker, f"models:/{name}/{number}", Path(dst))
         digest = _digest(folder)
     except Exception as exc:
         raise VersionRefusedError(f"version {number} of {name}: artifacts missing or "
@@ -254,10 +263,18 @@ def get_version(tracker: Tracker, name: str, *, alias: str | None = None,
                 number: str | None = None) -> Any:
     """Version ``number`` of registered model ``name``, or the one ``alias`` points to.
 
+    From an embedded SQLite registry the version is read directly (a
+    :class:`~conveyor.tracking.sqlite_registry.StoredVersion`: ``version``, ``run_id``,
+    ``tags``, ``status``, ``storage_location``) without importing MLflow; every other case,
+    errors included, goes through MLflow's client (an MLflow ``ModelVersion``).
+
     Raises:
         VersionRefusedError: no such model, version or alias (one line naming it).
         TrackingError: MLflow cannot be reached.
     """
+    stored = read_version(tracker.uri, name, alias=alias, number=number)
+    if stored is not None:
+        return stored
     client = tracker.client
     what = f"{name}@{alias}" if alias else f"{name}/{number}"
     try:

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -403,8 +403,13 @@ class Tracker:
                        status=status)
 
     # ------------------------------------------------------------------ models
-    def log_sklearn_model(self, model: Any, example: Any, *, name: str = "model") -> dict[str, str]:
+    def log_sklearn_model(self, model: Any, example: Any, *, name: str = "model",
+                          extra_files: Mapping[str, bytes] | None = None) -> dict[str, str]:
         """Log an sklearn model with signature and input example to the attached run.
+
+        ``extra_files`` (file name -> bytes) are added to the logged model's own folder, so a
+        registered version downloads them with the model and its digest covers them (the
+        reference profile, docs/decisions/0035).
 
         Returns:
             ``model_uri`` (``models:/<model_id>``) and ``model_id``.
@@ -426,14 +431,21 @@ class Tracker:
                     pip_requirements=_pip_requirements(model),
                     skops_trusted_types=_trusted_types(model),
                 )
+            if extra_files:
+                with tempfile.TemporaryDirectory(prefix="conveyor-extra-") as tmp:
+                    for file_name, data in extra_files.items():
+                        (Path(tmp) / file_name).write_bytes(data)
+                    self.client.log_model_artifacts(logged.model_id, tmp)
         except Exception as exc:
             raise TrackingError(f"logging the model to MLflow at {self.uri} failed: "
                                 f"{one_line(exc)}") from exc
         return {"model_uri": info.model_uri, "model_id": info.model_id or ""}
 
     @staticmethod
-    def save_sklearn_model(model: Any, example: Any, path: Path) -> None:
-        """Save an sklearn model in MLflow's format to a local folder (for the Store)."""
+    def save_sklearn_model(model: Any, example: Any, path: Path,
+                           extra_files: Mapping[str, bytes] | None = None) -> None:
+        """Save an sklearn model in MLflow's format to a local folder (for the Store), with
+        ``extra_files`` (file name -> bytes) beside its files."""
         _import_mlflow()
         import mlflow.sklearn
         from mlflow.models import infer_signature
@@ -448,6 +460,8 @@ class Tracker:
                 )
         except Exception as exc:
             raise TrackingError(f"saving the model to {path} failed: {one_line(exc)}") from exc
+        for file_name, data in (extra_files or {}).items():
+            (Path(path) / file_name).write_bytes(data)
 
     @staticmethod
     def load_sklearn_model(path: Path) -> Any:

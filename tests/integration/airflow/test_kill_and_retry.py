@@ -14,45 +14,23 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from airflow_harness import REPO, AirflowHome, Standalone, make_home
+from airflow_harness import AirflowHome, Standalone
 
 from conveyor.airflow.run_ids import conveyor_run_id
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
-# Only the breast-cancer spec: scheduled example DAGs would run beside it.
-PIPELINES = REPO / "examples" / "breast_cancer"
+# The session's ``standalone`` (conftest.py) serves the breast-cancer DAG; other modules
+# start runs of it too: this one reads back only its own run (RUN_ID).
 DAG_ID = "breast_cancer"
 RUN_ID = "kill-and-retry"
 # A logical date lets ``airflow tasks clear`` (which selects runs by date) find the run.
 LOGICAL_DATE = "2026-01-01T00:00:00+00:00"
 STEPS = ["ingest", "validate", "split", "train", "evaluate", "gate", "register", "export"]
-
-
-@pytest.fixture(scope="module")
-def standalone(tmp_path_factory: pytest.TempPathFactory, wdbc_path: Path
-               ) -> Iterator[Standalone]:
-    root = tmp_path_factory.mktemp("standalone")
-    exports = root / "exports"
-    home = make_home(root, pipelines=PIPELINES, extra_env={
-        "WDBC_PATH": str(wdbc_path),
-        "CONVEYOR_EXPORT_URI": exports.as_uri(),
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-    })
-    assert home.env["AIRFLOW__API__PORT"]
-    server = Standalone(home=home, port=int(home.env["AIRFLOW__API__PORT"]))
-    try:
-        server.start()
-        server.wait_for_dag(DAG_ID)
-        yield server
-    finally:
-        server.stop()
 
 
 def _running_pid(home: AirflowHome, task_id: str, timeout: float = 300) -> int:
@@ -69,13 +47,22 @@ def _running_pid(home: AirflowHome, task_id: str, timeout: float = 300) -> int:
     pytest.fail(f"{task_id} never ran")
 
 
-def _registered_versions(home: AirflowHome, mlflow_run_id: str) -> list[object]:
+def _versions_of_the_runs_model(home: AirflowHome, mlflow_run: object) -> list[object]:
+    """The registered versions holding the model this MLflow run trained (ADR 0016: one).
+
+    Found by the model's digest, not by which run registered it: on the session's shared
+    standalone another module may have registered the very same model (same data and seed,
+    same digest) first, and then this run's ``register`` finds that version instead.
+    """
     from mlflow import MlflowClient
 
     uri = home.env["MLFLOW_TRACKING_URI"]
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    number = mlflow_run.data.tags["conveyor.registered_version"]  # type: ignore[attr-defined]
+    digest = client.get_model_version("breast_cancer_classifier", number).tags[
+        "conveyor.model_sha256"]
     return [v for v in client.search_model_versions("name = 'breast_cancer_classifier'")
-            if v.run_id == mlflow_run_id]
+            if v.tags.get("conveyor.model_sha256") == digest]
 
 
 def test_sigkilled_task_is_retried_and_the_run_completes_once(standalone: Standalone) -> None:
@@ -100,7 +87,7 @@ def test_sigkilled_task_is_retried_and_the_run_completes_once(standalone: Standa
     (mlflow_run,) = client.search_runs(
         [experiment.experiment_id], filter_string=f"tags.`conveyor.run_id` = '{run_id}'")
     assert mlflow_run.info.status == "FINISHED"
-    assert len(_registered_versions(home, mlflow_run.info.run_id)) == 1
+    assert len(_versions_of_the_runs_model(home, mlflow_run)) == 1
 
     manifest_path = Path(urlparse(mlflow_run.data.tags["conveyor.manifest"]).path)
     manifest = json.loads(manifest_path.read_text())
@@ -112,7 +99,7 @@ def test_sigkilled_task_is_retried_and_the_run_completes_once(standalone: Standa
 def test_clearing_register_reruns_it_without_a_second_version(standalone: Standalone) -> None:
     """Runs after the test above, on its DAG run: every step may run twice."""
     home = standalone.home
-    if home.latest_run_id(DAG_ID) != RUN_ID:
+    if not home.task_instances(DAG_ID, RUN_ID):
         pytest.skip("needs the DAG run of the kill-and-retry test")
     from mlflow import MlflowClient
 
@@ -139,4 +126,4 @@ def test_clearing_register_reruns_it_without_a_second_version(standalone: Standa
     assert standalone.wait_for_run(DAG_ID, RUN_ID) == "success"
     assert {row["state"] for row in home.task_instances(DAG_ID, RUN_ID).values()} == {
         "success"}
-    assert len(_registered_versions(home, mlflow_run.info.run_id)) == 1
+    assert len(_versions_of_the_runs_model(home, mlflow_run)) == 1
