@@ -10,7 +10,6 @@ substituted) against the production alias of a model trained by ``conveyor run``
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -34,15 +33,6 @@ BREAST_CANCER_SPEC = ROOT / "examples" / "breast_cancer" / "pipeline.yaml"
 IMAGE_VENV = "/opt/conveyor/venv"
 TOKEN = "s3cret-token-for-the-image-test"
 CONVEYOR = [str(Path(sys.executable).parent / "conveyor")]
-
-
-def _serve_landed() -> bool:
-    """Whether ``conveyor serve`` exists yet (branch fix/serve-http)."""
-    from conveyor.cli import build_parser
-
-    parser = build_parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return "serve" in commands.choices
 
 
 def _uv() -> list[str]:
@@ -151,8 +141,6 @@ def started(image: Stage, image_venv: Path, trained_home: Path,
         stop_group(process, grace=20)
 
 
-@pytest.mark.xfail(not _serve_landed(), strict=True,
-                   reason="needs `conveyor serve` (branch fix/serve-http, not merged yet)")
 def test_image_command_serves_the_production_model(
         started: tuple[subprocess.Popen[bytes], dict[str, str], Path], image: Stage,
         trained_home: Path) -> None:
