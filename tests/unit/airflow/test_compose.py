@@ -27,6 +27,9 @@ DEPLOY = REPO / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"
 SCHEMA = Path(__file__).with_name("data") / "compose_spec.json"
 CONVEYOR_IMAGE = "conveyor:local"
+#: The image each Dockerfile builds: Airflow and MLflow share one, the model server has its own.
+BUILT_IMAGES = {"deploy/Dockerfile": CONVEYOR_IMAGE,
+                "deploy/serve.Dockerfile": "conveyor-serve:local"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
 
@@ -53,6 +56,8 @@ def _dockerfile_copies(dockerfile: Path) -> list[tuple[list[str], str]]:
         if not line.strip().upper().startswith("COPY "):
             continue
         parts = shlex.split(line.strip())
+        if any(p.startswith("--from=") for p in parts):
+            continue  # from another build stage or image, not from the build context
         if parts:
             args = [p for p in parts[1:] if not p.startswith("--")]
             copies.append((args[:-1], args[-1]))
@@ -107,7 +112,8 @@ def test_every_image_is_pinned_or_built_here(services: dict[str, dict[str, Any]]
         image = _resolve(service.get("image", ""))
         assert image or "build" in service, f"{name}: neither image nor build"
         if "build" in service:
-            assert image == CONVEYOR_IMAGE, f"{name}: built services use the Conveyor image"
+            expected = BUILT_IMAGES.get(service["build"]["dockerfile"])
+            assert image == expected, f"{name}: {image!r} is not what its Dockerfile builds"
             continue
         repository, _, tag = image.rpartition(":")
         assert repository and tag and tag != "latest", f"{name}: pin {image!r} to a version"
@@ -166,7 +172,7 @@ def test_mounted_scripts_run_by_other_images_exist(services: dict[str, dict[str,
 def _airflow_commands(services: dict[str, dict[str, Any]]) -> list[list[str]]:
     commands = []
     for service in services.values():
-        if "build" not in service:
+        if service.get("build", {}).get("dockerfile") != "deploy/Dockerfile":
             continue
         if "command" in service and "entrypoint" not in service:
             commands.append(list(service["command"]))
