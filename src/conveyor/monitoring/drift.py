@@ -11,9 +11,16 @@ feature absent from the window, a window with fewer than ``min_rows`` values of 
 included), a feature constant or empty in the training data. The missing and out-of-range
 shares are still judged for such a feature (a column that went all-missing has drifted).
 
-A feature has drifted when PSI >= ``psi``, the KS p-value < ``ks_pvalue``, its missing share
-is above ``max_missing_share`` (and above the training's), or its out-of-range share is above
-``max_out_of_range_share``.
+A feature has drifted when PSI >= ``psi`` *and* that PSI is more than sampling noise, the KS
+p-value < ``ks_pvalue``, its missing share is above ``max_missing_share`` (and above the
+training's), or its out-of-range share is above ``max_out_of_range_share``.
+
+PSI is biased upwards on small windows: with no drift at all, ``PSI * (1/n + 1/m)^-1`` follows
+a chi-square law with ``bins - 1`` degrees of freedom (n window values, m reference values),
+so 114 rows of the training population over ten bins give PSI about 0.1 on average and above
+0.2 on one feature in thirty. ``psi_pvalue`` is that law's tail probability, and a PSI counts
+only when it is below :data:`PSI_SIGNIFICANCE` (a real shift, say a feature scaled by 3,
+gives PSI in the units and p-values of 1e-30 and less).
 """
 
 from __future__ import annotations
@@ -27,11 +34,13 @@ import numpy as np
 
 from conveyor.monitoring.profile import bin_shares
 
-__all__ = ["PSI_FLOOR", "Thresholds", "compare", "feature_drift", "ks_test", "live_metrics",
-           "prediction_drift", "psi"]
+__all__ = ["PSI_FLOOR", "PSI_SIGNIFICANCE", "Thresholds", "compare", "feature_drift", "ks_test",
+           "live_metrics", "prediction_drift", "psi", "psi_pvalue"]
 
 #: Shares are floored here before PSI's logarithm (an empty bin would make it infinite).
 PSI_FLOOR = 1e-4
+#: A PSI above the threshold counts as drift only when sampling noise explains it this rarely.
+PSI_SIGNIFICANCE = 1e-4
 OTHER = "(other)"
 
 
@@ -81,13 +90,30 @@ def ks_test(reference: Sequence[float], window: Sequence[float]) -> tuple[float,
     return float(result.statistic), float(result.pvalue)
 
 
+def psi_pvalue(value: float, bins: int, window: int, reference: int) -> float | None:
+    """How often sampling noise alone gives a PSI of ``value`` or more (chi-square tail).
+
+    >>> round(psi_pvalue(0.222, 10, 114, 455), 3)  # noise on a small window
+    0.017
+    >>> psi_pvalue(2.0, 10, 114, 455) < 1e-30          # a real shift
+    True
+    """
+    from scipy.stats import chi2
+
+    if bins < 2 or window <= 0 or reference <= 0:
+        return None
+    return float(chi2.sf(value / (1 / window + 1 / reference), bins - 1))
+
+
 def _number(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
 def _judge(out: dict[str, Any], reference_missing: float, th: Thresholds) -> dict[str, Any]:
     why = []
-    if out.get("psi") is not None and out["psi"] >= th.psi:
+    noise = out.get("psi_pvalue")
+    if out.get("psi") is not None and out["psi"] >= th.psi and (
+            noise is None or noise < PSI_SIGNIFICANCE):
         why.append(f"psi {out['psi']:.3f} >= {th.psi}")
     if out.get("ks_pvalue") is not None and out["ks_pvalue"] < th.ks_pvalue:
         why.append(f"KS p-value {out['ks_pvalue']:.2g} < {th.ks_pvalue}")
@@ -112,8 +138,8 @@ def _numeric(name: str, ref: Mapping[str, Any], values: Any, th: Thresholds) -> 
         "name": name, "kind": "numeric", "rows": rows, "values": int(finite.size),
         "missing_share": float(1 - finite.size / rows) if rows else None,
         "reference_missing_share": ref.get("missing_share", 0.0),
-        "out_of_range_share": None, "psi": None, "ks_statistic": None, "ks_pvalue": None,
-        "computable": True, "reason": None,
+        "out_of_range_share": None, "psi": None, "psi_pvalue": None, "ks_statistic": None,
+        "ks_pvalue": None, "computable": True, "reason": None,
         "reference_shares": ref.get("shares"), "window_shares": None,
     }
     low, high = ref.get("min"), ref.get("max")
@@ -136,6 +162,9 @@ def _numeric(name: str, ref: Mapping[str, Any], values: Any, th: Thresholds) -> 
     window_shares = bin_shares(finite, edges)
     out["window_shares"] = window_shares
     out["psi"] = _number(psi(ref["shares"], window_shares))
+    if out["psi"] is not None:
+        out["psi_pvalue"] = psi_pvalue(out["psi"], len(ref["shares"]), int(finite.size),
+                                       _reference_count(ref))
     out["ks_statistic"], out["ks_pvalue"] = ks_test(ref["sample"], finite)
     return _judge(out, ref.get("missing_share", 0.0), th)
 
@@ -149,8 +178,9 @@ def _categorical(name: str, ref: Mapping[str, Any], values: Any,
         "name": name, "kind": "categorical", "rows": rows, "values": len(present),
         "missing_share": float(1 - len(present) / rows) if rows else None,
         "reference_missing_share": ref.get("missing_share", 0.0),
-        "out_of_range_share": None, "psi": None, "ks_statistic": None, "ks_pvalue": None,
-        "computable": True, "reason": None, "reference_shares": None, "window_shares": None,
+        "out_of_range_share": None, "psi": None, "psi_pvalue": None, "ks_statistic": None,
+        "ks_pvalue": None, "computable": True, "reason": None, "reference_shares": None,
+        "window_shares": None,
     }
     if len(present) and known:
         out["out_of_range_share"] = float(np.mean(~present.isin(list(known))))
@@ -175,7 +205,16 @@ def _categorical(name: str, ref: Mapping[str, Any], values: Any,
     out["reference_shares"] = dict(zip(labels, expected, strict=True))
     out["window_shares"] = dict(zip(labels, actual, strict=True))
     out["psi"] = _number(psi(expected, actual))
+    if out["psi"] is not None:
+        out["psi_pvalue"] = psi_pvalue(out["psi"], len(expected), len(present),
+                                       _reference_count(ref))
     return _judge(out, ref.get("missing_share", 0.0), th)
+
+
+def _reference_count(ref: Mapping[str, Any]) -> int:
+    """The training values behind a feature's reference shares."""
+    rows = int(ref.get("rows") or 0)  # 0: unknown (an older profile): no noise test
+    return round(rows * (1 - float(ref.get("missing_share") or 0.0)))
 
 
 def feature_drift(name: str, reference: Mapping[str, Any], values: Any | None,
