@@ -288,11 +288,14 @@ def test_the_default_dask_cluster_runs_in_process_and_starts_no_process(
 
     from conveyor.api import score as api_score
 
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}  # e.g. an earlier test's helpers
     children: list[list[str]] = []
 
     def on_progress(rows: int, total: int | None, seconds: float) -> None:
         # called once the partitions are written, while the cluster is still up
-        children.append([p.name() for p in psutil.Process().children(recursive=True)])
+        children.append([" ".join(p.cmdline()) for p in me.children(recursive=True)
+                         if p.pid not in before])
 
     out = tmp_path / "scored"
     result = api_score(MODEL, str(trained["folder"] / "rows.parquet"), str(out),
