@@ -2,8 +2,9 @@
 
 Each contender is a whole process timed from spawn to exit (imports, model loading, reading,
 scoring, writing): wall seconds, rows/s, and peak resident memory (``ru_maxrss`` of the
-process and the children it waited for, from ``os.wait4``; for Dask that is the largest
-single process, client or worker).
+process, from ``os.wait4``). The input is generated in a child process: Linux counts the
+memory a child was forked with in its ``ru_maxrss``, so a big benchmark process would
+inflate every figure.
 
 1. ``conveyor score`` local engine, ``--chunk-rows 100000``, the model named by the registry
    (``models:/breast_cancer_classifier/1``: MLflow is imported to resolve it) and by its
@@ -12,7 +13,8 @@ single process, client or worker).
 2. a plain ``mlflow.pyfunc`` script doing the same I/O, from the same two places:
    ``pandas.read_parquet`` of the file, ``pyfunc.predict`` (labels only: less work than ours,
    which adds class probabilities), ``to_parquet`` of id + prediction;
-3. ``conveyor score --engine dask --workers 2`` from the export (a LocalCluster on 127.0.0.1).
+3. ``conveyor score --engine dask --workers 2`` from the export (the default LocalCluster:
+   two in-process workers of one thread each, ADR 0034).
 
 The same registered model (the breast-cancer example, trained once in a scratch home) and the
 same input (30 features resampled from the WDBC rows with 5% multiplicative noise, row groups
@@ -80,6 +82,9 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--make-input"]:
+        make_input(Path(sys.argv[2]), int(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
@@ -94,8 +99,9 @@ def main() -> None:
         subprocess.run([str(BIN / "conveyor"), "run", str(SPEC), "--profile", "sklearn",
                         "--quiet"], env=env, check=True, stdout=subprocess.DEVNULL)
     source = scratch / f"input-{args.rows}.parquet"
-    if not source.exists():
-        make_input(source, args.rows)
+    if not source.exists():  # in a child: see the module's docstring on ru_maxrss
+        subprocess.run([sys.executable, __file__, "--make-input", str(source),
+                        str(args.rows)], check=True)
     tracking = f"sqlite:///{home / 'mlflow.db'}"
     out = scratch / "out"
     export = str(next((home / "exports" / "breast_cancer").glob("*/model")))

@@ -537,8 +537,8 @@ def score(model: str, input: str, output: str, *, id_column: str | None = None,
         id_column: the column copied beside the predictions.
         chunk_rows: rows per chunk (default 100,000): bounds the local engine's memory.
         engine: ``local`` (in this process) or ``dask`` (dask.distributed).
-        scheduler: a Dask scheduler address (default: a LocalCluster on 127.0.0.1).
-        workers: the LocalCluster's worker processes.
+        scheduler: a Dask scheduler address (default: a LocalCluster of in-process workers).
+        workers: the LocalCluster's workers (one thread each, in this process).
         overwrite: replace an existing output (else :class:`BadInputError`).
         storage_options: fsspec options for input and output (no secrets).
         tracking_uri: MLflow tracking URI for ``models:/`` (default: the home's).

@@ -280,3 +280,27 @@ def test_the_dask_engine_uses_a_running_scheduler_and_leaves_it_running(
         assert_scored(trained, pd.read_parquet(out).reset_index(drop=True))
         with Client(cluster.scheduler_address, timeout="10s") as client:
             assert len(client.scheduler_info()["workers"]) == 1  # ours, still there
+
+
+def test_the_default_dask_cluster_runs_in_process_and_starts_no_process(
+        trained: dict[str, Any], tmp_path: Path) -> None:
+    import psutil
+
+    from conveyor.api import score as api_score
+
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}  # e.g. an earlier test's helpers
+    children: list[list[str]] = []
+
+    def on_progress(rows: int, total: int | None, seconds: float) -> None:
+        # called once the partitions are written, while the cluster is still up
+        children.append([" ".join(p.cmdline()) for p in me.children(recursive=True)
+                         if p.pid not in before])
+
+    out = tmp_path / "scored"
+    result = api_score(MODEL, str(trained["folder"] / "rows.parquet"), str(out),
+                       engine="dask", workers=2, on_progress=on_progress,
+                       home=trained["home"])
+    assert result.engine == "dask" and result.rows == len(trained["rows"])
+    assert children == [[]]  # the progress callback ran, and no worker process existed
+    assert_scored(trained, pd.read_parquet(out).reset_index(drop=True))

@@ -83,9 +83,9 @@ def register(sub: Any) -> None:
                              "cluster (default local)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="a Dask scheduler (tcp://host:8786); default: a LocalCluster "
-                             "on 127.0.0.1")
+                             "of in-process workers (threads)")
     parser.add_argument("--workers", type=_positive, default=2, metavar="N",
-                        help="worker processes of the LocalCluster (default 2)")
+                        help="workers of the LocalCluster, one thread each (default 2)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ (default: "
                                                "the embedded SQLite store)")

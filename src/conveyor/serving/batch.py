@@ -7,9 +7,10 @@ Two engines, one result (docs/scoring.md, docs/decisions/0034-batch-scoring.md):
   chunks), each chunk is predicted with ``predict_proba`` and appended as a row group to one
   Parquet file. Memory is bounded by the chunk, not by the input.
 * ``dask``: the same chunk function over the partitions of a ``dask.dataframe`` on a
-  ``dask.distributed`` cluster (a LocalCluster on 127.0.0.1, or a scheduler's address); the
-  verified model files travel to each worker once (a worker plug-in keyed by the model's
-  sha256, re-checked there before loading); the output is a folder of Parquet parts.
+  ``dask.distributed`` cluster (by default a LocalCluster of in-process workers, which use
+  the model loaded here; or a scheduler's address, whose workers receive the verified model
+  files once, through a worker plug-in keyed by the model's sha256, re-checked there before
+  loading); the output is a folder of Parquet parts.
 
 Both read and write through fsspec (paths, globs, ``file://``, ``s3://``) and publish whole or
 not at all: everything is written under a temporary name beside the output and moved into
@@ -435,8 +436,9 @@ def score(model_uri: str, input_uri: str, output_uri: str, *, id_column: str | N
         chunk_rows: rows per chunk (local) or per partition (dask, CSV; Parquet partitions
             follow the file's row groups).
         engine: ``local`` or ``dask``.
-        scheduler: a Dask scheduler's address (default: a LocalCluster on 127.0.0.1).
-        workers: the LocalCluster's worker processes.
+        scheduler: a Dask scheduler's address (default: a LocalCluster of in-process
+            workers, sharing this process's imports and loaded model).
+        workers: the LocalCluster's workers (one thread each, in this process).
         overwrite: replace an existing output (else it is refused).
         storage_options: fsspec options for input and output (no secrets).
         tracking_uri: MLflow tracking URI for ``models:/``.

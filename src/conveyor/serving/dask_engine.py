@@ -5,6 +5,8 @@ The verified model's files travel to every worker once, through a worker plug-in
 to workers that join later too); each worker checks every file's sha256 before loading, and
 keeps the model in a process-wide cache keyed by the model's sha256, so each partition finds
 it loaded. Workers need Conveyor installed, nothing else: no MLflow or Store access.
+Without a scheduler address the cluster is a LocalCluster of in-process workers, whose cache
+is filled with the model already verified and loaded by the caller (ADR 0034).
 """
 
 from __future__ import annotations
@@ -55,16 +57,18 @@ class ModelPlugin(WorkerPlugin):
 
         if self.key in _MODELS:
             return
-        folder = Path(tempfile.mkdtemp(prefix="conveyor-score-model-"))
-        for rel, (sha, data) in self.files.items():
-            if hashlib.sha256(data).hexdigest() != sha:
-                raise ConveyorRuntimeError(f"model file {rel} arrived altered at the worker")
-            target = folder / rel
-            if not target.resolve().is_relative_to(folder.resolve()):
-                raise ConveyorRuntimeError(f"model file outside its folder: {rel!r}")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        _MODELS[self.key] = load_sklearn_folder(folder)
+        with tempfile.TemporaryDirectory(prefix="conveyor-score-model-") as scratch:
+            folder = Path(scratch)  # removed once loaded: the model is read whole
+            for rel, (sha, data) in self.files.items():
+                if hashlib.sha256(data).hexdigest() != sha:
+                    raise ConveyorRuntimeError(f"model file {rel} arrived altered at the "
+                                               "worker")
+                target = folder / rel
+                if not target.resolve().is_relative_to(folder.resolve()):
+                    raise ConveyorRuntimeError(f"model file outside its folder: {rel!r}")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            _MODELS[self.key] = load_sklearn_folder(folder)
 
     def teardown(self, worker: Any = None) -> None:
         _MODELS.pop(self.key, None)
@@ -95,8 +99,15 @@ def _model_files(folder: Path) -> dict[str, tuple[str, bytes]]:
 
 @contextlib.contextmanager
 def dask_client(scheduler: str | None, workers: int) -> Iterator[Client]:
-    """A client to ``scheduler``, or to a LocalCluster of ``workers`` processes on
-    127.0.0.1; both are closed on the way out, whatever happens."""
+    """A client to ``scheduler``, or to a LocalCluster of ``workers`` in-process workers (one
+    thread each; no sockets: the in-process transport); both are closed on the way out,
+    whatever happens.
+
+    In-process workers share this process's imports and its loaded model: separate worker
+    processes would each import pandas, pyarrow, scikit-learn and skops again, which on a
+    small machine costs more than the scoring (ADR 0034). Reading Parquet, ``predict_proba``
+    and writing release the GIL, so threads still score in parallel. A cluster of processes
+    is one ``--scheduler`` away."""
     cluster = None
     if not logging.getLogger("conveyor").isEnabledFor(logging.DEBUG):
         # the scheduler of a LocalCluster runs here and logs every worker's coming and going
@@ -109,8 +120,10 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Client]:
                 raise ConveyorRuntimeError(f"cannot reach the Dask scheduler {scheduler}: "
                                            f"{exc}") from exc
         else:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address=None,
+            # memory_limit=0: the workers share one process, whose memory a per-worker
+            # limit would misread (pausing every worker); the local engine has no limit either
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=False,
+                                   dashboard_address=None, memory_limit=0,
                                    silence_logs=logging.CRITICAL)
             client = Client(cluster)
         try:
@@ -120,6 +133,11 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Client]:
     finally:
         if cluster is not None:
             cluster.close()
+
+
+def in_process(client: Client) -> bool:
+    """Whether the client's workers run in this process (the default LocalCluster)."""
+    return getattr(client.cluster, "processes", True) is False
 
 
 _MISMATCH = re.compile(r"\|\s*([^|\s]+)\s*\|\s*(object|str|string)\s*\|\s*(float\d*|int\d*)\s*\|")
@@ -154,7 +172,10 @@ def _warm() -> None:
 
 
 def warm_workers(client: Client) -> list[Any]:
-    """Let every worker import what scoring needs, without waiting for it (the futures)."""
+    """Let every worker process import what scoring needs, without waiting for it (the
+    futures; none for in-process workers, which share this process's imports)."""
+    if in_process(client):
+        return []
     workers = list(client.scheduler_info().get("workers", {}))
     return [client.submit(_warm, workers=[address], pure=False, allow_other_workers=False)
             for address in workers]
@@ -178,6 +199,9 @@ def score_dask(client: Client, model: Any, source: InputFiles, output: OutputTar
     options = dict(storage_options or {})
     tmp = output.temporary()
     started = time.perf_counter()
+    local = in_process(client)
+    if local:  # in-process workers use the model already verified and loaded here
+        _MODELS[key] = model.estimator
     try:
         client.register_plugin(ModelPlugin(key, _model_files(model.folder)))
         log.debug("model installed on %d workers in %.2fs",
@@ -219,4 +243,7 @@ def score_dask(client: Client, model: Any, source: InputFiles, output: OutputTar
     except BaseException:
         remove_quietly(output.fs, tmp)
         raise
+    finally:
+        if local:
+            _MODELS.pop(key, None)
     return rows
