@@ -610,4 +610,5 @@ def test_served_samples_feed_conveyor_monitor_and_its_verdict_shows_on_the_page(
         stop_group(again.process, grace=10)
     assert "no check yet" not in page
     assert "<td>rows</td><td><code>40</code>" in page, page[-2500:]
-    assert ("drift</span>" in page) == (checked.returncode == 3)
+    assert ('class="bad">drift</span>' in page) == (checked.returncode == 3)
+    assert ('class="ok">no drift</span>' in page) == (checked.returncode == 0)

@@ -12,14 +12,15 @@ from typing import Any
 __all__ = ["render"]
 
 _STYLE = """
-body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#1b1f24;
+body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:72rem;color:#1b1f24;
 padding:0 1rem}h1{font-size:1.4rem;margin:0 0 .2rem}.sub{color:#57606a;margin:0 0 1.5rem}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(17rem,1fr));gap:1rem}
-.card{border:1px solid #d0d7de;border-radius:8px;padding:1rem 1.2rem}
+.card{border:1px solid #d0d7de;border-radius:8px;padding:1rem 1.2rem;min-width:0}
 .card h2{font-size:.8rem;text-transform:uppercase;letter-spacing:.05em;color:#57606a;
 margin:0 0 .6rem}table{border-collapse:collapse;width:100%}td{padding:.15rem 0}
-td:first-child{white-space:nowrap;padding-right:.8rem}
-td+td{text-align:right;font-variant-numeric:tabular-nums;overflow-wrap:anywhere}.big{font-size:1.8rem;font-weight:600}
+td:first-child{padding-right:.8rem;vertical-align:top}
+td+td{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td .wrap{white-space:normal;overflow-wrap:anywhere}.big{font-size:1.8rem;font-weight:600}
 .ok{color:#1a7f37}.warn{color:#9a6700}.bad{color:#cf222e}code{font-size:.85em}
 """
 
@@ -72,10 +73,19 @@ def _verdict(verdict: Any) -> str:
     tone = "bad" if drift or str(label).lower() in ("drift", "drifted", "alert") else "ok"
     pairs = [("verdict", f'<span class="{tone}">{escape(str(label))}</span>')]
     for key in ("checked_at", "version", "rows", "window", "features_drifted", "report"):
-        if verdict.get(key) not in (None, "", []):
-            value = verdict[key]
-            text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-            pairs.append((key.replace("_", " "), f"<code>{escape(text)}</code>"))
+        if verdict.get(key) in (None, "", []):
+            continue
+        value = verdict[key]
+        if key == "checked_at":
+            shown = _when(value)
+        elif key == "report":  # a Store URI: its name here, the whole URI on hover
+            text = str(value)
+            shown = f'<code title="{escape(text)}">…/{escape(text.rsplit("/", 1)[-1])}</code>'
+        elif isinstance(value, list):  # the drifted features: may be long, wraps
+            shown = f'<code class="wrap">{escape(", ".join(map(str, value)))}</code>'
+        else:
+            shown = f"<code>{escape(str(value))}</code>"
+        pairs.append((key.replace("_", " "), shown))
     return f"<table>{_rows(pairs)}</table>"
 
 
