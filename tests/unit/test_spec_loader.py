@@ -106,6 +106,19 @@ def test_typo_key_names_line_key_and_nearest(
     assert f"unknown key {key.rsplit('.', 1)[-1]!r}; did you mean {suggestion!r}?" in str(err)
 
 
+def test_typo_inside_a_plug_in_steps_section_suggests_its_key(tmp_path: Path) -> None:
+    """A plug-in's own model (the built-in ``score:`` step's) names the valid keys too; it
+    said "valid keys: " with nothing after it."""
+    text = EXAMPLE + "score:\n  inptu: rows.csv\n  output: scored.parquet\n"
+    path = write(tmp_path, text)
+    err = spec_error(path)
+    assert_where(err, path, line_of(text, "inptu:"), "score.inptu")
+    assert "unknown key 'inptu'; did you mean 'input'?" in str(err)
+    far = write(tmp_path, EXAMPLE + "score:\n  zzz: 1\n", "far.yaml")
+    message = str(spec_error(far))
+    assert "valid keys: " in message and "input" in message.split("valid keys: ")[1]
+
+
 def test_typo_of_required_key_suggests_it(tmp_path: Path) -> None:
     text = edit("  target: diagnosis", "  targt: diagnosis")
     path = write(tmp_path, text)

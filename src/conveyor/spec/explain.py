@@ -37,6 +37,8 @@ def locate(sources: Sources, path: Path_) -> tuple[str, int | None]:
 
 def unknown_key_message(key: str, valid: Sequence[str]) -> str:
     """``unknown key 'x'; did you mean 'y'?`` (or the list of valid keys when none is near)."""
+    if not valid:
+        return f"unknown key {short_repr(key)}"
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
     hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(valid)}"
     return f"unknown key {short_repr(key)}; {hint}"
@@ -58,6 +60,8 @@ def explain(exc: ValidationError, sources: Sources, model: type[BaseModel]) -> S
     kind = error["type"]
     if kind == "extra_forbidden" and path:
         _, parent_models = _walk(model, tuple(error["loc"])[:-1], descend=True)
+        if not parent_models and path[:-1]:  # inside a plug-in step's own section
+            parent_models = _plugin_models(tuple(error["loc"])[:-1])
         message = unknown_key_message(
             path[-1], sorted({k for m in parent_models for k in _field_keys(m)}))
     elif kind == "missing":
@@ -74,6 +78,23 @@ def explain(exc: ValidationError, sources: Sources, model: type[BaseModel]) -> S
     if len(message) > _MAX_MESSAGE:
         message = message[:_MAX_MESSAGE] + "…"
     return SpecError(message, file=file, line=line, key=".".join(path) or None)
+
+
+def _plugin_models(loc: tuple[Any, ...]) -> list[type[BaseModel]]:
+    """The models at ``loc`` when its first key is a plug-in step's section (``score:``)."""
+    from conveyor.errors import PluginError
+    from conveyor.spec.plugins import STEP_GROUP, find_plugins, load_plugin
+
+    section = str(loc[0])
+    if section not in find_plugins(STEP_GROUP):
+        return []
+    try:
+        model = getattr(load_plugin(STEP_GROUP, section), "config_model", None)
+    except PluginError:
+        return []
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return []
+    return _walk(model, loc[1:], descend=True)[1] if loc[1:] else [model]
 
 
 def _unwrap(annotation: Any) -> list[type[BaseModel]]:
