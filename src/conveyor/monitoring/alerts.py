@@ -78,11 +78,19 @@ def trigger_dag(airflow_url: str, dag_id: str, conf: Mapping[str, Any], *,
                 timeout: float = TIMEOUT_SECONDS) -> dict[str, Any]:
     """Start a run of ``dag_id`` through Airflow's REST API; never raises.
 
+    The run's id is fixed by the check (``conveyor_monitor__<check_id>`` when ``conf`` has a
+    ``check_id``), so the one retry after a 5xx cannot start a second run: if the first POST
+    did create it, the retry is answered 409 and the run is reported as triggered.
+
     Returns:
         ``{"triggered": bool, "dag_id", "airflow_url", "dag_run_id"?, "error"?}``.
     """
     base = airflow_url.rstrip("/")
     out: dict[str, Any] = {"triggered": False, "dag_id": dag_id, "airflow_url": base}
+    run_id = f"conveyor_monitor__{conf['check_id']}" if conf.get("check_id") else None
+    body: dict[str, Any] = {"logical_date": None, "conf": dict(conf)}
+    if run_id:
+        body["dag_run_id"] = run_id
     try:
         token = os.environ.get(AIRFLOW_TOKEN_ENV, "").strip()
         if not token:
@@ -90,17 +98,20 @@ def trigger_dag(airflow_url: str, dag_id: str, conf: Mapping[str, Any], *,
             token = json.loads(answer)["access_token"]
         request = urllib.request.Request(
             f"{base}/api/v2/dags/{urllib.parse.quote(dag_id, safe='')}/dagRuns",
-            method="POST", data=json.dumps({"logical_date": None, "conf": dict(conf)}).encode(),
+            method="POST", data=json.dumps(body).encode(),
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
         run = json.loads(_send(request, timeout))
     except urllib.error.HTTPError as exc:
+        if exc.code == 409 and run_id:  # this check's run exists: an earlier attempt made it
+            out.update(triggered=True, dag_run_id=run_id, existed=True)
+            return out
         out["error"] = f"HTTP {exc.code} from {base}"
         return out
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError, ValueError,
             KeyError) as exc:
         out["error"] = f"{base} failed: {type(exc).__name__}"
         return out
-    out.update(triggered=True, dag_run_id=run.get("dag_run_id"))
+    out.update(triggered=True, dag_run_id=run.get("dag_run_id", run_id))
     return out
 
 

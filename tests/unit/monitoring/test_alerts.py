@@ -101,3 +101,22 @@ def test_trigger_dag_speaks_airflows_rest_api(server: _Scripted) -> None:
 def test_trigger_dag_reports_an_unknown_dag_without_raising(server: _Scripted) -> None:
     result = alerts.trigger_dag(server.url, "nope", {})
     assert result["triggered"] is False and result["error"].startswith("HTTP 404")
+
+
+@pytest.mark.parametrize("server", [[200, 503, 409]], indirect=True)
+def test_a_retried_trigger_never_starts_a_second_run(server: _Scripted) -> None:
+    """The first POST made the run but answered 503; the retry with the same run id is a
+    409, which means "already triggered", not a failure and not a second run."""
+    conf = {"reason": "drift", "check_id": "20261130T094548906489-c261b0"}
+    result = alerts.trigger_dag(server.url, "breast_cancer", conf)
+    assert result["triggered"] is True and result.get("existed") is True
+    assert result["dag_run_id"] == "conveyor_monitor__20261130T094548906489-c261b0"
+    posts = [json.loads(body) for method, _, body in server.seen if method == "POST"]
+    assert len(posts) == 2 and posts[0] == posts[1]
+    assert posts[0]["dag_run_id"] == result["dag_run_id"] and posts[0]["conf"] == conf
+
+
+@pytest.mark.parametrize("server", [[200, 409]], indirect=True)
+def test_a_conflict_without_a_check_id_is_an_error(server: _Scripted) -> None:
+    result = alerts.trigger_dag(server.url, "breast_cancer", {"reason": "drift"})
+    assert result["triggered"] is False and result["error"].startswith("HTTP 409")
