@@ -248,18 +248,22 @@ def _imputer(imp: Any) -> _Step:
     return impute
 
 
-def _standard(scaler: Any) -> _Step:
-    mean = scaler.mean_ if scaler.with_mean else None
-    scale = scaler.scale_ if scaler.with_std else None
+def _center_scale(center: Any, scale: Any) -> _Step:
+    """``(X - center) / scale``, either part absent (StandardScaler and RobustScaler alike)."""
 
-    def standardise(X: np.ndarray) -> np.ndarray:
-        if mean is not None:
-            X = X - mean
+    def transform(X: np.ndarray) -> np.ndarray:
+        if center is not None:
+            X = X - center
         if scale is not None:
             X = X / scale
         return X
 
-    return standardise
+    return transform
+
+
+def _standard(scaler: Any) -> _Step:
+    return _center_scale(scaler.mean_ if scaler.with_mean else None,
+                         scaler.scale_ if scaler.with_std else None)
 
 
 def _minmax(scaler: Any) -> _Step:
@@ -278,17 +282,8 @@ def _minmax(scaler: Any) -> _Step:
 
 
 def _robust(scaler: Any) -> _Step:
-    center = scaler.center_ if scaler.with_centering else None
-    scale = scaler.scale_ if scaler.with_scaling else None
-
-    def robust(X: np.ndarray) -> np.ndarray:
-        if center is not None:
-            X = X - center
-        if scale is not None:
-            X = X / scale
-        return X
-
-    return robust
+    return _center_scale(scaler.center_ if scaler.with_centering else None,
+                         scaler.scale_ if scaler.with_scaling else None)
 
 
 # ----------------------------------------------------------------------------- models
