@@ -30,13 +30,17 @@ from conveyor.errors import PluginError
 from conveyor.spec.plugins import SOURCE_GROUP, STEP_GROUP, find_plugins, load_plugin
 
 __all__ = [
+    "CLASSIFICATION_METRICS",
+    "LOWER_IS_BETTER",
     "METRIC_RANGES",
+    "REGRESSION_METRICS",
     "SECRET_OPTION_KEYS",
     "DataSpec",
     "EvaluateSpec",
     "ExportSpec",
     "FileSource",
     "GateSpec",
+    "MetricName",
     "ModelSpec",
     "MonitorSpec",
     "PreprocessSpec",
@@ -63,7 +67,18 @@ SECRET_OPTION_KEYS = frozenset(
 METRIC_RANGES: dict[str, tuple[float, float]] = {
     "accuracy": (0.0, 1.0), "precision": (0.0, 1.0), "recall": (0.0, 1.0), "f1": (0.0, 1.0),
     "roc_auc": (0.0, 1.0), "log_loss": (0.0, math.inf),
+    "pr_auc": (0.0, 1.0), "specificity": (0.0, 1.0), "balanced_accuracy": (0.0, 1.0),
+    "rmse": (0.0, math.inf), "mae": (0.0, math.inf), "r2": (-math.inf, 1.0),
+    "mape": (0.0, math.inf),
 }
+CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss",
+                          "pr_auc", "specificity", "balanced_accuracy")
+REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
+#: Metrics where a smaller value is a better model (a gate ``min_delta`` and a search's
+#: direction follow this); every other metric is better when larger.
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape"})
+MetricName = Literal["accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "pr_auc",
+                     "specificity", "balanced_accuracy", "rmse", "mae", "r2", "mape"]
 
 
 class _Model(BaseModel):
@@ -239,7 +254,9 @@ class ModelSpec(_Model):
 
 
 class EvaluateSpec(_Model):
-    metrics: list[Literal["accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"]] = (
+    # The default list is the task's (classification: accuracy … roc_auc; regression: rmse,
+    # mae, r2, mape): the issue-11 helpers decide where a task's default is filled in.
+    metrics: list[MetricName] = (
         Field(default_factory=lambda: ["accuracy", "precision", "recall", "f1", "roc_auc"])
     )
     cv: int | None = Field(default=None, ge=2, description="Also cross-validate on train.")
