@@ -372,9 +372,12 @@ def withdraw_versions(tracker: Tracker, name: str, conveyor_run_id: str, *,
         number = str(version.version)
         if number in kept:
             continue
-        if getattr(version, "aliases", None):
+        # ``challenger`` is the run's own alias (set when it publishes): it goes with the
+        # version; any other alias means someone promoted it
+        aliases = [a for a in getattr(version, "aliases", None) or [] if a != "challenger"]
+        if aliases:
             log.warning("run %s failed but %s v%s already has aliases %s; kept",
-                        conveyor_run_id, name, number, version.aliases)
+                        conveyor_run_id, name, number, aliases)
             continue
         try:
             tracker.client.delete_model_version(name, number)
