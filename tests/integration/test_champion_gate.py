@@ -217,3 +217,29 @@ def test_gate_promote_moves_production_by_compare_and_set(story: Story) -> None:
         ("promoted", None, "1"), ("promoted", "1", "2")]
     version = client(story.home).get_model_version(MODEL, "2")
     assert version.tags["conveyor.promotion.status"] == "scored"
+
+
+def test_a_plan_made_against_a_production_that_moved_since_is_aborted(
+    story: Story, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compare-and-set of gate.promote: the promoted run's own plan, replayed after
+    production moved (it was made at generation 1, v1; production is now v2 at generation 2),
+    changes nothing."""
+    from conveyor.promotion import promote_challenger
+    from conveyor.store import Store
+    from conveyor.tracking import Tracker
+
+    monkeypatch.setenv("CONVEYOR_HOME", str(story.home))
+    plan = json.loads((story.folder("promoted") / "register" / "challenger.json").read_text())
+    assert (plan["production"], plan["generation"], plan["version"]) == ("1", 1, "2")
+    db = f"sqlite:///{story.home}/mlflow.db"
+    client(story.home).set_registered_model_alias(MODEL, "production", "1")  # a hand move
+    try:
+        decision = promote_challenger(Tracker(db, "breast_cancer"), plan,
+                                      store=Store((story.home / "artifacts").as_uri()))
+        assert decision.action == "aborted"
+        assert "production moved (v1 at generation 1, now v1 at generation 2)" in \
+            decision.reason
+        assert registry(story.home)[0]["production"] == "1"  # nothing moved
+    finally:
+        client(story.home).set_registered_model_alias(MODEL, "production", "2")
