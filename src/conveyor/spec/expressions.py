@@ -23,6 +23,8 @@ import ast
 import re
 from functools import lru_cache
 
+from conveyor.errors import BadInputError
+
 __all__ = ["FUNCTIONS", "ExpressionError", "parse", "referenced_columns"]
 
 #: name -> (fewest, most) arguments
@@ -43,8 +45,9 @@ _OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Po
               ast.LtE, ast.Gt, ast.GtE)
 
 
-class ExpressionError(ValueError):
-    """An expression the language does not allow, with where it is."""
+class ExpressionError(BadInputError, ValueError):
+    """An expression the language does not allow, with where it is (a ``ValueError`` too,
+    so the spec's validation locates it under its key)."""
 
 
 def _where(node: ast.AST) -> str:
