@@ -70,3 +70,24 @@ def test_constant_imputation_for_categories() -> None:
 def test_a_bad_option_names_its_key() -> None:
     with pytest.raises(ValueError, match=r"columns\.age\.clip"):
         PreprocessSpec.model_validate({"columns": {"age": {"clip": "mad"}}})
+
+
+def test_the_compiled_serving_path_declines_derive_and_clip_but_keeps_the_default() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from conveyor.features import build_model_pipeline
+    from conveyor.serving.fastpath import compile_predictor
+
+    X = pd.DataFrame({"age": [20.0, 30.0, 25.0, 40.0, 50.0, 60.0],
+                      "fare": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]})
+    y = [0, 1, 0, 1, 0, 1]
+    types = {"age": "numeric", "fare": "numeric"}
+    plain = build_model_pipeline(types, PreprocessSpec(), LogisticRegression()).fit(X, y)
+    assert compile_predictor(plain, list(X.columns)) is not None
+    clipped = build_model_pipeline(types, PreprocessSpec.model_validate(
+        {"numeric": {"clip": "iqr"}}), LogisticRegression()).fit(X, y)
+    derived = build_model_pipeline(types, PreprocessSpec(), LogisticRegression(),
+                                   derive={"sum": "age + fare"},
+                                   derived={"sum": "numeric"}).fit(X, y)
+    for model in (clipped, derived):
+        assert compile_predictor(model, list(X.columns)) is None
