@@ -522,7 +522,8 @@ def score(model: str, input: str, output: str, *, id_column: str | None = None,
           scheduler: str | None = None, workers: int = 2, overwrite: bool = False,
           storage_options: Mapping[str, Any] | None = None, tracking_uri: str | None = None,
           on_progress: Callable[[int, int | None, float], None] | None = None,
-          home: PathLike | None = None) -> ScoreResult:
+          home: PathLike | None = None, prediction_column: str = "prediction",
+          probabilities: bool = True) -> ScoreResult:
     """Score a CSV or Parquet input with a model into Parquet, as ``conveyor score`` does.
 
     The model's files are checked against their recorded sha256 before it is loaded; the
@@ -544,6 +545,8 @@ def score(model: str, input: str, output: str, *, id_column: str | None = None,
         tracking_uri: MLflow tracking URI for ``models:/`` (default: the home's).
         on_progress: ``on_progress(rows_done, rows_total or None, seconds)``.
         home: the embedded default's folder.
+        prediction_column: the prediction's column name (``Survived`` for a submission).
+        probabilities: write the ``proba_<class>`` columns (a ``.csv`` output is CSV).
 
     Returns:
         The output's URI, rows, seconds and the model version used.
@@ -573,7 +576,8 @@ def score(model: str, input: str, output: str, *, id_column: str | None = None,
                       chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS, engine=engine,
                       scheduler=scheduler, workers=workers, overwrite=overwrite,
                       storage_options=storage_options, tracking_uri=tracking_uri,
-                      on_progress=on_progress)
+                      on_progress=on_progress, prediction_column=prediction_column,
+                      probabilities=probabilities)
 
 
 

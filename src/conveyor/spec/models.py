@@ -37,6 +37,7 @@ __all__ = [
     "SECRET_OPTION_KEYS",
     "ChampionSpec",
     "DataSpec",
+    "DeriveFunction",
     "EvaluateSpec",
     "ExportSpec",
     "FileSource",
@@ -55,6 +56,7 @@ __all__ = [
     "TuneSpec",
     "ValidateSpec",
     "check_storage_options",
+    "derived_columns",
 ]
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
@@ -218,15 +220,46 @@ class SplitSpec(_Model):
     seed: int = 42
 
 
+Impute = Literal["mean", "median", "most_frequent", "constant", "none"]
+Scale = Literal["standard", "minmax", "robust", "none"]
+Clip = Literal["iqr", "zscore", "none"]
+
+
 class NumericSpec(_Model):
-    impute: Literal["mean", "median", "most_frequent", "none"] = "median"
-    scale: Literal["standard", "minmax", "robust", "none"] = "standard"
+    impute: Impute = "median"
+    fill_value: float = Field(default=0.0, description="The value of ``impute: constant``.")
+    indicator: bool = Field(default=False,
+                            description="Add a 0/1 column per feature that had missing values.")
+    scale: Scale = "standard"
+    clip: Clip = Field(default="none", description="Clip outliers to bounds learnt on train.")
+    clip_factor: float | None = Field(
+        default=None, gt=0, description="IQR multiple (default 1.5) or z-score (default 3).")
 
 
 class CategoricalSpec(_Model):
     impute: Literal["most_frequent", "constant", "none"] = "most_frequent"
+    fill_value: str = Field(default="missing",
+                            description="The category of ``impute: constant``.")
+    indicator: bool = False
     encode: Literal["onehot", "ordinal"] = "onehot"
+    unknown: Literal["infrequent", "ignore", "error"] = Field(
+        default="infrequent", description="A category unseen in training: the infrequent "
+        "bucket (or all zeros), all zeros, or an error at prediction.")
     max_categories: int | None = Field(default=20, ge=2)
+
+
+class ColumnPreprocessSpec(_Model):
+    """One column's own preprocessing: any key left out comes from its kind's section."""
+
+    impute: Literal["mean", "median", "most_frequent", "constant", "none"] | None = None
+    fill_value: float | str | None = None
+    indicator: bool | None = None
+    scale: Scale | None = None
+    clip: Clip | None = None
+    clip_factor: float | None = Field(default=None, gt=0)
+    encode: Literal["onehot", "ordinal"] | None = None
+    unknown: Literal["infrequent", "ignore", "error"] | None = None
+    max_categories: int | None = Field(default=None, ge=2)
 
 
 class PreprocessSpec(_Model):
@@ -234,6 +267,34 @@ class PreprocessSpec(_Model):
 
     numeric: NumericSpec = Field(default_factory=NumericSpec)
     categorical: CategoricalSpec = Field(default_factory=CategoricalSpec)
+    columns: dict[str, ColumnPreprocessSpec] = Field(
+        default_factory=dict, description="Per-column settings over the kind's defaults.")
+
+
+class DeriveFunction(_Model):
+    """A derived column computed by the user's own Python function (by import path, from a
+    package ``CONVEYOR_FEATURE_MODULES`` allows): ``fn(frame[columns]) -> values``."""
+
+    function: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+    columns: list[str] = Field(default_factory=list,
+                               description="The columns it reads (default: all).")
+
+
+def _check_expression(value: Any) -> Any:
+    if isinstance(value, str):
+        from conveyor.spec.expressions import parse
+
+        parse(value)  # ExpressionError is a ValueError: pydantic locates it under the key
+    return value
+
+
+DeriveRule = Annotated[str | DeriveFunction, WrapValidator(
+    lambda value, handler: handler(_check_expression(value)))]
+
+
+def derived_columns(derive: dict[str, Any]) -> list[str]:
+    """The names ``derive:`` adds, in order."""
+    return list(derive)
 
 
 class TuneSpec(_Model):
@@ -486,6 +547,9 @@ class Spec(_Model):
     validate_: ValidateSpec = Field(default_factory=ValidateSpec, alias="validate")
     split: SplitSpec = Field(default_factory=SplitSpec)
     preprocess: PreprocessSpec = Field(default_factory=PreprocessSpec)
+    derive: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")], DeriveRule] = (
+        Field(default_factory=dict, description="Derived columns: name -> expression "
+              "(docs/features.md), computed inside the model."))
     model: ModelSpec
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     gate: GateSpec = Field(default_factory=GateSpec)
@@ -566,8 +630,9 @@ class Spec(_Model):
 
     def dump(self) -> dict[str, Any]:
         """The spec as plain data, with YAML key names (``schema``, ``validate``)."""
-        data = self.model_dump(mode="json", by_alias=True,
-                               exclude={"steps"} if self.steps is None else None)
+        exclude = {name for name, empty in (("steps", self.steps is None),
+                                            ("derive", not self.derive)) if empty}
+        data = self.model_dump(mode="json", by_alias=True, exclude=exclude or None)
         for key, value in self._plugin_sections.items():
             data[key] = value.model_dump(mode="json", by_alias=True) if isinstance(
                 value, BaseModel) else value

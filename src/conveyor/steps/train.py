@@ -25,7 +25,7 @@ class TrainStep(BaseStep):
     name = "train"
     inputs = ("split.train", "validate.report")
     outputs = ("model",)
-    config_keys = ("schema", "preprocess", "model", "split")
+    config_keys = ("schema", "preprocess", "model", "split", "derive")
     section = "model"
     default = True
     #: 2: the model folder holds the reference profile (a model cached before has none)
@@ -45,14 +45,16 @@ class TrainStep(BaseStep):
 
     def _run(self, ctx: StepContext) -> StepResult:
         spec = ctx.spec
-        features = ctx.read_json("validate.report")["features"]
+        report = ctx.read_json("validate.report")
+        features = report["features"]
         train = ctx.read_table("split.train")
         X, y = split_xy(train, features, spec.schema_.target)
         try:
             from conveyor.modeling import build_estimator
 
             estimator = build_estimator(spec.model.estimator, dict(spec.model.params))
-            pipeline = build_model_pipeline(features, spec.preprocess, estimator)
+            pipeline = build_model_pipeline(features, spec.preprocess, estimator,
+                                            derive=spec.derive, derived=report.get("derived"))
             model, facts = fit_model(
                 pipeline, X, y, tune=spec.model.tune, seed=spec.split.seed,
                 positive=positive_label(spec.schema_.positive_label, y),

@@ -345,11 +345,42 @@ def check_leakage(column: Any, target: Any, name: str, target_name: str, *,
             "(leakage); drop it with schema.drop")
 
 
+def model_inputs(table: Any, report: dict[str, Any], frame: Any,
+                 spec: Any) -> tuple[Any, dict[str, Any]]:
+    """Turn a table validated with its derived columns into the model's inputs.
+
+    The model computes derived columns itself (its first step), so they leave the table and
+    ``report["features"]`` for ``report["derived"]`` (name -> kind), and the columns they read
+    join the table; one read only by a derivation (``Name`` for ``title``) is a feature of
+    kind ``input``: passed to the model, not encoded.
+
+    Raises:
+        DataError: a derivation reads the target (the label would leak into the features).
+    """
+    from conveyor.errors import DataError
+    from conveyor.features.derive import source_columns
+
+    features = dict(report["features"])
+    derived = {name: features.pop(name) for name in spec.derive if name in features}
+    target = spec.schema_.target
+    inputs = source_columns(spec.derive)
+    if target in inputs:
+        raise DataError(f"derive: a derived column reads the target {target!r}; the label "
+                        "would leak into the features")
+    for column in inputs:
+        features.setdefault(column, "input")
+    out = table.drop(columns=[c for c in spec.derive if c in table.columns])
+    for column in inputs:
+        if column not in out.columns:
+            out[column] = frame.loc[out.index, column]
+    return out, {**report, "features": features, "derived": derived}
+
+
 class ValidateStep(BaseStep):
     name = "validate"
     inputs = ("ingest.raw",)
     outputs = ("table", "report")
-    config_keys = ("schema", "validate")
+    config_keys = ("schema", "validate", "derive")
     default = True
 
     def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
@@ -363,7 +394,14 @@ class ValidateStep(BaseStep):
         from conveyor.sources.lines import LineMap  # conveyor.sources imports pandas
 
         lines = LineMap.from_json(ingest.get("lines"))
+        derive = ctx.spec.derive
+        if derive:  # derived columns are validated like any column (docs/features.md)
+            from conveyor.features.derive import derive_frame
+
+            frame = derive_frame(frame, derive, source=source)
         table, report = validate_table(frame, ctx.spec, source=source, lines=lines)
+        if derive:
+            table, report = model_inputs(table, report, frame, ctx.spec)
         return StepResult(
             outputs={"table": ctx.write_table("table", table),
                      "report": ctx.write_json("report", report)},
