@@ -42,6 +42,10 @@ FOLDER_MARKERS: dict[tuple[str, ...], tuple[str, ...]] = {
 }
 
 
+XDIST_GROUPS: dict[tuple[str, ...], str] = {("docs",): "docs",
+                                            ("integration", "airflow"): "airflow"}
+
+
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by these markers
 def pytest_configure(config: pytest.Config) -> None:
     """The session starts without the caller's Conveyor and MLflow locations.
@@ -68,6 +72,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             if folders[: len(prefix)] == prefix:
                 for name in names:
                     item.add_marker(name)
+        # Under ``pytest -n N --dist loadgroup`` (scripts/test.sh) a group runs on one worker,
+        # in order: the documentation's blocks continue each other's shell, and the Airflow
+        # tests share one session's Airflow (standalone, the DAG folder).
+        for prefix, group in XDIST_GROUPS.items():
+            if folders[: len(prefix)] == prefix:
+                item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(autouse=True)
