@@ -59,7 +59,19 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.pop(name, None)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (``--dist loadgroup``)
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Under ``pytest -n N --dist loadgroup`` (scripts/test.sh) a group runs on one worker, in
+    order: the documentation's blocks continue each other's shell, and the Airflow tests share
+    one session's Airflow. Marked as each item is collected: xdist reads the groups in its
+    own ``pytest_collection_modifyitems``, which runs before any conftest's."""
+    if not item.path.is_relative_to(TESTS):
+        return
+    folders = item.path.relative_to(TESTS).parts[:-1]
+    for prefix, group in XDIST_GROUPS.items():
+        if folders[: len(prefix)] == prefix:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test by its folder: ``-m "not integration"`` is the unit suite."""
     for item in items:
@@ -73,12 +85,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             if folders[: len(prefix)] == prefix:
                 for name in names:
                     item.add_marker(name)
-        # Under ``pytest -n N --dist loadgroup`` (scripts/test.sh) a group runs on one worker,
-        # in order: the documentation's blocks continue each other's shell, and the Airflow
-        # tests share one session's Airflow (standalone, the DAG folder).
-        for prefix, group in XDIST_GROUPS.items():
-            if folders[: len(prefix)] == prefix:
-                item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(autouse=True)
