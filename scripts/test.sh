@@ -12,4 +12,4 @@ workers=${CONVEYOR_TEST_WORKERS:-2}
 if [ "$workers" = "0" ]; then
   exec .venv/bin/pytest -q "$@"
 fi
-exec .venv/bin/pytest -q -n "$workers" --dist loadgroup "$@"
+exec .venv/bin/pytest -q -n "$workers" "$@"

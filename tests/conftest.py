@@ -12,6 +12,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,17 +60,24 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.pop(name, None)
 
 
-def pytest_itemcollected(item: pytest.Item) -> None:
-    """Under ``pytest -n N --dist loadgroup`` (scripts/test.sh) a group runs on one worker, in
-    order: the documentation's blocks continue each other's shell, and the Airflow tests share
-    one session's Airflow. Marked as each item is collected: xdist reads the groups in its
-    own ``pytest_collection_modifyitems``, which runs before any conftest's."""
-    if not item.path.is_relative_to(TESTS):
-        return
-    folders = item.path.relative_to(TESTS).parts[:-1]
-    for prefix, group in XDIST_GROUPS.items():
-        if folders[: len(prefix)] == prefix:
-            item.add_marker(pytest.mark.xdist_group(group))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``pytest -n N`` (scripts/test.sh) each test module runs whole on one worker, in
+    order, and so do the groups in :data:`XDIST_GROUPS`: the documentation's blocks continue
+    each other's shell, and the Airflow tests share one session's Airflow. (xdist's own
+    ``--dist loadgroup`` cannot see groups under pytest 9.2: it renames ``_nodeid``.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    groups = {"tests/" + "/".join(prefix) + "/": name for prefix, name in XDIST_GROUPS.items()}
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            for prefix, name in groups.items():
+                if path.startswith(prefix):
+                    return name
+            return path
+
+    return GroupScheduling(config, log)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
