@@ -9,6 +9,7 @@ files parse specs), so heavy libraries are imported inside :meth:`read`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,3 +41,17 @@ class BaseSource:
             ``None``.
         """
         raise NotImplementedError
+
+    def scan(self, config: Any, base_dir: Path) -> tuple[Iterator[Any], dict[str, Any]]:
+        """The table as chunks of rows, for sources that can be read in bounded memory.
+
+        The ingest step calls this and writes each chunk to the Store as it comes (ADR 0044).
+        The default reads the whole table with :meth:`read` and hands it over as one chunk.
+
+        Returns:
+            An iterator of pandas DataFrames with the same columns, and the facts of
+            :meth:`read`, complete once the iterator is exhausted (a chunked reader learns
+            the line map as it goes).
+        """
+        frame, facts = self.read(config, base_dir)
+        return iter([frame]), facts
