@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-__all__ = ["BaseSource"]
+from conveyor.errors import DataError
+
+__all__ = ["BaseSource", "SourceError"]
 
 
 class BaseSource:
@@ -55,3 +57,20 @@ class BaseSource:
         """
         frame, facts = self.read(config, base_dir)
         return iter([frame]), facts
+
+
+class SourceError(DataError):
+    """A source cannot give its rows: bad query, missing data set, unreachable server, ...
+
+    Retrying cannot help until the spec (or the environment it names) is fixed, so it is bad
+    input (exit 2). The message names the key to change.
+
+    Args:
+        reason: what is wrong.
+        key: the spec key to change (``data.query``, ``data.url``).
+    """
+
+    def __init__(self, reason: str, *, key: str) -> None:
+        self.reason = reason
+        self.key = key
+        super().__init__(f"{reason} ({key})")

@@ -221,6 +221,10 @@ class SplitSpec(_Model):
     test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
     stratify: bool = True
     seed: int = 42
+    # -- a separate test set (issue 12, ADR 0044): every validated row trains, these test
+    test_data: DataSpec | None = Field(
+        default=None, description="A data source of its own for the test set (then "
+                                  "test_size, stratify and seed are not used).")
 
 
 class NumericSpec(_Model):

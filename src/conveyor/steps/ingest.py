@@ -56,4 +56,25 @@ class IngestStep(BaseStep):
                 "data_hash": ref.sha256}
         if facts.get("parts"):  # several files: where each one's rows start
             info["parts"] = facts["parts"]
-        return StepResult(outputs={"raw": ref}, info=info)
+        outputs = {"raw": ref}
+        if ctx.spec.split.test_data is not None:
+            outputs["test_raw"] = self._test_set(ctx, info)
+        return StepResult(outputs=outputs, info=info)
+
+    def _test_set(self, ctx: StepContext, info: dict[str, Any]) -> Any:
+        """The separate test set ``split.test_data`` names, read here like the data: ingest
+        always runs, so its hash tells the split step when the test files change."""
+        from conveyor.errors import DataError
+        from conveyor.sources import scan_source
+
+        chunks, facts = scan_source(ctx.spec.split.test_data, ctx.loaded.base_dir)
+
+        def check(rows: int, columns: list[str]) -> None:
+            if not rows:
+                raise DataError(f"{facts['uri']} has no rows (split.test_data)")
+
+        ref, rows, _ = ctx.store.put_table_batches(ctx.output_uri("test_raw.parquet"),
+                                                   chunks, check=check)
+        info.update({"test_rows": rows, "test_source": facts["uri"],
+                     "test_lines": facts.get("lines"), "test_data_hash": ref.sha256})
+        return ref
