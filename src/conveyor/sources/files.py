@@ -104,7 +104,12 @@ def list_file_source(
                                         key="data.uri")
             else:
                 files = [(path, info)]
-    except FileNotFoundError:
+    except FileNotFoundError as exc:
+        cause = exc.__cause__  # fsspec's HTTP info() reports a dead host as "not found"
+        if web and isinstance(cause, (OSError, TimeoutError)) and not isinstance(
+                cause, FileNotFoundError):
+            raise DataFileError(f"cannot reach {uri}: {_first_line(cause)}",
+                                key="data.uri") from None
         relative = "://" not in source.uri and not Path(source.uri).expanduser().is_absolute()
         how = f" ({source.uri} resolved against the spec's folder)" if relative else ""
         raise DataFileError(f"data file not found: {_shown(uri)}{how}", key="data.uri") from None
@@ -120,7 +125,7 @@ def list_file_source(
     listed: list[tuple[str, int | None]] = []
     for path_, info in files:
         file_uri = path_ if "://" in path_ or protocol in ("http", "https") else (
-            f"{protocol}://{path_}" if protocol != "file" else Path(path_).as_uri())
+            f"{protocol}://{path_}" if protocol != "file" else "file://" + path_)
         size = info.get("size")
         if size is not None and int(size) > source.max_bytes:
             raise DataFileError(f"{_shown(file_uri)} is {int(size):,} bytes, over the limit "

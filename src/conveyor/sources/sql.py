@@ -138,8 +138,11 @@ def _rows(config: SqlSource, url: Any, shown: str, key: str) -> Iterator[Any]:
                                                chunksize=config.chunk_rows):
                     rows += len(chunk)
                     yield chunk
-            except exc.DBAPIError as error:
-                raise SourceError(f"the query failed on {shown}: {_db_message(error)}",
+            except (exc.DBAPIError, pd.errors.DatabaseError) as error:
+                # pandas wraps the driver's error ("Execution failed on sql ...")
+                cause = error.__cause__ if isinstance(error, pd.errors.DatabaseError) and \
+                    error.__cause__ is not None else error
+                raise SourceError(f"the query failed on {shown}: {_db_message(cause)}",
                                   key="data.query") from None
             except exc.SQLAlchemyError as error:
                 raise SourceError(f"the query failed: {_first_line(error)}",
