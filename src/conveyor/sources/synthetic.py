@@ -39,8 +39,8 @@ class SyntheticSource(BaseModel):
     shapes: list[Shape] = Field(default_factory=lambda: ["spike", "drift", "stuck", "dropout"],
                                 min_length=1)
     spike_size: float = Field(default=8.0, gt=0.0)
-    drift_size: float = Field(default=6.0, gt=0.0)
-    drift_days: int = Field(default=10, ge=2, le=365)
+    drift_size: float = Field(default=8.0, gt=0.0)
+    drift_days: int = Field(default=6, ge=2, le=365)
     stuck_days: int = Field(default=5, ge=2, le=365)
 
     def params(self) -> dict[str, Any]:

@@ -36,7 +36,7 @@ def temperature_frame(*, days: int = 730, start: str = "2024-01-01", seed: int =
                       station: str | None = None, mean: float | None = None,
                       amplitude: float | None = None, noise: float = 1.5,
                       anomaly_rate: float = 0.05, shapes: Sequence[str] = SHAPES,
-                      spike_size: float = 8.0, drift_size: float = 6.0, drift_days: int = 10,
+                      spike_size: float = 8.0, drift_size: float = 8.0, drift_days: int = 6,
                       stuck_days: int = 5) -> pd.DataFrame:
     """One station's daily readings, features and labels.
 
