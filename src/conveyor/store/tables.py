@@ -161,7 +161,8 @@ def write_batches(frames: Iterable[Any], folder: str | os.PathLike[str] | None =
         The file (the caller moves or deletes it), the writer's counts, and the file's sha256.
         A file with no chunks has no columns and no rows.
     """
-    handle, name = tempfile.mkstemp(prefix="conveyor-table-", suffix=".parquet",
+    # hidden, beside the final key: a killed process leaves no file that looks like output
+    handle, name = tempfile.mkstemp(prefix=".conveyor-table-", suffix=".parquet.tmp",
                                     dir=folder)
     os.close(handle)
     writer = BatchWriter(name)
