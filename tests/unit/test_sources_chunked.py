@@ -241,3 +241,18 @@ def test_arff_parses_numbers_text_quotes_and_missing() -> None:
     assert frame["class"].tolist() == ["a", "b c"] and frame["note"][0] == "x, y"
     with pytest.raises(DataError, match="t line 4: 1 values, expected 2"):
         parse_arff("@attribute a real\n@attribute b real\n@data\n1\n", "t")
+
+
+def test_jsonl_and_parquet_in_chunks(tmp_path: Path) -> None:
+    (tmp_path / "t.jsonl").write_text('{"a": 1}\n\n{"a": 2}\n{"a": "x"}\n')
+    chunks, facts = scan_file_source(source("t.jsonl", chunk_rows=2), tmp_path)
+    frames = list(chunks)  # pandas counts the blank line in a chunk's lines
+    assert len(frames) == 2 and frames[0]["a"].tolist() == [1]  # then 2 and "x": text
+    whole, _ = read_file_source(source("t.jsonl", chunk_rows=2), tmp_path)
+    assert whole["a"].tolist() == ["1", "2", "x"]  # widened, as one read would have it
+    lines = LineMap.from_json(facts["lines"])
+    assert lines is not None and [lines.line(r) for r in range(3)] == [1, 3, 4]
+    pd.DataFrame({"a": range(5)}).to_parquet(tmp_path / "t.parquet", index=False)
+    chunks, facts = scan_file_source(source("t.parquet", chunk_rows=2), tmp_path)
+    assert [c["a"].tolist() for c in chunks] == [[0, 1], [2, 3], [4]]
+    assert facts["lines"] is None
