@@ -638,3 +638,76 @@ def monitor(model: str, *, window: str | None = None, input: PathLike | None = N
                      labels=None if labels is None else os.fspath(labels),
                      id_column=id_column, spec=loaded, store=store,
                      tracking_uri=tracking_uri, trigger=trigger)
+
+
+# --------------------------------------------------------------------------- synthetic data
+# (issue 12: the sources branch adds ``synth`` here; ADR 0044)
+
+__all__ += ["SynthResult", "synth"]
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    """What :func:`synth` wrote.
+
+    Attributes:
+        generator: the generator's name (``temperature``).
+        out: the folder holding ``train/`` and ``test/``.
+        train: the training files, one a data set.
+        test: the test files (other seeds: no data set is in both).
+    """
+
+    generator: str
+    out: Path
+    train: tuple[Path, ...]
+    test: tuple[Path, ...]
+
+
+def synth(generator: str, out: PathLike, *, datasets: int = 1,
+          test_datasets: int | None = None, seed: int = 0, **params: Any) -> SynthResult:
+    """Write seeded synthetic data sets into ``out/train/`` and ``out/test/``, as
+    ``conveyor synth`` does.
+
+    Args:
+        generator: ``temperature`` (daily readings with injected anomalies; see
+            :mod:`conveyor.sources.temperature`).
+        out: the folder to write into (created; files of the same name are replaced).
+        datasets: data sets (stations) written to ``train/``.
+        test_datasets: data sets written to ``test/`` (default: ``datasets``).
+        seed: the first training set's seed; every file follows from it.
+        **params: the generator's parameters (``days``, ``noise``, ``anomaly_rate``,
+            ``shapes``, ...), checked as the spec's ``data:`` section checks them.
+
+    Returns:
+        The files written.
+
+    Raises:
+        BadInputError: an unknown generator or a parameter out of range (naming it).
+
+    Example:
+        >>> import tempfile, conveyor
+        >>> result = conveyor.synth("temperature", tempfile.mkdtemp(), datasets=2, days=60,
+        ...                         anomaly_rate=0.1, seed=3)
+        >>> [p.name for p in result.train], len(result.test)
+        (['station_000.csv', 'station_001.csv'], 2)
+    """
+    from pydantic import ValidationError
+
+    from conveyor.errors import BadInputError
+    from conveyor.sources.synthetic import SyntheticSource
+    from conveyor.sources.temperature import write_temperature
+
+    try:
+        config = SyntheticSource(source="synthetic", generator=generator, datasets=datasets,
+                                 seed=seed, **params)
+        if test_datasets is not None and test_datasets < 1:
+            raise BadInputError(f"test_datasets must be at least 1, got {test_datasets}")
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "generator"
+        raise BadInputError(f"synth {generator}: {where}: {first['msg']} (got "
+                            f"{first.get('input')!r})") from None
+    written = write_temperature(out, datasets=config.datasets, test_datasets=test_datasets,
+                                seed=config.seed, **config.params())
+    return SynthResult(generator=generator, out=Path(out), train=tuple(written["train"]),
+                       test=tuple(written["test"]))

@@ -289,6 +289,10 @@ def execute_step(run: Run, name: str, *, use_cache: bool = True, force: bool = F
                 f"run step {producer} first"
             )
         inputs[wanted] = record.outputs[artifact]
+    for wanted in step.optional_inputs:  # e.g. a separate test set, when the spec has one
+        producer, _, artifact = wanted.partition(".")
+        if producer in upstream and artifact in upstream[producer].outputs:
+            inputs[wanted] = upstream[producer].outputs[artifact]
     key = _cache_key(step, step.config(run.loaded.spec), inputs)
 
     started = time.perf_counter()

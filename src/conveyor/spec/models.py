@@ -114,6 +114,12 @@ class FileSource(_Model):
     na_values: list[str] = Field(default_factory=lambda: ["", "NA", "NaN", "N/A", "null", "?"])
     max_bytes: int = Field(default=2 * 1024**3, gt=0, description="Refuse larger files.")
     storage_options: dict[str, Any] = Field(default_factory=dict)
+    # -- chunked and partitioned reading (issue 12, ADR 0044)
+    chunk_rows: int = Field(default=50_000, gt=0,
+                            description="Rows read at a time (memory is bounded by a chunk).")
+    partitioning: Literal["hive"] | None = Field(
+        default=None, description="hive: key=value folders of a folder or glob become "
+                                  "columns (text).")
 
     _no_secrets = field_validator("storage_options")(check_storage_options)
 
@@ -218,6 +224,10 @@ class SplitSpec(_Model):
     test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
     stratify: bool = True
     seed: int = 42
+    # -- a separate test set (issue 12, ADR 0044): every validated row trains, these test
+    test_data: DataSpec | None = Field(
+        default=None, description="A data source of its own for the test set (then "
+                                  "test_size, stratify and seed are not used).")
 
 
 Impute = Literal["mean", "median", "most_frequent", "constant", "none"]

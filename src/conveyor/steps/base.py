@@ -149,6 +149,8 @@ class BaseStep:
 
     name: ClassVar[str]
     inputs: ClassVar[tuple[str, ...]] = ()
+    #: inputs passed (and part of the cache key) when the producer wrote them, else absent
+    optional_inputs: ClassVar[tuple[str, ...]] = ()
     outputs: ClassVar[tuple[str, ...]] = ()
     config_keys: ClassVar[tuple[str, ...]] = ()
     #: steps that must run first when they are in the pipeline, without reading their outputs

@@ -14,6 +14,7 @@ __all__ = ["SplitStep"]
 class SplitStep(BaseStep):
     name = "split"
     inputs = ("validate.table",)
+    optional_inputs = ("ingest.test_raw",)
     outputs = ("train", "test")
     config_keys = ("split", "schema")
     default = True
@@ -23,9 +24,32 @@ class SplitStep(BaseStep):
 
     def _run(self, ctx: StepContext) -> StepResult:
         frame = ctx.read_table("validate.table")
-        train, test = split_table(frame, ctx.spec.schema_.target, ctx.spec.split)
+        if ctx.spec.split.test_data is not None:
+            train, test = frame, self._test_set(ctx, list(frame.columns))
+        else:
+            train, test = split_table(frame, ctx.spec.schema_.target, ctx.spec.split)
         return StepResult(
             outputs={"train": ctx.write_table("train", train),
                      "test": ctx.write_table("test", test)},
             info={"train_rows": len(train), "test_rows": len(test)},
         )
+
+    def _test_set(self, ctx: StepContext, columns: list[str]) -> Any:
+        """``split.test_data`` as ingest read it, checked and typed as the data were."""
+        from conveyor.errors import ConveyorRuntimeError, DataError
+        from conveyor.sources.lines import LineMap
+        from conveyor.steps.validate import validate_table
+
+        if "ingest.test_raw" not in ctx.inputs:
+            raise ConveyorRuntimeError("split.test_data is set but ingest read no test set in "
+                                       f"run {ctx.run_id}; run step ingest again")
+        ingest = ctx.upstream.get("ingest", {})
+        source = str(ingest.get("test_source", "test data")).rstrip("/").rsplit("/", 1)[-1]
+        raw = ctx.read_table("ingest.test_raw")
+        test, _ = validate_table(raw, ctx.spec, source=source,
+                                 lines=LineMap.from_json(ingest.get("test_lines")))
+        missing = [c for c in columns if c not in test.columns]
+        if missing:
+            raise DataError(f"{source}: the test set has no column(s) {', '.join(missing)} "
+                            "that the data have (split.test_data)")
+        return test[columns]
