@@ -24,13 +24,12 @@ from conveyor.sources.lines import LineMap
 from conveyor.spec.models import Spec
 from conveyor.steps.validate import (
     check_class_sizes,
-    check_finite,
     check_leakage,
     check_missing_share,
     check_numeric,
-    check_unique_ids,
     validate_table,
 )
+from conveyor.validation import RowNamer, row_problems
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "breast_cancer" / "pipeline.yaml"
 COLUMNS: list[str] = yaml.safe_load(EXAMPLE.read_text())["data"]["columns"]
@@ -500,13 +499,23 @@ def test_check_numeric_takes_a_mostly_numeric_column_as_numbers() -> None:
     assert check_numeric(pd.Series([1.5, None]), "n", None, source="f") == (None, None)
 
 
-def test_check_finite_names_the_first_infinite_value_and_clears_it() -> None:
-    cleaned, message = check_finite(pd.Series([1.0, float("inf"), -float("inf")]), "x",
-                                     source="f")
-    assert message == "f: column 'x', row 2: inf is not finite"
-    assert cleaned.isna().tolist() == [False, True, True]
-    column = pd.Series([1.0, None])
-    assert check_finite(column, "x", source="f") == (column, None)
+def small_spec(**schema: Any) -> Spec:
+    return Spec.model_validate({
+        "name": "t", "data": {"source": "file", "uri": "f"}, "schema": {"target": "y", **schema},
+        "model": {"estimator": "logistic_regression"}})
+
+
+def test_finite_check_names_the_first_infinite_value_and_counts() -> None:
+    """Was check_finite; the row checks are one pandera schema now (ADR 0046)."""
+    frame = pd.DataFrame({"x": [1.0, float("inf"), -float("inf")], "y": ["a", "b", "a"]})
+    (problem,) = row_problems(frame, small_spec(), features=["x"], source="f",
+                              namer=RowNamer())
+    # one more fact than before: how many rows hold a non-finite value
+    assert problem.message == "f: column 'x', row 2: inf is not finite (2 such rows)"
+    assert (problem.check, problem.column, list(problem.rows)) == ("types", "x", [1, 2])
+    frame = pd.DataFrame({"x": [1.0, None], "y": ["a", "b"]})
+    assert row_problems(frame, small_spec(), features=["x"], source="f",
+                        namer=RowNamer()) == []
 
 
 def test_check_missing_share() -> None:
@@ -524,11 +533,16 @@ def test_check_class_sizes_names_the_first_small_class() -> None:
     assert check_class_sizes(counts, "y", 1, source="f") is None
 
 
-def test_check_unique_ids_counts_every_repeat() -> None:
-    ids = pd.Series([7, 8, 7, 9, 7, 8])
-    assert check_unique_ids(ids, "id", source="f") == (
-        "f: id 7 in 'id' repeats on row 1 and row 3 (3 repeats)")
-    assert check_unique_ids(pd.Series(["a", "b"]), "id", source="f") is None
+def test_unique_ids_check_counts_every_repeat() -> None:
+    """Was check_unique_ids; pandera's uniqueness check, the same message."""
+    frame = pd.DataFrame({"id": [7, 8, 7, 9, 7, 8], "y": list("ababab")})
+    (problem,) = row_problems(frame, small_spec(id="id"), features=[], source="f",
+                              namer=RowNamer())
+    assert problem.message == "f: id 7 in 'id' repeats on row 1 and row 3 (3 repeats)"
+    assert problem.count == 3
+    frame = pd.DataFrame({"id": ["a", "b"], "y": ["a", "b"]})
+    assert row_problems(frame, small_spec(id="id"), features=[], source="f",
+                        namer=RowNamer()) == []
 
 
 def test_check_leakage_needs_a_one_to_one_mapping() -> None:
