@@ -37,6 +37,7 @@ _EXPORTS = {
     "BadInputError": "errors", "ConveyorError": "errors", "GateRejectedError": "errors",
     "SpecError": "errors",
 }
+_EXPORTS["accept_schema"] = "api"  # issue 12
 
 __all__ = [
     "BadInputError",
@@ -47,6 +48,7 @@ __all__ = [
     "ScoreResult",
     "SpecError",
     "__version__",
+    "accept_schema",
     "load_spec",
     "monitor",
     "process_inbox",
@@ -63,6 +65,7 @@ if TYPE_CHECKING:
 
     from conveyor.api import (
         RunResult,
+        accept_schema,
         load_spec,
         monitor,
         process_inbox,
