@@ -489,10 +489,24 @@ class ValidateStep(BaseStep):
                      "html": ctx.write_bytes("report.html", render_html(report).encode())},
             info={"rows": report["rows"], "features": len(report["features"]),
                   "warnings": len(report["warnings"]), "dropped": report["dropped"]["rows"],
-                  "problems": len(report["problems"])},
+                  "problems": len(report["problems"]), "baseline_sha256": saved_sha},
             metrics={"validate_rows_dropped": float(report["dropped"]["rows"]),
                      "validate_problems": float(len(report["problems"]))},
         )
+
+    def reuse(self, ctx: StepContext, cached: StepResult,
+              cached_from: str | None) -> dict[str, ArtifactRef]:
+        """A cached result stands while the saved schema is the one it was compared with
+        (or is its own table's schema); otherwise the step runs again, since the cache key
+        (spec and input hashes) cannot see the saved schema change."""
+        _, saved_sha = _read_saved(ctx.store, saved_schema_uri(ctx.store, ctx.spec.name))
+        own = cached.outputs.get("schema")
+        if saved_sha is None or saved_sha == cached.info.get("baseline_sha256") or (
+                own is not None and own.sha256 == saved_sha):
+            return {}
+        log.info("validate: the saved schema changed since run %s; validating again",
+                 cached_from)
+        return dict(self.run(ctx).outputs)
 
     def publish(self, ctx: StepContext, outputs: Mapping[str, ArtifactRef]) -> None:
         """A pipeline's first completed run saves its table's schema (put once: of two
