@@ -270,3 +270,14 @@ def test_the_page_is_self_contained_and_escaped() -> None:
     assert "http://" not in page and "https://" not in page
     assert "row 4 (line 5)" in page and "row 6 (line 7)" in page
     assert "<code>values</code>" in page and "rows dropped" in page
+
+
+def test_unquoted_yes_no_in_allowed_gets_a_hint() -> None:
+    """``allowed: [yes, no]`` is read by YAML as booleans; the message says so."""
+    the_spec = spec({"columns": {"label": {"allowed": [True, False]}}})
+    message = fails(people(), the_spec)
+    assert message.startswith("people.csv: target 'label': 40 rows hold values outside "
+                              "validate.columns.label.allowed [True, False]: row 1 (line 2): "
+                              "'yes'")
+    assert message.endswith("(YAML reads yes/no/on/off as true/false: quote the allowed "
+                            "values)")

@@ -187,6 +187,9 @@ def _rule_problem(column: str, check: str, rows: list[int], values: list[Any],
     shown = None if check == "not_nullable" else values
     label = f"target {column!r}" if target else f"column {column!r}"
     message = f"{source}: {label}: {n} rows {what}: {namer.rows(rows, values=shown)}"
+    if check == "allowed" and any(isinstance(v, bool) for v in rule.allowed) and any(
+            isinstance(v, str) for v in values):
+        message += " (YAML reads yes/no/on/off as true/false: quote the allowed values)"
     policy = (rule.policy if rule is not None and rule.policy else None) or rules.values
     return Problem("values", message, column, rows, policy, n)
 
