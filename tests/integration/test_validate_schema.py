@@ -77,6 +77,17 @@ def test_drift_fails_until_accepted_then_drop_rows_are_reported(
     (failed,) = mlflow_runs(conveyor_home)
     assert failed.info.status == "FAILED"
     assert "texture_mean" in failed.data.tags["conveyor.error"]
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{conveyor_home}/mlflow.db")
+    # the failed run's report goes to its MLflow run only, never to the Store
+    logged = {a.path for a in client.list_artifacts(failed.info.run_id, "validate")}
+    assert logged == {"validate/report.json", "validate/report.html"}
+    (tmp_path / "downloads").mkdir()
+    failure = json.loads(Path(client.download_artifacts(
+        failed.info.run_id, "validate/report.json", str(tmp_path / "downloads"))).read_text())
+    assert failure["passed"] is False and failure["problems"][0]["lines"][0] == 102
+    assert not list((conveyor_home / "artifacts").rglob("validate/report.json"))
     with pytest.raises(conveyor.BadInputError, match="texture_mean': 60 values"):
         conveyor.run(spec, until="validate")
 
@@ -98,9 +109,6 @@ def test_drift_fails_until_accepted_then_drop_rows_are_reported(
     (problem,) = report["problems"]
     assert problem["rows"] == [11, 21] and problem["lines"] == [12, 22]
     run = next(r for r in mlflow_runs(conveyor_home) if r.info.status == "FINISHED")
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{conveyor_home}/mlflow.db")
     logged = {a.path for a in client.list_artifacts(run.info.run_id, "validate")}
     assert {"validate/report.json", "validate/report.html", "validate/schema.json"} <= logged
     assert run.data.metrics["validate_rows_dropped"] == 2.0

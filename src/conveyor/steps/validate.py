@@ -74,9 +74,11 @@ class _Findings:
         failed = [p for p in self.problems if p.policy == "fail"]
         if failed:
             more = len(failed) - 1
-            raise DataError(failed[0].message + (
+            error = DataError(failed[0].message + (
                 f" (and {more} more problem{'s' if more > 1 else ''}: "
                 f"{', '.join(sorted({p.check for p in failed[1:]}))})" if more else ""))
+            error.problems = list(self.reported)  # type: ignore[attr-defined]
+            raise error
 
 
 def _declared(ctx_spec: Any) -> dict[str, str]:
@@ -458,6 +460,26 @@ def accept_schema(loaded: Any, store: Store) -> tuple[str, list[str]]:
     return uri, changes
 
 
+def _log_failure(ctx: StepContext, exc: DataError, *, source: str, rows: int) -> None:
+    """The report of a failed validation, to the run's MLflow run only (it ends FAILED).
+
+    Nothing goes to the Store: a failed run leaves no object at a final artifact key.
+    """
+    from conveyor.errors import ConveyorError
+    from conveyor.validation.report import render_html
+
+    problems = getattr(exc, "problems", None)
+    if not problems:
+        return
+    report = {"source": source, "rows_in": rows, "rows": rows, "passed": False,
+              "error": str(exc), "problems": problems}
+    try:
+        ctx.tracker.log_bytes(json.dumps(report, indent=2).encode(), "validate/report.json")
+        ctx.tracker.log_bytes(render_html(report).encode(), "validate/report.html")
+    except ConveyorError as failed:  # the error to report is the data's, not MLflow's
+        log.warning("validate: could not log the failure report: %s", failed)
+
+
 class ValidateStep(BaseStep):
     """Check the raw table; write the typed table, the report (JSON and HTML) and the
     table's inferred schema. The first completed run saves that schema for the pipeline
@@ -485,8 +507,12 @@ class ValidateStep(BaseStep):
         lines = LineMap.from_json(ingest.get("lines"))
         saved_uri = saved_schema_uri(ctx.store, ctx.spec.name)
         saved, saved_sha = _read_saved(ctx.store, saved_uri)
-        table, report = validate_table(frame, ctx.spec, source=source, lines=lines,
-                                       baseline=saved)
+        try:
+            table, report = validate_table(frame, ctx.spec, source=source, lines=lines,
+                                           baseline=saved)
+        except DataError as exc:
+            _log_failure(ctx, exc, source=source, rows=len(frame))
+            raise
         if saved is not None:
             report["baseline"] = {"status": "compared with the saved schema", "uri": saved_uri,
                                   "sha256": saved_sha}
