@@ -10,7 +10,7 @@ the rows and their lines, as the hand-written checks did (ADR 0046).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from conveyor.validation.problems import Problem, RowNamer, plain
@@ -102,7 +102,7 @@ def row_problems(frame: Any, spec: Any, *, features: Sequence[str], source: str,
     for column, check, index, value in zip(cases["column"], cases["check"], cases["index"],
                                            cases["failure_case"], strict=True):
         if index is None or column is None:  # a check that could not run at all
-            raise_unexpected(source, column, check, value)
+            _raise_unexpected(source, column, check, value)
         rows, values = groups.setdefault((str(column), str(check)), ([], []))
         rows.append(int(index))
         values.append(value)
@@ -148,7 +148,7 @@ def _rank(key: tuple[str, str], schema: Any) -> int:
     return 2 if check == "field_uniqueness" else 3
 
 
-def raise_unexpected(source: str, column: Any, check: Any, value: Any) -> None:
+def _raise_unexpected(source: str, column: Any, check: Any, value: Any) -> None:
     from conveyor.errors import DataError
 
     raise DataError(f"{source}: column {column!r}: check {check} could not run: {value}; "
@@ -193,7 +193,3 @@ def _rule_problem(column: str, check: str, rows: list[int], values: list[Any],
     policy = (rule.policy if rule is not None and rule.policy else None) or rules.values
     return Problem("values", message, column, rows, policy, n)
 
-
-def policies(rules: Any) -> Mapping[str, str]:
-    """The policy of each check key (for the report)."""
-    return {k: v for k, v in rules.model_dump().items() if isinstance(v, str)}
