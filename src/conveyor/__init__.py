@@ -38,6 +38,7 @@ _EXPORTS = {
     "BadInputError": "errors", "ConveyorError": "errors", "GateRejectedError": "errors",
     "SpecError": "errors",
 }
+_EXPORTS["accept_schema"] = "api"  # issue 12
 
 __all__ = [
     "BadInputError",
@@ -48,6 +49,7 @@ __all__ = [
     "ScoreResult",
     "SpecError",
     "__version__",
+    "accept_schema",
     "load_spec",
     "monitor",
     "process_inbox",
@@ -68,6 +70,7 @@ if TYPE_CHECKING:
 
     from conveyor.api import (
         RunResult,
+        accept_schema,
         load_spec,
         monitor,
         process_inbox,

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RunResult", "RunStatus", "load_spec", "monitor", "process_inbox", "promote",
            "rollback", "run", "score", "serve", "validate"]
+__all__ += ["accept_schema"]  # issue 12: the saved schema of a pipeline
 
 PathLike = str | os.PathLike[str]
 #: ``ok`` passed the gate and published; ``rejected`` the gate rejected the model (the run
@@ -711,3 +712,36 @@ def synth(generator: str, out: PathLike, *, datasets: int = 1,
                                 seed=config.seed, **config.params())
     return SynthResult(generator=generator, out=Path(out), train=tuple(written["train"]),
                        test=tuple(written["test"]))
+
+
+# --------------------------------------------------------------------------- schema (issue 12)
+
+
+def accept_schema(spec: PathLike, overrides: Iterable[str] = (), *,
+                  profile: str | None = None, home: PathLike | None = None
+                  ) -> tuple[str, list[str]]:
+    """Save the schema of the spec's data, as it is now, as the pipeline's saved schema.
+
+    Later runs compare their table with it (``validate.drift``, docs/validation.md). The
+    data must pass the spec's other checks; the schema it replaces is overwritten.
+
+    Returns:
+        (the saved schema's URI, one line per difference from the schema it replaced).
+
+    Raises:
+        SpecError: the spec is invalid. DataError: the data fails a check whose policy is
+        ``fail``.
+
+    Example:
+        >>> import conveyor
+        >>> uri, changes = conveyor.accept_schema("examples/breast_cancer/pipeline.yaml",
+        ...                                       profile="sklearn")  # doctest: +SKIP
+        >>> uri.endswith("/breast_cancer/_schema/schema.json")  # doctest: +SKIP
+        True
+    """
+    from conveyor.runners.executor import store_for
+    from conveyor.steps.validate import accept_schema as _accept
+
+    with _home(home, *_folder(spec)):
+        loaded = load_spec(spec, overrides, profile=profile)
+        return _accept(loaded, store_for(loaded))

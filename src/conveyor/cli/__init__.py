@@ -24,6 +24,7 @@ from pathlib import Path
 from conveyor.airflow import cli as airflow_cli
 from conveyor.cli import lab, monitor, registry, runs, score, serve, ui
 from conveyor.cli import run as run_cli
+from conveyor.cli import schema as schema_cli  # issue 12
 from conveyor.cli import synth as synth_cli  # issue 12
 from conveyor.cli.output import stderr as _stderr
 from conveyor.cli.run import StepProgress, progress_line, resume_command
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.register(sub)
     monitor.register(sub)
     synth_cli.register(sub)
+    schema_cli.register(sub, spec_args)
     return parser
 
 

@@ -18,11 +18,13 @@ from pydantic import (
     Field,
     ModelWrapValidatorHandler,
     PrivateAttr,
+    SerializerFunctionWrapHandler,
     ValidationError,
     ValidatorFunctionWrapHandler,
     WrapValidator,
     field_serializer,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -34,10 +36,13 @@ __all__ = [
     "LOWER_IS_BETTER",
     "METRIC_RANGES",
     "REGRESSION_METRICS",
+    "ROW_CHECKS",
     "SECRET_OPTION_KEYS",
     "ChampionSpec",
+    "ColumnRule",
     "DataSpec",
     "DeriveFunction",
+    "DriftSpec",
     "EvaluateSpec",
     "ExportSpec",
     "FileSource",
@@ -200,7 +205,61 @@ class SchemaSpec(_Model):
         return self
 
 
-Policy = Literal["fail", "warn", "off"]
+# --------------------------------------------------------------------------- validate (issue 12)
+#: What a check does when it finds a problem: stop the run, drop the offending rows (row
+#: checks only; counted and reported), record a warning, or skip the check.
+Policy = Literal["fail", "drop", "warn", "off"]
+#: Checks that find rows (a ``drop`` removes them); the others judge whole columns.
+ROW_CHECKS = frozenset({"types", "values", "duplicate_ids", "target_values"})
+
+
+class ColumnRule(_Model):
+    """``validate.columns.<name>``: what one column may hold (checked with pandera)."""
+
+    dtype: Literal["numeric", "integer", "categorical", "bool"] | None = Field(
+        default=None, description="The kind of values; numeric text is coerced first.")
+    min: float | None = Field(default=None, description="Smallest allowed value.")
+    max: float | None = Field(default=None, description="Largest allowed value.")
+    allowed: list[str | int | float | bool] | None = Field(
+        default=None, min_length=1, description="The only values allowed (a target's classes).")
+    nullable: bool = Field(default=True, description="Whether a value may be missing.")
+    policy: Policy | None = Field(
+        default=None, description="This column's policy; default validate.values.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ColumnRule:
+        for name in ("min", "max"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min:g} is above max {self.max:g}: no value can pass")
+        if self.dtype == "bool" and (self.min is not None or self.max is not None):
+            raise ValueError("min and max do not apply to a bool column")
+        return self
+
+
+class DriftSpec(_Model):
+    """``validate.drift``: the comparison with the pipeline's saved schema (TFX-style)."""
+
+    policy: Policy = Field(default="warn", description="fail, warn or off (no rows to drop).")
+
+    @field_validator("policy")
+    @classmethod
+    def _no_drop(cls, value: str) -> str:
+        if value == "drop":
+            raise ValueError("drop applies to rows; drift judges whole columns: use fail, "
+                             "warn or off")
+        return value
+    max_out_of_range_share: float = Field(
+        default=0.01, ge=0, le=1,
+        description="Share of a column's values outside the saved range or categories.")
+    max_missing_increase: float = Field(
+        default=0.1, ge=0, le=1,
+        description="How much a column's missing share may grow over the saved one.")
+
+
+_NEW_VALIDATE_KEYS = ("values", "drift", "columns")
 
 
 class ValidateSpec(_Model):
@@ -216,6 +275,29 @@ class ValidateSpec(_Model):
     min_rows: int = Field(default=10, ge=1)
     max_missing_fraction: float = Field(default=1.0, ge=0.0, le=1.0)
     min_class_rows: int = Field(default=2, ge=1)
+    # issue 12: per-column rules (pandera) and the comparison with the saved schema
+    values: Policy = Field(default="fail", description="Policy of validate.columns rules.")
+    drift: DriftSpec = Field(default_factory=DriftSpec)
+    columns: dict[str, ColumnRule] = Field(default_factory=dict)
+
+    @field_validator("missing_columns", "empty_columns", "single_class", "leakage")
+    @classmethod
+    def _drop_needs_rows(cls, value: str) -> str:
+        if value == "drop":
+            raise ValueError(f"drop applies to the checks that find rows "
+                             f"({', '.join(sorted(ROW_CHECKS))}); use fail, warn or off")
+        return value
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # The keys issue 12 added are left out at their defaults, so a spec written before
+        # them keeps its hash (its runs stay resumable and its cache keys valid; ADR 0046).
+        data = handler(self)
+        default = type(self)()
+        for name in _NEW_VALIDATE_KEYS:
+            if getattr(self, name) == getattr(default, name):
+                data.pop(name, None)
+        return data
 
 
 class SplitSpec(_Model):

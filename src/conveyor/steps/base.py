@@ -113,8 +113,8 @@ class StepContext:
         return model
 
 
-_SHARED_PACKAGES = ("features", "modeling", "sources", "store", "tracking")
-_LIBRARIES = ("scikit-learn", "pandas", "numpy", "pyarrow", "mlflow", "skops")
+_SHARED_PACKAGES = ("features", "modeling", "sources", "store", "tracking", "validation")
+_LIBRARIES = ("scikit-learn", "pandas", "numpy", "pyarrow", "mlflow", "skops", "pandera")
 
 
 @functools.cache
