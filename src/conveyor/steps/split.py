@@ -16,7 +16,7 @@ class SplitStep(BaseStep):
     inputs = ("validate.table",)
     optional_inputs = ("ingest.test_raw",)
     outputs = ("train", "test")
-    config_keys = ("split", "schema")
+    config_keys = ("split", "schema", "derive")
     default = True
 
     def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
@@ -46,6 +46,10 @@ class SplitStep(BaseStep):
         ingest = ctx.upstream.get("ingest", {})
         source = str(ingest.get("test_source", "test data")).rstrip("/").rsplit("/", 1)[-1]
         raw = ctx.read_table("ingest.test_raw")
+        if ctx.spec.derive:  # checked with its derived columns, as the data were
+            from conveyor.features.derive import derive_frame
+
+            raw = derive_frame(raw, ctx.spec.derive, source=source)
         test, _ = validate_table(raw, ctx.spec, source=source,
                                  lines=LineMap.from_json(ingest.get("test_lines")))
         missing = [c for c in columns if c not in test.columns]
