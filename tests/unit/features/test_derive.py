@@ -179,3 +179,26 @@ def test_a_model_with_derived_columns_computes_them_from_raw_rows() -> None:
     loaded = skops.io.loads(blob, trusted=skops.io.get_untrusted_types(data=blob))
     raw = frame[["Fare", "Name", "SibSp", "Parch"]].head(4)
     np.testing.assert_array_equal(loaded.predict_proba(raw), pipeline.predict_proba(raw))
+
+
+def test_validation_keeps_the_columns_derivations_read_and_hands_the_model_its_inputs() -> None:
+    from conveyor.spec.models import Spec
+    from conveyor.steps.validate import model_inputs, validate_table
+
+    spec = Spec.model_validate({
+        "name": "t", "data": {"source": "sklearn", "name": "iris"},
+        "schema": {"target": "y", "drop": ["Name"]},
+        "validate": {"types": "drop"},
+        "model": {"estimator": "logistic_regression"},
+        "derive": {"title": 'extract(Name, "([A-Za-z]+)\\\\.")', "size": "SibSp + 1"},
+    })
+    raw = pd.DataFrame({
+        "Name": [f"A, {t}. B" for t in ["Mr", "Mrs", "Miss", "Mr"] * 5],
+        "SibSp": [0, 1, 2, 3] * 5, "Fare": ["1.5"] * 19 + ["oops"], "y": [0, 1] * 10})
+    table, report = validate_table(derive_frame(raw, spec.derive), spec, source="t.csv")
+    table, report = model_inputs(table, report, spec)
+    assert report["derived"] == {"title": "categorical", "size": "numeric"}
+    assert report["features"]["Name"] == "input"  # dropped as a feature, read by title
+    assert "title" not in table.columns and "Name" in table.columns
+    assert len(table) == 19  # the row with 'oops' was dropped, from Name too
+    assert table["Name"].tolist() == raw["Name"].head(19).tolist()
