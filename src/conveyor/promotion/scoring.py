@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conveyor.modeling.metrics import label_metrics
+from conveyor.modeling.metrics import label_metrics, value_metrics
 from conveyor.promotion.decision import METRICS, CandidateScore
 from conveyor.promotion.holdout import Holdout
 from conveyor.tracking import Tracker, one_line
@@ -23,7 +23,7 @@ __all__ = ["check_batch", "score_version"]
 
 
 def score_version(tracker: Tracker, model: str, version: Any, holdout: Holdout,
-                  role: str) -> CandidateScore:
+                  role: str, *, task: str = "classification") -> CandidateScore:
     """Score one version; a version that cannot be verified, loaded or run is ``refused``.
 
     Args:
@@ -32,6 +32,7 @@ def score_version(tracker: Tracker, model: str, version: Any, holdout: Holdout,
         version: the MLflow model version.
         holdout: the rows to score on.
         role: ``production`` or ``candidate``.
+        task: ``regression`` scores rmse, mae, r2 and mape of the predicted values.
     """
     number = str(version.version)
     result = CandidateScore(version=number, role=role, status="refused",
@@ -50,7 +51,15 @@ def score_version(tracker: Tracker, model: str, version: Any, holdout: Holdout,
         result.reason = f"returned {len(predictions)} predictions for {len(holdout.X)} rows"
         return result
     result.predictions = predictions
-    result.scores = label_metrics(holdout.y, predictions, METRICS)
+    if task == "regression":
+        try:
+            result.scores = value_metrics(holdout.y, predictions, METRICS)
+        except (TypeError, ValueError) as exc:  # labels where numbers were expected
+            result.reason = f"predictions are not numbers: {one_line(exc)}"
+            return result
+    else:
+        result.scores = label_metrics(holdout.y, predictions, [
+            m for m in METRICS if m in ("accuracy", "f1", "precision", "recall")])
     result.status = "scored"
     return result
 
@@ -69,8 +78,8 @@ def check_batch(tracker: Tracker, model: str, chosen: CandidateScore, holdout: H
     except Exception as exc:  # noqa: BLE001 - any failure refuses the version
         return f"check batch: loading from the registry failed: {one_line(exc)}"
     expected = chosen.predictions[:rows]
-    if len(got) != len(expected) or any(str(a) != str(b) for a, b in zip(got, expected,
-                                                                           strict=False)):
+    if len(got) != len(expected) or any(not _same(a, b) for a, b in zip(got, expected,
+                                                                         strict=False)):
         return "check batch: predictions from the registry differ from those scored"
     return ""
 
@@ -83,3 +92,13 @@ def as_array(predictions: Any) -> Any:
     array = values() if callable(values) else np.asarray(predictions)
     return array.ravel() if array.ndim > 1 and array.shape[1] == 1 else array
 
+
+
+def _same(a: Any, b: Any) -> bool:
+    """The same prediction: equal labels, or equal numbers to rounding (a regressor's)."""
+    if str(a) == str(b):
+        return True
+    try:
+        return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(b)))
+    except (TypeError, ValueError):
+        return False

@@ -113,6 +113,45 @@ def validate_table(
     if message:
         found.policies["target_values"] = "fail"  # rows without a target cannot be trained on
         found.add("target_values", message)
+    from conveyor.modeling.tasks import infer_task
+
+    task = infer_task(typed[schema.target], schema.task)
+    if task.task == "regression":
+        typed[schema.target] = numeric_target(typed[schema.target], schema.target,
+                                              source=source, lines=lines)
+        counts = None
+    else:
+        counts = _classification_checks(typed, schema, rules, found, source=source,
+                                        lines=lines)
+    if schema.id:
+        message = check_unique_ids(typed[schema.id], schema.id, source=source, lines=lines)
+        if message:
+            found.add("duplicate_ids", message)
+
+    leakage = check_leakage if task.task == "classification" else check_value_leakage
+    for name in candidates:
+        message = leakage(typed[name], typed[schema.target], name, schema.target, source=source)
+        if message:
+            found.add("leakage", message)
+
+    types = feature_types(typed, candidates if schema.features == "infer" else schema.features,
+                          exclude=excluded)
+    keep = [c for c in columns if c in types or c == schema.target or c == schema.id]
+    report = {
+        "rows": len(typed), "columns": len(columns),
+        "features": types,
+        "task": task.task, "task_reason": task.reason,
+        "classes": {str(k): int(v) for k, v in counts.items()} if counts is not None else {},
+        "missing": {c: int(typed[c].isna().sum()) for c in types if typed[c].isna().any()},
+        "warnings": found.items,
+        "passed": True,
+    }
+    return typed[keep], report
+
+
+def _classification_checks(typed: Any, schema: Any, rules: Any, found: _Findings, *,
+                           source: str, lines: LineMap | None) -> Any:
+    """The class checks of a classification target; the rows per class."""
     typed[schema.target] = integral_target(typed[schema.target])
     counts = typed[schema.target].value_counts()
     message = check_two_classes(counts, schema.target, source=source)
@@ -125,30 +164,7 @@ def validate_table(
     message = check_class_sizes(counts, schema.target, rules.min_class_rows, source=source)
     if message:
         found.add("single_class", message)
-
-    if schema.id:
-        message = check_unique_ids(typed[schema.id], schema.id, source=source, lines=lines)
-        if message:
-            found.add("duplicate_ids", message)
-
-    for name in candidates:
-        message = check_leakage(typed[name], typed[schema.target], name, schema.target,
-                                source=source)
-        if message:
-            found.add("leakage", message)
-
-    types = feature_types(typed, candidates if schema.features == "infer" else schema.features,
-                          exclude=excluded)
-    keep = [c for c in columns if c in types or c == schema.target or c == schema.id]
-    report = {
-        "rows": len(typed), "columns": len(columns),
-        "features": types,
-        "classes": {str(k): int(v) for k, v in counts.items()},
-        "missing": {c: int(typed[c].isna().sum()) for c in types if typed[c].isna().any()},
-        "warnings": found.items,
-        "passed": True,
-    }
-    return typed[keep], report
+    return counts
 
 
 # --------------------------------------------------------------------------- the checks
@@ -345,6 +361,49 @@ def check_leakage(column: Any, target: Any, name: str, target_name: str, *,
             "(leakage); drop it with schema.drop")
 
 
+def numeric_target(target: Any, name: str, *, source: str,
+                   lines: LineMap | None = None) -> Any:
+    """A regression target as float64 values with at least two distinct values.
+
+    Raises:
+        DataError: a value that is not a number (naming its row), or a constant target.
+    """
+    import numpy as np
+    import pandas as pd
+
+    values = pd.to_numeric(target, errors="coerce") if not pd.api.types.is_numeric_dtype(
+        target) or pd.api.types.is_bool_dtype(target) else target
+    bad = values.isna().to_numpy() & target.notna().to_numpy()
+    if pd.api.types.is_bool_dtype(target) or bad.any():
+        first = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+        raise DataError(f"{source}: target {name!r}, {_row(first, lines)}: "
+                        f"{_plain(target.iloc[first])!r} is not a number; a regression target "
+                        "must be numeric (or set schema.task: classification)")
+    values = values.astype("float64")
+    if values.nunique() < 2:
+        raise DataError(f"{source}: target {name!r} is constant ({_plain(values.iloc[0])!r}); "
+                        "there is nothing to regress")
+    return values
+
+
+def check_value_leakage(column: Any, target: Any, name: str, target_name: str, *,
+                        source: str) -> str | None:
+    """A numeric feature that is the regression target, or a linear function of it."""
+    import numpy as np
+    import pandas as pd
+
+    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return None
+    pairs = pd.DataFrame({"f": column.astype(float), "t": target}).dropna()
+    if len(pairs) < 3 or pairs["f"].nunique() < 2:
+        return None
+    r = np.corrcoef(pairs["f"].to_numpy(), pairs["t"].to_numpy())[0, 1]
+    if not np.isfinite(r) or abs(r) < 1 - 1e-9:
+        return None
+    return (f"{source}: column {name!r} determines the target {target_name!r} exactly "
+            "(leakage); drop it with schema.drop")
+
+
 class ValidateStep(BaseStep):
     name = "validate"
     inputs = ("ingest.raw",)
@@ -354,7 +413,8 @@ class ValidateStep(BaseStep):
 
     def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
         warn = info.get("warnings", 0)
-        return f"{info.get('features')} features" + (f", {warn} warnings" if warn else "")
+        task = f", {info['task']}" if info.get("task") else ""
+        return f"{info.get('features')} features{task}" + (f", {warn} warnings" if warn else "")
 
     def _run(self, ctx: StepContext) -> StepResult:
         frame = ctx.read_table("ingest.raw")
@@ -364,9 +424,13 @@ class ValidateStep(BaseStep):
 
         lines = LineMap.from_json(ingest.get("lines"))
         table, report = validate_table(frame, ctx.spec, source=source, lines=lines)
+        from conveyor.modeling.tasks import check_task
+
+        check_task(ctx.loaded, report["task"], report["task_reason"])
         return StepResult(
             outputs={"table": ctx.write_table("table", table),
                      "report": ctx.write_json("report", report)},
             info={"rows": report["rows"], "features": len(report["features"]),
-                  "warnings": len(report["warnings"])},
+                  "warnings": len(report["warnings"]), "task": report["task"],
+                  "task_reason": report["task_reason"]},
         )
