@@ -271,3 +271,33 @@ def test_numeric_target_and_value_leakage_messages() -> None:
         y * 3 + 1, y, "copy", "y", source="t.csv")
     assert check_value_leakage(pd.Series([1.0, 0.0, 2.0, 5.0]), y, "x", "y",
                                source="t.csv") is None
+
+
+# --------------------------------------------------------------------------- xgboost, lightgbm
+
+
+@pytest.mark.parametrize(("name", "task", "labels"), [
+    ("xgboost", "classification", [0, 1]),
+    ("lightgbm", "classification", ["B", "M"]),
+    ("xgboost", "regression", None),
+])
+def test_boosters_save_and_load_as_the_server_loads_them(
+        tmp_path: Path, name: str, task: str, labels: list[object] | None) -> None:
+    """Fitted in the pipeline, saved in MLflow's skops format and loaded back the way
+    ``conveyor serve`` and ``conveyor score`` load a verified folder."""
+    from conveyor.features import build_model_pipeline
+    from conveyor.spec.models import PreprocessSpec
+    from conveyor.tracking import Tracker
+    from conveyor.tracking.model_files import load_sklearn_folder
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=80), "b": rng.normal(size=80)})
+    y = (pd.Series(np.where(X["a"] > 0, labels[1], labels[0])) if labels is not None
+         else 3 * X["a"] - X["b"])
+    params = {"n_estimators": 5, **({"verbosity": 0} if name == "xgboost" else {})}
+    model = build_model_pipeline({"a": "numeric", "b": "numeric"}, PreprocessSpec(),
+                                 build_estimator(name, params, task=task)).fit(X, y)
+    Tracker.save_sklearn_model(model, X.head(5), tmp_path / "model")
+    loaded = load_sklearn_folder(tmp_path / "model")
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    assert hasattr(loaded, "classes_") == (task == "classification")
