@@ -113,7 +113,7 @@ def estimator_kind(obj: type) -> str | None:
 
 
 def resolve_estimator(name: str, *, task: str | None = None,
-                      key: str = "model.estimator") -> type:
+                      key: str = "model.estimator", task_fixed: bool = False) -> type:
     """Resolve a short name or dotted import path to an allowed estimator class of ``task``.
 
     Args:
@@ -122,19 +122,21 @@ def resolve_estimator(name: str, *, task: str | None = None,
             (a short name then means the classifier if there is one, and either kind of
             class is accepted).
         key: the spec key named in errors.
+        task_fixed: the caller trains one task only (the lab): no "set schema.task" hint.
 
     Raises:
         SpecError: unknown name, a module outside the allow-list, or an estimator of the
             other task (a regressor for a classification target or the reverse).
     """
     names = short_names(task)
+    retask = "" if task_fixed else ", or set schema.task"
     other = {"classification": REGRESSOR_NAMES, "regression": SHORT_NAMES}.get(task or "", {})
     if name in other and name not in names:
         wanted = _KIND[task or "classification"]
         close = difflib.get_close_matches(name, list(names), n=2)
         hint = f"use a {wanted} such as {', '.join(close or sorted(names)[:3])}"
         raise SpecError(f"{name!r} is a {'regressor' if task == 'classification' else 'classifier'}"
-                        f", but the task is {task}; {hint}, or set schema.task", key=key)
+                        f", but the task is {task}; {hint}{retask}", key=key)
     path = names.get(name, name)
     module_name, _, attr = path.rpartition(".")
     if not module_name:
@@ -174,7 +176,7 @@ def resolve_estimator(name: str, *, task: str | None = None,
         raise SpecError(f"{path!r} is not a classifier or a regressor", key=key)
     if task is not None and kind != _KIND[task]:
         raise SpecError(f"{path!r} is a {kind}, but the task is {task}; use a "
-                        f"{_KIND[task]}, or set schema.task", key=key)
+                        f"{_KIND[task]}{retask}", key=key)
     return obj
 
 
@@ -219,7 +221,7 @@ def check_params(estimator: type, params: dict[str, Any]) -> list[tuple[str, str
 
 
 def build_estimator(name: str, params: dict[str, Any], *, task: str | None = None,
-                    key: str = "model") -> Any:
+                    key: str = "model", task_fixed: bool = False) -> Any:
     """Resolve, check and construct an estimator.
 
     With ``task`` ``None`` (not known before the data is read), a short name both tasks
@@ -237,7 +239,7 @@ def build_estimator(name: str, params: dict[str, Any], *, task: str | None = Non
                 return build_estimator(name, params, task="regression", key=key)
             except SpecError:
                 raise first from None
-    cls = resolve_estimator(name, task=task, key=f"{key}.estimator")
+    cls = resolve_estimator(name, task=task, key=f"{key}.estimator", task_fixed=task_fixed)
     problems = check_params(cls, params)
     if problems:
         param, message = problems[0]
