@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from conveyor.modeling.metrics import label_metrics, value_metrics
+from conveyor.modeling.metrics import (
+    classification_metrics,
+    label_metrics,
+    regression_metrics,
+    value_metrics,
+)
 from conveyor.promotion.decision import METRICS, CandidateScore
 from conveyor.promotion.holdout import Holdout
 from conveyor.tracking import Tracker, one_line
@@ -19,7 +24,9 @@ from conveyor.tracking.registry import (
     load_verified_version,
 )
 
-__all__ = ["check_batch", "score_version"]
+__all__ = ["check_batch", "score_on_split", "score_version"]
+
+_REGRESSION = frozenset({"rmse", "mae", "r2", "mape"})
 
 
 def score_version(tracker: Tracker, model: str, version: Any, holdout: Holdout,
@@ -60,6 +67,50 @@ def score_version(tracker: Tracker, model: str, version: Any, holdout: Holdout,
     else:
         result.scores = label_metrics(holdout.y, predictions, [
             m for m in METRICS if m in ("accuracy", "f1", "precision", "recall")])
+    result.status = "scored"
+    return result
+
+
+def score_on_split(tracker: Tracker, model: str, version: Any, holdout: Holdout, *,
+                   role: str, metrics: list[str], positive: Any,
+                   split: str = "test") -> CandidateScore:
+    """Score one version on a pipeline run's own rows, as that run's ``evaluate`` scored its
+    model: the same function (:func:`~conveyor.modeling.metrics.classification_metrics`), the
+    same metric names (``test_f1``), the same positive label, so the two compare.
+
+    The version is verified and loaded as :func:`score_version` does (digest first); one
+    that cannot be verified, loaded or run on these rows is ``refused`` with the reason.
+
+    Args:
+        tracker: the MLflow connection.
+        model: the registered model.
+        version: the MLflow model version (the champion).
+        holdout: the run's test rows.
+        role: recorded on the score (``production``).
+        metrics: the metric names the run's evaluate computes.
+        positive: the positive label of binary metrics, or ``None`` for macro averages.
+        split: the prefix of the names (``test``).
+    """
+    result = CandidateScore(version=str(version.version), role=role, status="refused",
+                            config=dict(version.tags or {}).get("conveyor.config.name", ""))
+    try:
+        loaded = load_verified_version(tracker, model, version)
+    except VersionRefusedError as exc:
+        result.reason = str(exc)
+        return result
+    try:
+        raw = loaded.get_raw_model()  # the fitted pipeline: probabilities for roc_auc
+        if metrics and all(m in _REGRESSION for m in metrics):  # a regressor (ADR 0038)
+            result.scores = regression_metrics(raw, holdout.X, holdout.y, split=split,
+                                               metrics=list(metrics))
+        else:
+            result.scores = classification_metrics(raw, holdout.X, holdout.y, split=split,
+                                                    metrics=list(metrics), positive=positive)
+        result.predictions = as_array(raw.predict(holdout.X))
+    except Exception as exc:  # noqa: BLE001 - a model that cannot score these rows is refused
+        result.reason = f"cannot predict this run's {split} rows: {one_line(exc)}"
+        result.scores = {}
+        return result
     result.status = "scored"
     return result
 

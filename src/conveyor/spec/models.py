@@ -35,6 +35,7 @@ __all__ = [
     "METRIC_RANGES",
     "REGRESSION_METRICS",
     "SECRET_OPTION_KEYS",
+    "ChampionSpec",
     "DataSpec",
     "EvaluateSpec",
     "ExportSpec",
@@ -272,12 +273,55 @@ class Bound(_Model):
 
 
 _GATE_KEY = re.compile(r"^(test|train|cv)_[a-z_0-9]+$")
+_ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+
+
+# --- gate against the champion (issue 11, docs/decisions/0042-gate-against-the-champion.md)
+class ChampionSpec(_Model):
+    """``gate.champion``: the candidate must beat the registered model's current champion
+    (the version ``alias`` points at), scored on this run's test rows, by ``min_delta``."""
+
+    metric: str = Field(description="The metric compared, on the test split: test_<metric>.")
+    min_delta: float = Field(
+        default=0.0, description="How much better than the champion the candidate must be "
+        "(in the metric's units, either direction); a tie keeps the champion.")
+    alias: str = Field(default="production", pattern=_ALIAS_PATTERN,
+                       description="The alias naming the champion.")
+
+    @field_validator("min_delta")
+    @classmethod
+    def _not_negative(cls, value: float) -> float:
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"min_delta must be a finite number >= 0 (how much the candidate "
+                             f"must beat the champion by), got {value:g}")
+        return value
+
+    def check(self, computed: set[str]) -> list[tuple[tuple[str, ...], str]]:
+        """Problems with ``gate.champion`` given the metrics evaluate computes."""
+        split, _, metric = self.metric.partition("_")
+        if split == "test" and metric in computed:
+            return []
+        close = difflib.get_close_matches(metric, sorted(computed), n=1)
+        hint = f"did you mean 'test_{close[0]}'?" if close else (
+            f"evaluate.metrics has {', '.join(sorted(computed))}")
+        return [(("champion", "metric"), f"unknown metric {self.metric!r}: the champion is "
+                 f"compared on a test_<metric> that evaluate computes; {hint}")]
+
+
+_GATE_OPTIONS = ("champion", "promote")
+# --- end gate against the champion
 
 
 class GateSpec(_Model):
-    """Minimum (or maximum) metric values a model must reach to be registered."""
+    """Minimum (or maximum) metric values a model must reach to be registered, and the
+    champion it must beat (``champion:``, ``promote:``)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
+
+    champion: ChampionSpec | None = Field(
+        default=None, description="Compare with the registered model's champion.")
+    promote: bool = Field(
+        default=False, description="Move production to a candidate that beat the champion.")
 
     # gate keys written as a bare number (``test_f1: 0.9``), so errors name the key itself
     _scalars: frozenset[str] = PrivateAttr(default=frozenset())
@@ -289,14 +333,21 @@ class GateSpec(_Model):
             return handler(data)
         out: dict[str, Any] = {}
         for key, value in data.items():
+            if key in _GATE_OPTIONS:
+                out[key] = value
+                continue
             if not isinstance(key, str) or not _GATE_KEY.match(key):
+                close = difflib.get_close_matches(str(key), _GATE_OPTIONS, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else (
+                    f", or one of {', '.join(_GATE_OPTIONS)}")
                 raise ValueError(
                     f"gate key {key!r} is not a metric name like 'test_f1' "
-                    "(<split>_<metric>, split one of test, train, cv)"
+                    f"(<split>_<metric>, split one of test, train, cv){hint}"
                 )
             out[key] = value if isinstance(value, dict) else {"min": value}
         gate = handler(out)
-        gate._scalars = frozenset(k for k, v in data.items() if not isinstance(v, dict))
+        gate._scalars = frozenset(k for k, v in data.items()
+                                  if k not in _GATE_OPTIONS and not isinstance(v, dict))
         return gate
 
     def bounds(self) -> dict[str, Bound]:
@@ -323,6 +374,8 @@ class GateSpec(_Model):
             else:
                 problems.extend(_check_bound(key, metric, value,
                                              scalar=key in self._scalars))
+        if self.champion is not None:
+            problems.extend(self.champion.check(computed))
         return problems
 
 
@@ -497,6 +550,7 @@ class Spec(_Model):
     def cross_check(self) -> list[tuple[tuple[str, ...], str]]:
         """Checks that span sections: (key path, message) for each problem found."""
         problems = self.gate.check(self._computed_metrics(), cv=self.evaluate.cv is not None)
+        problems.extend(self._champion_problems())
         found = [(("gate", *path), message) for path, message in problems]
         return self._task_check() + found
 
@@ -525,6 +579,21 @@ class Spec(_Model):
             problems.append((("schema", "positive_label"), "a regression target has no "
                              "positive label; remove it or set schema.task: classification"))
         return problems
+
+    def _champion_problems(self) -> list[tuple[tuple[str, ...], str]]:
+        """``gate.champion`` and ``gate.promote`` need a registered model (issue 11)."""
+        gate = self.gate
+        if gate.champion is not None and not self.registry.name:
+            return [(("champion",), "a champion check needs registry.name: the champion is "
+                     f"the version of the registered model that alias "
+                     f"{gate.champion.alias!r} points at")]
+        if gate.promote and gate.champion is None:
+            return [(("promote",), "gate.promote needs gate.champion: production moves only "
+                     "to a candidate that beat it (e.g. champion: {metric: test_f1})")]
+        if gate.promote and gate.champion is not None and gate.champion.alias != "production":
+            return [(("promote",), "gate.promote moves 'production', so the champion must be "
+                     f"production: remove gate.champion.alias ({gate.champion.alias!r})")]
+        return []
 
     def dump(self) -> dict[str, Any]:
         """The spec as plain data, with YAML key names (``schema``, ``validate``)."""

@@ -165,6 +165,11 @@ class BaseStep:
     #: bump to invalidate caches when behaviour changes without the module's source changing
     version: ClassVar[int] = 1
 
+    def caches(self, spec: Spec) -> bool:
+        """Whether this step's result may be reused under ``spec`` (default :attr:`cacheable`);
+        a step whose result depends on more than its config and inputs says no."""
+        return self.cacheable
+
     @classmethod
     def section_key(cls) -> str:
         """The spec key that switches this step on."""
