@@ -275,7 +275,8 @@ def run(spec: PathLike | LoadedSpec, overrides: Iterable[str] = (), *,
         steps=steps, manifest=manifest)
 
 
-_RULE_DEFAULTS: dict[str, Any] = {"metric": "f1", "min_delta": 0.0, "minimums": {},
+# metric None: f1, or rmse for a regressor (conveyor.promotion.plan_promotion decides)
+_RULE_DEFAULTS: dict[str, Any] = {"metric": None, "min_delta": 0.0, "minimums": {},
                                   "check_rows": 10}
 
 
@@ -321,7 +322,8 @@ def promote(model: str | None = None, *, spec: PathLike | None = None,
     """Score the candidate versions on a hold-out set and move ``production`` to the best.
 
     As ``conveyor promote``: a rule given here replaces the spec's (a lab spec's
-    ``promotion:``), else the default (``f1``, ``min_delta`` 0, no minimums, 10 check rows).
+    ``promotion:``), else the default (``f1``, or ``rmse`` for a regressor; ``min_delta`` 0,
+    no minimums, 10 check rows).
 
     Args:
         model: the registered model's name (optional with ``spec``).

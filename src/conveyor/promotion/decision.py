@@ -28,8 +28,15 @@ __all__ = [
     "make_decision",
 ]
 
-#: the metrics a promotion may compare (macro-averaged over the classes)
-METRICS = ("accuracy", "f1", "precision", "recall")
+#: the metrics a promotion may compare: a classifier's (macro-averaged over the classes) and
+#: a regressor's (ADR 0038; rmse, mae and mape are better when lower: ``LOWER_IS_BETTER``)
+METRICS = ("accuracy", "f1", "precision", "recall", "rmse", "mae", "r2", "mape")
+_REGRESSION = frozenset({"rmse", "mae", "r2", "mape"})
+
+
+def _better(metric: str) -> float:
+    """``+1`` when a larger ``metric`` is better, ``-1`` when a smaller one is."""
+    return -1.0 if lower_is_better(metric) else 1.0
 _EPS = 1e-9
 
 
@@ -113,6 +120,9 @@ def check_rules(metric: str, minimums: Mapping[str, float], min_delta: float) ->
     for name in (metric, *minimums):
         if name not in METRICS:
             raise BadInputError(f"unknown metric {name!r}; use one of {', '.join(METRICS)}")
+        if (name in _REGRESSION) != (metric in _REGRESSION):
+            raise BadInputError(f"minimum {name} and metric {metric} are of different tasks "
+                                "(classification, regression); use metrics of one task")
     for name, value in minimums.items():
         if not (isinstance(value, (int, float)) and math.isfinite(value)):
             raise BadInputError(f"minimum for {name} must be a number, got {value!r}")
@@ -121,10 +131,12 @@ def check_rules(metric: str, minimums: Mapping[str, float], min_delta: float) ->
 
 
 def apply_minimums(candidate: CandidateScore, minimums: Mapping[str, float]) -> CandidateScore:
-    """Mark a scored candidate ``below_minimum`` when a score is under its floor."""
+    """Mark a scored candidate ``below_minimum`` when a score is worse than its bound: under
+    its floor, or for a lower-is-better metric (rmse) over its ceiling."""
     if candidate.status == "scored":
-        low = [f"{name} {candidate.scores[name]:.4f} < {floor:g}"
-               for name, floor in minimums.items() if candidate.scores[name] < floor - _EPS]
+        low = [f"{name} {candidate.scores[name]:.4f} {'>' if _better(name) < 0 else '<'} "
+               f"{floor:g}" for name, floor in minimums.items()
+               if _better(name) * (candidate.scores[name] - floor) < -_EPS]
         if low:
             candidate.status, candidate.reason = "below_minimum", "; ".join(low)
     return candidate
@@ -197,9 +209,10 @@ def decide(candidates: Sequence[CandidateScore], production: CandidateScore | No
            metric: str, min_delta: float) -> tuple[str, CandidateScore | None, str]:
     """The gate: (action, chosen, reason).
 
-    The best scored candidate (highest ``metric``; on a tie, the newest version) is promoted
-    when there is no production version, production was refused, or it beats production by
-    more than nothing and at least ``min_delta``; otherwise production stays.
+    The best scored candidate (highest ``metric``, lowest for a metric in
+    ``LOWER_IS_BETTER``; on a tie, the newest version) is promoted when there is no
+    production version, production was refused, or it beats production by more than nothing
+    and at least ``min_delta``; otherwise production stays.
     """
     sign = -1 if lower_is_better(metric) else 1
     eligible = sorted((c for c in candidates if c.role == "candidate" and c.status == "scored"),

@@ -140,7 +140,7 @@ class SklearnSource(_Model):
     """A data set bundled with scikit-learn (no download)."""
 
     source: Literal["sklearn"]
-    name: Literal["breast_cancer", "iris", "wine", "digits"]
+    name: Literal["breast_cancer", "iris", "wine", "digits", "diabetes"]
 
 
 _BUILTIN_SOURCES = ("file", "sklearn")
@@ -195,6 +195,10 @@ class SchemaSpec(_Model):
         "infer"
     )
     drop: list[str] = Field(default_factory=list, description="Columns never used as features.")
+    # issue 11 (regression): the task; ``auto`` is decided from the target by the validate
+    # step (conveyor.modeling.tasks.infer_task, ADR 0038)
+    task: Literal["auto", "classification", "regression"] = Field(
+        default="auto", description="classification, regression, or auto: from the target.")
 
     @model_validator(mode="after")
     def _target_not_a_feature(self) -> SchemaSpec:
@@ -701,9 +705,36 @@ class Spec(_Model):
 
     def cross_check(self) -> list[tuple[tuple[str, ...], str]]:
         """Checks that span sections: (key path, message) for each problem found."""
-        problems = self.gate.check(set(self.evaluate.metrics), cv=self.evaluate.cv is not None)
+        problems = self.gate.check(self._computed_metrics(), cv=self.evaluate.cv is not None)
         problems.extend(self._champion_problems())
-        return [(("gate", *path), message) for path, message in problems]
+        found = [(("gate", *path), message) for path, message in problems]
+        return self._task_check() + found
+
+    # --- the task (issue 11, regression; ADR 0038) -------------------------------------
+    def _computed_metrics(self) -> set[str]:
+        """The metrics evaluate computes: ``evaluate.metrics`` as written, else the task's
+        defaults (both tasks' while the task is decided from the data)."""
+        if "metrics" in self.evaluate.model_fields_set:
+            return set(self.evaluate.metrics)
+        defaults = {"classification": {"accuracy", "precision", "recall", "f1", "roc_auc"},
+                    "regression": {"rmse", "mae", "r2", "mape"}}
+        return defaults.get(self.schema_.task, defaults["classification"] | defaults[
+            "regression"])
+
+    def _task_check(self) -> list[tuple[tuple[str, ...], str]]:
+        task = self.schema_.task
+        if task == "auto":
+            return []
+        other = REGRESSION_METRICS if task == "classification" else CLASSIFICATION_METRICS
+        problems: list[tuple[tuple[str, ...], str]] = []
+        if "metrics" in self.evaluate.model_fields_set:
+            problems += [(("evaluate", "metrics", str(i)), f"{m} is not a {task} metric "
+                          "(schema.task)") for i, m in enumerate(self.evaluate.metrics)
+                         if m in other]
+        if task == "regression" and self.schema_.positive_label is not None:
+            problems.append((("schema", "positive_label"), "a regression target has no "
+                             "positive label; remove it or set schema.task: classification"))
+        return problems
 
     def _champion_problems(self) -> list[tuple[tuple[str, ...], str]]:
         """``gate.champion`` and ``gate.promote`` need a registered model (issue 11)."""

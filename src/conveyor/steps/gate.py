@@ -78,7 +78,9 @@ class GateStep(BaseStep):
         return challenge_champion(
             ctx.tracker, spec.registry.name, Holdout(X=X, y=y.to_numpy(), target=target),
             metrics, metric=champion.metric, min_delta=champion.min_delta,
-            alias=champion.alias, metrics=list(spec.evaluate.metrics), positive=positive,
+            alias=champion.alias, positive=positive,
+            # what evaluate computed (a regression's rmse … when evaluate.metrics is unwritten)
+            metrics=sorted({k.removeprefix("test_") for k in metrics if k.startswith("test_")}),
             candidate_key=registration_key(ctx.inputs["train.model"]))
 
     def tags(self, info: Mapping[str, Any]) -> dict[str, str]:

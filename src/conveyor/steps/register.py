@@ -97,7 +97,10 @@ class RegisterStep(BaseStep):
             tags={"conveyor.pipeline": ctx.spec.name,
                   "conveyor.spec_hash": ctx.loaded.spec_hash,
                   "conveyor.model_sha256": model.sha256,
-                  "conveyor.validated": str(not why).lower()},
+                  "conveyor.validated": str(not why).lower(),
+                  # promotion scores a regressor by rmse, mae, r2, mape (ADR 0038)
+                  "conveyor.task": str(ctx.read_json("validate.report").get(
+                      "task", "classification"))},
         )
         registered_by = dict(version.tags or {}).get(RUN_TAG, ctx.run_id)
         record = {"name": name, "version": str(version.version),

@@ -1,4 +1,5 @@
-"""split: a stratified hold-out split of the validated table."""
+"""split: a stratified hold-out split of the validated table (on the classes, or on quantile
+bins of a regression target)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ __all__ = ["SplitStep"]
 
 class SplitStep(BaseStep):
     name = "split"
-    inputs = ("validate.table",)
+    inputs = ("validate.table", "validate.report")
     optional_inputs = ("ingest.test_raw",)
     outputs = ("train", "test")
     config_keys = ("split", "schema", "derive")
@@ -27,7 +28,9 @@ class SplitStep(BaseStep):
         if ctx.spec.split.test_data is not None:
             train, test = frame, self._test_set(ctx, list(frame.columns))
         else:
-            train, test = split_table(frame, ctx.spec.schema_.target, ctx.spec.split)
+            task = ctx.read_json("validate.report").get("task", "classification")
+            train, test = split_table(frame, ctx.spec.schema_.target, ctx.spec.split,
+                                      task=task)
         return StepResult(
             outputs={"train": ctx.write_table("train", train),
                      "test": ctx.write_table("test", test)},

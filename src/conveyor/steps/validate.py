@@ -193,26 +193,23 @@ def validate_table(
         if message:
             found.add(Problem("empty_columns", message, name, policy=rules.empty_columns))
 
-    typed[schema.target] = integral_target(typed[schema.target])
-    counts = typed[schema.target].value_counts()
-    message = check_two_classes(counts, schema.target, source=source)
-    if message:  # a classifier needs two classes, whatever the policy
-        found.add(Problem("single_class", message, schema.target))
-        found.raise_failures()
-    if schema.positive_label is not None:
-        check_binary_target(typed[schema.target], counts, schema.target, schema.positive_label,
-                            source=source, lines=found.namer)
-    folds = _cv_folds(ctx_spec)
-    message = check_class_sizes(counts, schema.target, rules.min_class_rows, source=source)
-    if message is None and folds is not None and folds[0] > rules.min_class_rows:
-        message = check_class_sizes(counts, schema.target, folds[0], source=source,
-                                    key=folds[1], why=" (each fold needs a row of each class)")
-    if message:
-        found.add(Problem("single_class", message, schema.target, policy=rules.single_class))
+    from conveyor.modeling.tasks import infer_task
+
+    task = infer_task(typed[schema.target], schema.task)
+    counts = None
+    if task.task == "regression":
+        typed[schema.target] = numeric_target(typed[schema.target], schema.target,
+                                              source=source, lines=found.namer)
+    else:
+        counts = _classification_checks(typed, ctx_spec, found, source=source)
 
     for name in candidates:
-        message = check_leakage(typed[name], typed[schema.target], name, schema.target,
-                                source=source, n_classes=len(counts))
+        if counts is not None:
+            message = check_leakage(typed[name], typed[schema.target], name, schema.target,
+                                    source=source, n_classes=len(counts))
+        else:
+            message = check_value_leakage(typed[name], typed[schema.target], name,
+                                          schema.target, source=source)
         if message:
             found.add(Problem("leakage", message, name, policy=rules.leakage))
 
@@ -233,7 +230,8 @@ def validate_table(
     report = {
         "rows": len(typed), "columns": len(columns),
         "features": types,
-        "classes": {str(k): int(v) for k, v in counts.items()},
+        "task": task.task, "task_reason": task.reason,
+        "classes": {str(k): int(v) for k, v in counts.items()} if counts is not None else {},
         "missing": {c: int(typed[c].isna().sum()) for c in types if typed[c].isna().any()},
         "warnings": found.warnings,
         "passed": True,
@@ -251,6 +249,29 @@ def validate_table(
             k: v for k, v in report["schema"]["columns"][schema.id].items()
             if k not in ("min", "max", "categories")}
     return typed[keep], report
+
+
+def _classification_checks(typed: Any, ctx_spec: Any, found: _Findings, *,
+                           source: str) -> Any:
+    """The class checks of a classification target (ADR 0038); the rows per class."""
+    schema, rules = ctx_spec.schema_, ctx_spec.validate_
+    typed[schema.target] = integral_target(typed[schema.target])
+    counts = typed[schema.target].value_counts()
+    message = check_two_classes(counts, schema.target, source=source)
+    if message:  # a classifier needs two classes, whatever the policy
+        found.add(Problem("single_class", message, schema.target))
+        found.raise_failures()
+    if schema.positive_label is not None:
+        check_binary_target(typed[schema.target], counts, schema.target, schema.positive_label,
+                            source=source, lines=found.namer)
+    folds = _cv_folds(ctx_spec)
+    message = check_class_sizes(counts, schema.target, rules.min_class_rows, source=source)
+    if message is None and folds is not None and folds[0] > rules.min_class_rows:
+        message = check_class_sizes(counts, schema.target, folds[0], source=source,
+                                    key=folds[1], why=" (each fold needs a row of each class)")
+    if message:
+        found.add(Problem("single_class", message, schema.target, policy=rules.single_class))
+    return counts
 
 
 # --------------------------------------------------------------------------- the checks
@@ -513,6 +534,49 @@ def _log_failure(ctx: StepContext, exc: DataError, *, source: str, rows: int) ->
         log.warning("validate: could not log the failure report: %s", failed)
 
 
+def numeric_target(target: Any, name: str, *, source: str,
+                   lines: LineMap | None = None) -> Any:
+    """A regression target as float64 values with at least two distinct values.
+
+    Raises:
+        DataError: a value that is not a number (naming its row), or a constant target.
+    """
+    import numpy as np
+    import pandas as pd
+
+    values = pd.to_numeric(target, errors="coerce") if not pd.api.types.is_numeric_dtype(
+        target) or pd.api.types.is_bool_dtype(target) else target
+    bad = values.isna().to_numpy() & target.notna().to_numpy()
+    if pd.api.types.is_bool_dtype(target) or bad.any():
+        first = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+        raise DataError(f"{source}: target {name!r}, {_row(first, lines)}: "
+                        f"{_plain(target.iloc[first])!r} is not a number; a regression target "
+                        "must be numeric (or set schema.task: classification)")
+    values = values.astype("float64")
+    if values.nunique() < 2:
+        raise DataError(f"{source}: target {name!r} is constant ({_plain(values.iloc[0])!r}); "
+                        "there is nothing to regress")
+    return values
+
+
+def check_value_leakage(column: Any, target: Any, name: str, target_name: str, *,
+                        source: str) -> str | None:
+    """A numeric feature that is the regression target, or a linear function of it."""
+    import numpy as np
+    import pandas as pd
+
+    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return None
+    pairs = pd.DataFrame({"f": column.astype(float), "t": target}).dropna()
+    if len(pairs) < 3 or pairs["f"].nunique() < 2:
+        return None
+    r = np.corrcoef(pairs["f"].to_numpy(), pairs["t"].to_numpy())[0, 1]
+    if not np.isfinite(r) or abs(r) < 1 - 1e-9:
+        return None
+    return (f"{source}: column {name!r} determines the target {target_name!r} exactly "
+            "(leakage); drop it with schema.drop")
+
+
 class ValidateStep(BaseStep):
     """Check the raw table; write the typed table, the report (JSON and HTML) and the
     table's inferred schema. The first completed run saves that schema for the pipeline
@@ -530,7 +594,8 @@ class ValidateStep(BaseStep):
 
     def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
         warn, dropped = info.get("warnings", 0), info.get("dropped", 0)
-        return (f"{info.get('features')} features" + (f", {warn} warnings" if warn else "")
+        task = f", {info['task']}" if info.get("task") else ""
+        return (f"{info.get('features')} features{task}" + (f", {warn} warnings" if warn else "")
                 + (f", {dropped} rows dropped" if dropped else ""))
 
     def _run(self, ctx: StepContext) -> StepResult:
@@ -555,6 +620,9 @@ class ValidateStep(BaseStep):
         except DataError as exc:
             _log_failure(ctx, exc, source=source, rows=len(frame))
             raise
+        from conveyor.modeling.tasks import check_task
+
+        check_task(ctx.loaded, report["task"], report["task_reason"])
         if derive:  # the model computes them: its inputs are the columns they read
             table, report = model_inputs(table, report, ctx.spec)
         if saved is not None:
@@ -567,7 +635,8 @@ class ValidateStep(BaseStep):
                      "html": ctx.write_bytes("report.html", render_html(report).encode())},
             info={"rows": report["rows"], "features": len(report["features"]),
                   "warnings": len(report["warnings"]), "dropped": report["dropped"]["rows"],
-                  "problems": len(report["problems"]), "baseline_sha256": saved_sha},
+                  "problems": len(report["problems"]), "baseline_sha256": saved_sha,
+                  "task": report["task"], "task_reason": report["task_reason"]},
             metrics={"validate_rows_dropped": float(report["dropped"]["rows"]),
                      "validate_problems": float(len(report["problems"]))},
         )
