@@ -38,7 +38,7 @@ class EvaluateStep(BaseStep):
     name = "evaluate"
     inputs = ("train.model", "split.train", "split.test", "validate.report")
     outputs = ("metrics", "confusion", "report")
-    config_keys = ("schema", "evaluate", "model", "preprocess", "split")
+    config_keys = ("schema", "evaluate", "model", "models", "tune", "preprocess", "split")
     default = True
 
     def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
@@ -73,8 +73,9 @@ class EvaluateStep(BaseStep):
         }
         for title, png in images.items():
             outputs[_slug(title)] = ctx.write_bytes(f"{_slug(title)}.png", png)
-        facts = {"model": spec.model.estimator, "train rows": len(X_train),
-                 "test rows": len(X_test), "features": len(features),
+        chosen = ctx.upstream.get("train", {}).get("candidate")  # the best of models:
+        facts = {"model": spec.model.estimator if spec.model else chosen,
+                 "train rows": len(X_train), "test rows": len(X_test), "features": len(features),
                  "positive label": pos if pos is not None else "(multiclass, macro average)"}
         outputs["report"] = _write_report(ctx, metrics, facts, images)
         return StepResult(outputs=outputs, metrics=metrics,
