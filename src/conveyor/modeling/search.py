@@ -351,6 +351,11 @@ def _optuna(candidates: Sequence[SearchCandidate], X: Any, y: Any, folds: list[A
         while (job := ask()) is not None:
             run_one(*job)
 
+    from threadpoolctl import threadpool_limits
+
+    # Trials are the unit of parallelism: BLAS and OpenMP pools inside one small CV fit cost
+    # more than they give, five times the search's time on a loaded 2-core machine (ADR 0039)
+    limits = threadpool_limits(limits=1)
     try:
         jobs = _jobs(tune.n_jobs)
         if jobs == 1:
@@ -362,6 +367,7 @@ def _optuna(candidates: Sequence[SearchCandidate], X: Any, y: Any, folds: list[A
                 for future in [pool.submit(worker) for _ in range(jobs)]:
                     future.result()
     finally:
+        limits.restore_original_limits()
         optuna.logging.set_verbosity(verbosity)
     trials.sort(key=lambda t: t.number)
     return trials, state["stopped_by"]

@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
+from conveyor.spec.explain import unknown_key_message
+
 __all__ = ["ParamRange", "SpaceValue", "parse_timeout"]
 
 
@@ -74,11 +76,13 @@ def _space_value(value: Any) -> Any:
         try:
             return ParamRange.model_validate(value)
         except ValidationError as exc:
-            error = exc.errors(include_url=False)[0]
+            errors = exc.errors(include_url=False)
+            # a typo of a bound shows up as "missing" *and* "extra": the typo explains both
+            error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
             where = ".".join(str(p) for p in error["loc"])
             text = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
-                text = f"unknown key {where!r} in a range; valid keys: high, log, low, step"
+                text = unknown_key_message(where, ["high", "log", "low", "step"]) + " (in a range)"
             elif error["type"] == "missing":
                 text = f"a range needs {where} (write {{low: 1, high: 10}})"
             elif where:
