@@ -28,7 +28,7 @@ from conveyor.steps import check_spec
 HEAD = """\
 name: searched
 data: {source: sklearn, name: breast_cancer}
-schema: {target: target, positive_label: 1}
+schema: {target: diagnosis, positive_label: M}
 """
 
 
