@@ -1,9 +1,10 @@
 """A search's trials as child MLflow runs of the pipeline's run, logged in one pass.
 
 The search (``conveyor.modeling.search``) never talks to MLflow: it returns trial records,
-and the train step hands them here after the search. Each trial costs three calls (create
-the run with its tags and start time, one ``log_batch`` of params, metrics and tags, end it
-with its state), never a round-trip per metric (ADR 0040).
+and the train step hands them here after the search. On MLflow's SQL store (the embedded
+SQLite, or a database URI) every trial is written in one transaction; elsewhere (a tracking
+server) each trial costs three calls: create the run with its tags, one ``log_batch`` of
+params and metrics, end it with its state. Never a round-trip per metric (ADR 0040).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from conveyor.errors import TrackingError
@@ -42,47 +44,136 @@ def log_search(tracker: Tracker, record: Mapping[str, Any]) -> list[str]:
     Raises:
         TrackingError: MLflow refused a call.
     """
-    from mlflow.entities import Metric, Param, RunStatus, RunTag
-
     parent = tracker._need_run()
-    client = tracker.client
-    metric = record["metric"]
     _delete_earlier(tracker, parent)
-    now = int(time.time() * 1000)
-    children: list[str] = []
-    # trials end one after another: their start times are laid out from the search's start,
-    # so MLflow's UI orders and times them as they ran
-    start = now - int(sum(t["seconds"] for t in record["trials"]) * 1000)
-    for trial in record["trials"]:
-        end = start + max(1, int(trial["seconds"] * 1000))
-        tags = {PARENT_TAG: parent, TRIAL_TAG: str(trial["number"]),
-                "conveyor.candidate": trial["candidate"], "conveyor.trial.state": trial["state"],
-                "mlflow.runName": f"trial-{trial['number']:03d}-{trial['candidate']}"}
-        if trial.get("error"):
-            tags["conveyor.error"] = str(trial["error"])[:500]
-        try:
-            run = client.create_run(tracker.experiment_id, start_time=start,
-                                    tags=tags, run_name=tags["mlflow.runName"])
-            run_id = run.info.run_id
-            params = [Param(k, v) for k, v in flatten(
-                {"candidate": trial["candidate"], **trial["params"]}).items()]
-            metrics = [Metric(f"fold_{metric}", float(v), end, step)
-                       for step, v in enumerate(trial.get("scores") or [])]
-            if trial["cv_mean"] is not None:
-                metrics += [Metric(f"cv_{metric}_mean", float(trial["cv_mean"]), end, 0),
-                            Metric(f"cv_{metric}_std", float(trial["cv_std"]), end, 0)]
-            metrics.append(Metric("seconds", float(trial["seconds"]), end, 0))
-            client.log_batch(run_id, metrics=metrics, params=params,
-                             tags=[RunTag("conveyor.search.method", record["method"])])
-            client.set_terminated(run_id, status=RunStatus.to_string(
-                getattr(RunStatus, _STATUS[trial["state"]])), end_time=end)
-        except Exception as exc:
-            raise TrackingError(f"logging trial {trial['number']} to MLflow at {tracker.uri} "
-                                f"failed: {one_line(exc)}") from exc
-        children.append(run_id)
-        start = end
+    children = _bulk(tracker, parent, record)
+    if children is None:  # not a SQL store (a tracking server): the public API, per trial
+        children = [_one(tracker, run) for run in _child_runs(parent, record)]
     _log_parent(tracker, record)
     return children
+
+
+@dataclass
+class _Child:
+    """One trial as the run to create: everything known before the first call."""
+
+    name: str
+    start: int
+    end: int
+    status: str
+    tags: dict[str, str]
+    params: dict[str, str]
+    metrics: list[tuple[str, float, int]]  # key, value, step (timestamp: ``end``)
+
+
+def _child_runs(parent: str, record: Mapping[str, Any]) -> list[_Child]:
+    metric = record["metric"]
+    now = int(time.time() * 1000)
+    # trials end one after another: their start times are laid out before now, so MLflow's
+    # UI orders and times them as they ran
+    start = now - int(sum(t["seconds"] for t in record["trials"]) * 1000)
+    children = []
+    for trial in record["trials"]:
+        end = start + max(1, int(trial["seconds"] * 1000))
+        name = f"trial-{trial['number']:03d}-{trial['candidate']}"
+        tags = {PARENT_TAG: parent, TRIAL_TAG: str(trial["number"]), "mlflow.runName": name,
+                "conveyor.candidate": trial["candidate"], "conveyor.trial.state": trial["state"],
+                "conveyor.search.method": record["method"]}
+        if trial.get("error"):
+            tags["conveyor.error"] = str(trial["error"])[:500]
+        metrics = [(f"fold_{metric}", float(v), step)
+                   for step, v in enumerate(trial.get("scores") or [])]
+        if trial["cv_mean"] is not None:
+            metrics += [(f"cv_{metric}_mean", float(trial["cv_mean"]), 0),
+                        (f"cv_{metric}_std", float(trial["cv_std"]), 0)]
+        metrics.append(("seconds", float(trial["seconds"]), 0))
+        children.append(_Child(
+            name=name, start=start, end=end, status=_STATUS[trial["state"]], tags=tags,
+            params=flatten({"candidate": trial["candidate"], **trial["params"]}),
+            metrics=metrics))
+        start = end
+    return children
+
+
+def _one(tracker: Tracker, child: _Child) -> str:
+    """Three calls: create (with tags), one batch of params and metrics, end."""
+    from mlflow.entities import Metric, Param, RunStatus
+
+    client = tracker.client
+    try:
+        run = client.create_run(tracker.experiment_id, start_time=child.start,
+                                tags=child.tags, run_name=child.name)
+        run_id = run.info.run_id
+        client.log_batch(run_id, params=[Param(k, v) for k, v in child.params.items()],
+                         metrics=[Metric(k, v, child.end, step) for k, v, step in child.metrics])
+        client.set_terminated(run_id, status=RunStatus.to_string(
+            getattr(RunStatus, child.status)), end_time=child.end)
+    except Exception as exc:
+        raise TrackingError(f"logging {child.name} to MLflow at {tracker.uri} failed: "
+                            f"{one_line(exc)}") from exc
+    return run_id
+
+
+def _bulk(tracker: Tracker, parent: str, record: Mapping[str, Any]) -> list[str] | None:
+    """Every trial in one transaction of MLflow's own SQL store (the embedded SQLite, or a
+    database URI), or ``None`` when the store is not one.
+
+    Through the public API a trial costs eight commits on SQLite (MLflow commits per
+    table), 26 ms each on this machine under load: 11 s for 50 trials. The rows written are
+    the ones ``create_run``, ``log_batch`` and ``set_terminated`` write (runs, tags, params,
+    metrics, latest_metrics), through MLflow's own ORM models (ADR 0040).
+    """
+    import uuid
+
+    try:
+        from mlflow.store.tracking.dbmodels.models import (
+            SqlLatestMetric,
+            SqlMetric,
+            SqlParam,
+            SqlRun,
+            SqlTag,
+        )
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+        from mlflow.utils.uri import append_to_uri_path
+    except ImportError:  # pragma: no cover - an MLflow without the SQL store
+        return None
+    client = tracker.client
+    store = getattr(getattr(client, "_client", client), "_tracking_client", None)
+    store = getattr(store, "store", None)  # the public client exposes no batch of runs
+    if not isinstance(store, SqlAlchemyStore):
+        return None
+    experiment_id = tracker.experiment_id
+    children = _child_runs(parent, record)
+    ids = [uuid.uuid4().hex for _ in children]
+    try:
+        location = store.get_experiment(experiment_id).artifact_location
+        with store.ManagedSessionMaker(read_only=False) as session:
+            for run_id, child in zip(ids, children, strict=True):
+                run = SqlRun(
+                    name=child.name, run_uuid=run_id, experiment_id=int(experiment_id),
+                    artifact_uri=append_to_uri_path(location, run_id,
+                                                    SqlAlchemyStore.ARTIFACTS_FOLDER_NAME),
+                    source_type="UNKNOWN", source_name="", entry_point_name="",
+                    user_id="unknown", status=child.status, start_time=child.start,
+                    end_time=child.end, deleted_time=None, source_version="",
+                    lifecycle_stage="active")
+                run.tags = [SqlTag(key=k, value=v) for k, v in child.tags.items()]
+                session.add(run)
+                session.add_all([SqlParam(key=k, value=v, run_uuid=run_id)
+                                 for k, v in child.params.items()])
+                latest: dict[str, tuple[int, float]] = {}
+                for key, value, step in child.metrics:
+                    session.add(SqlMetric(key=key, value=value, timestamp=child.end, step=step,
+                                          is_nan=False, run_uuid=run_id))
+                    if key not in latest or step >= latest[key][0]:
+                        latest[key] = (step, value)
+                session.add_all([SqlLatestMetric(key=k, value=v, timestamp=child.end, step=st,
+                                                 is_nan=False, run_uuid=run_id)
+                                 for k, (st, v) in latest.items()])
+    except Exception as exc:
+        raise TrackingError(f"logging {len(children)} trials to MLflow at {tracker.uri} "
+                            f"failed: {one_line(exc)}") from exc
+    return ids
 
 
 def _delete_earlier(tracker: Tracker, parent: str) -> None:
