@@ -45,8 +45,8 @@ def cli(*args: str) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-def test_trials_are_child_runs_and_the_parent_has_the_best(tmp_path: Path,
-                                                            conveyor_home: Path) -> None:
+def test_trials_are_child_runs_and_the_parent_has_the_best(
+        tmp_path: Path, conveyor_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mlflow import MlflowClient
 
     spec = tmp_path / "searched.yaml"
@@ -103,3 +103,22 @@ def test_trials_are_child_runs_and_the_parent_has_the_best(tmp_path: Path,
     again, children = runs()
     assert again.info.run_id == parent.info.run_id
     assert len(children) == 6  # the earlier attempt's trials were replaced, not kept beside
+
+    # a tracking server gets the same children through the public API, trial by trial
+    from conveyor.tracking import Tracker, log_search, trials
+
+    record = json.loads((conveyor_home / "artifacts" / "searched" / "search-1" / "train" /
+                         "search.json").read_text())  # the second attempt's
+    tracker = Tracker(None, "searched")
+    tracker.attach("search-2", tags={})
+    monkeypatch.setattr(trials, "_bulk", lambda *args: None)
+    ids = log_search(tracker, record)
+    (public,) = [r for r in client.search_runs([experiment], max_results=100)
+                 if r.info.run_id == ids[0]]
+    (bulk,) = [r for r in children if r.data.tags["conveyor.trial"] == "0"]
+    assert public.data.params == bulk.data.params
+    assert public.data.metrics == bulk.data.metrics
+    assert (public.info.status, public.info.run_name) == (bulk.info.status, bulk.info.run_name)
+    drop = {"mlflow.parentRunId", "mlflow.user"}
+    assert {k: v for k, v in public.data.tags.items() if k not in drop} == \
+        {k: v for k, v in bulk.data.tags.items() if k not in drop}
