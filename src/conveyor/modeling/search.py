@@ -311,17 +311,19 @@ def _optuna(candidates: Sequence[SearchCandidate], X: Any, y: Any, folds: list[A
             trial = studies[index].ask()
             return number, index, trial, _suggest(trial, candidates[index].space)
 
+    prepared = _Prepared(X, y, folds)
+
     def run_one(number: int, index: int, trial: Any, params: dict[str, Any]) -> None:
         candidate = candidates[index]
         started = time.perf_counter()
         scores: list[float] = []
         outcome, error = "complete", None
         try:
-            for step, (train_rows, test_rows) in enumerate(folds):
-                model = clone(candidate.pipeline).set_params(
-                    **{f"model__{k}": v for k, v in params.items()})
-                model.fit(X.iloc[train_rows], y.iloc[train_rows])
-                value = score(model, X.iloc[test_rows], y.iloc[test_rows])
+            for step in range(len(folds)):
+                X_train, y_train, X_test, y_test = prepared.fold(candidate.pipeline, step)
+                model = clone(candidate.pipeline[-1]).set_params(**params)
+                model.fit(X_train, y_train)
+                value = score(model, X_test, y_test)
                 if not math.isfinite(value):
                     raise ValueError(f"fold {step} scored {value}")
                 scores.append(value)
@@ -371,6 +373,53 @@ def _optuna(candidates: Sequence[SearchCandidate], X: Any, y: Any, folds: list[A
         optuna.logging.set_verbosity(verbosity)
     trials.sort(key=lambda t: t.number)
     return trials, state["stopped_by"]
+
+
+class _Prepared:
+    """Each fold's rows, through the candidate's preprocessing fitted on that fold's training
+    rows, made once and shared by every trial (and by candidates with the same preprocessing).
+
+    A trial changes only the estimator's params, so refitting the imputer, scaler and
+    encoder for every trial and fold would recompute the same arrays: on breast cancer that
+    was a third of a logistic regression search's time. The result is the same as fitting the
+    whole pipeline per fold (ADR 0039). Tables above :data:`_PREPARE_MAX_CELLS` are
+    transformed per trial instead, to keep the copies out of memory.
+    """
+
+    def __init__(self, X: Any, y: Any, folds: list[Any]) -> None:
+        self.X, self.y, self.folds = X, y, folds
+        self.keep = X.shape[0] * max(1, X.shape[1]) <= _PREPARE_MAX_CELLS
+        self.lock = threading.Lock()
+        self.made: dict[tuple[str, int], tuple[Any, Any, Any, Any]] = {}
+
+    def fold(self, pipeline: Any, step: int) -> tuple[Any, Any, Any, Any]:
+        from joblib import hash as joblib_hash
+
+        if len(pipeline) == 1:
+            return self._rows(step)
+        if not self.keep:
+            return self._make(pipeline, step)
+        key = (joblib_hash(pipeline[:-1]), step)
+        with self.lock:
+            if key not in self.made:
+                self.made[key] = self._make(pipeline, step)
+            return self.made[key]
+
+    def _rows(self, step: int) -> tuple[Any, Any, Any, Any]:
+        train_rows, test_rows = self.folds[step]
+        return (self.X.iloc[train_rows], self.y.iloc[train_rows], self.X.iloc[test_rows],
+                self.y.iloc[test_rows])
+
+    def _make(self, pipeline: Any, step: int) -> tuple[Any, Any, Any, Any]:
+        from sklearn.base import clone
+
+        X_train, y_train, X_test, y_test = self._rows(step)
+        pre = clone(pipeline[:-1])
+        return pre.fit_transform(X_train, y_train), y_train, pre.transform(X_test), y_test
+
+
+#: cells (rows x columns) up to which the folds' preprocessed copies are kept for the search
+_PREPARE_MAX_CELLS = 20_000_000
 
 
 # ------------------------------------------------------------------------------- plot
