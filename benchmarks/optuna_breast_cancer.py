@@ -17,6 +17,7 @@ BLAS/OpenMP pools are held at one thread in both (the search does so itself, ADR
 
     .venv/bin/python benchmarks/optuna_breast_cancer.py --rounds 3
     .venv/bin/python benchmarks/optuna_breast_cancer.py --rounds 3 --estimator logistic_regression
+    .venv/bin/python benchmarks/optuna_breast_cancer.py --rounds 3 --warm   # a home in use
 """
 
 from __future__ import annotations
@@ -144,6 +145,10 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(os.environ.get(
         "WDBC_PATH", DEFAULT_DATA)))
     parser.add_argument("--plain", action="store_true", help="be process (a)")
+    parser.add_argument("--warm", action="store_true",
+                        help="(b) in a home that already has its MLflow database (an untimed "
+                             "first run), with --no-cache: the search and the steps, not the "
+                             "first use of a home")
     args = parser.parse_args()
     data = args.data.resolve()
     if args.plain:
@@ -155,6 +160,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-optuna-") as tmp:
         spec = Path(tmp) / "bench_optuna.yaml"
         spec.write_text(spec_text(data, args.estimator))
+        warm = Path(tmp) / "home-warm"
+        if args.warm:
+            timed([str(BIN / "conveyor"), "run", str(spec), "-q", "--run-id", "warmup"],
+                  {**base, "CONVEYOR_HOME": str(warm),
+                   "CONVEYOR_EXPORT_URI": (warm / "exports").as_uri()})
         for round_ in range(args.rounds):
             order = ("plain", "conveyor") if round_ % 2 == 0 else ("conveyor", "plain")
             for side in order:
@@ -163,12 +173,14 @@ def main() -> None:
                                           args.estimator, "--data", str(data)], base)
                     plain_best = json.loads(out.strip().splitlines()[-1])["best_cv"]
                 else:
-                    home = Path(tmp) / f"home-{round_}"
+                    home = warm if args.warm else Path(tmp) / f"home-{round_}"
                     env = {**base, "CONVEYOR_HOME": str(home),
                            "CONVEYOR_EXPORT_URI": (home / "exports").as_uri()}
+                    run_id = f"bench-{round_}"
                     seconds, _ = timed([str(BIN / "conveyor"), "run", str(spec), "-q",
-                                        "--run-id", "bench"], env)
-                    record = json.loads((home / "artifacts" / "bench_optuna" / "bench" /
+                                        "--run-id", run_id,
+                                        *(["--no-cache"] if args.warm else [])], env)
+                    record = json.loads((home / "artifacts" / "bench_optuna" / run_id /
                                          "train" / "search.json").read_text())
                     conveyor_best = record["best"]["cv_mean"]
                 times[side].append(seconds)
@@ -178,14 +190,16 @@ def main() -> None:
                                  f"best {conveyor_best}")
     medians = {k: statistics.median(v) for k, v in times.items()}
     result = {"estimator": args.estimator, "trials": TRIALS, "rounds": args.rounds,
+              "home": "warm, --no-cache" if args.warm else "fresh",
               "seconds": times, "medians": medians,
               "ratio": medians["conveyor"] / medians["plain"],
               "per_round_ratios": [c / p for c, p in zip(times["conveyor"], times["plain"],
                                                          strict=True)],
               "best_cv": conveyor_best, "load_1min": os.getloadavg()[0],
               "cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     out = REPO / "benchmarks" / "results" / (
-        f"optuna-{args.estimator}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}.json")
+        f"optuna-{args.estimator}-{'warm-' if args.warm else ''}{stamp}.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps({k: result[k] for k in ("medians", "ratio", "per_round_ratios",
