@@ -44,8 +44,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 0
     spec = checked.spec
     console.print(f"[green]✓[/] {checked.path}: pipeline [bold]{spec.name}[/] is valid")
+    model = spec.model.estimator if spec.model else " | ".join(c.name for c in spec.candidates())
     console.print(f"  data: {spec.data.source} · target: {spec.schema_.target} · model: "
-                  f"{spec.model.estimator} · steps: "
+                  f"{model} · steps: "
                   + " → ".join(s.name for s in pipeline_steps(spec)))
     from conveyor.modeling.tasks import describe_task
 

@@ -179,11 +179,12 @@ def task_problems(spec: Any, task: str, *, why: str = "") -> list[tuple[str, str
         problems.append(("schema.positive_label", "a regression target has no positive label"
                          f"{because}; remove schema.positive_label or set "
                          "schema.task: classification"))
-    tune = spec.model.tune
+    tune = spec.search()
     if tune is not None and "metric" in tune.model_fields_set:
         other = metric_task(tune.metric)
+        key = "model.tune.metric" if spec.model is not None else "tune.metric"
         if other is not None and other != task:
-            problems.append(("model.tune.metric", f"{tune.metric} is a {other} metric, but "
+            problems.append((key, f"{tune.metric} is a {other} metric, but "
                              f"the task is {task}{because}"))
     return problems
 
@@ -204,10 +205,12 @@ def check_task(loaded: Any, task: str, reason: str) -> None:
     why = f"inferred from the target: {reason}" if reason != "schema.task" else "schema.task"
     for key, message in task_problems(loaded.spec, task, why=why):
         raise loaded.error(key, message)
-    try:
-        resolve_estimator(loaded.spec.model.estimator, task=task)
-    except SpecError as exc:
-        raise loaded.error(exc.key or "model.estimator", f"{exc.reason} ({why})") from None
+    for candidate in loaded.spec.candidates():
+        try:
+            resolve_estimator(candidate.estimator, task=task, key=f"{candidate.key}.estimator")
+        except SpecError as exc:
+            raise loaded.error(exc.key or f"{candidate.key}.estimator",
+                               f"{exc.reason} ({why})") from None
 
 
 def describe_task(spec: Any) -> str:
@@ -227,7 +230,8 @@ def describe_task(spec: Any) -> str:
     task = declared_task(spec)
     if task is not None:
         return f"{task} (implied by evaluate.metrics)"
-    task = implied_task(spec.model.estimator)
-    if task is not None:
-        return f"{task} (implied by model.estimator)"
+    for candidate in spec.candidates():
+        task = implied_task(candidate.estimator)
+        if task is not None:
+            return f"{task} (implied by {candidate.key}.estimator)"
     return "auto (classification or regression, inferred from the target when the data is read)"

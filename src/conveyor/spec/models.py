@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -30,6 +31,7 @@ from pydantic import (
 
 from conveyor.errors import PluginError
 from conveyor.spec.plugins import SOURCE_GROUP, STEP_GROUP, find_plugins, load_plugin
+from conveyor.spec.space import ParamRange, SpaceValue, parse_timeout
 
 __all__ = [
     "CLASSIFICATION_METRICS",
@@ -38,6 +40,8 @@ __all__ = [
     "REGRESSION_METRICS",
     "ROW_CHECKS",
     "SECRET_OPTION_KEYS",
+    "Candidate",
+    "CandidateSpec",
     "ChampionSpec",
     "ColumnRule",
     "DataSpec",
@@ -50,6 +54,7 @@ __all__ = [
     "MetricName",
     "ModelSpec",
     "MonitorSpec",
+    "ParamRange",
     "PreprocessSpec",
     "RegistrySpec",
     "SchemaSpec",
@@ -394,13 +399,55 @@ def derived_columns(derive: dict[str, Any]) -> list[str]:
 
 
 class TuneSpec(_Model):
-    """Hyper-parameter search with cross-validation on the training split."""
+    """Hyper-parameter search with cross-validation on the training split.
 
-    method: Literal["grid", "random"] = "grid"
-    params: dict[str, list[Any]]
+    ``grid`` and ``random`` are scikit-learn's searches (lists only); ``optuna`` is a
+    Bayesian search (TPE) over lists and ranges with a trial and a time budget and pruning
+    (docs/training.md, ADR 0039). Under ``model:`` the space is ``params``; beside a
+    ``models:`` list this is the top-level ``tune:`` and each candidate has its own ``space``.
+    """
+
+    method: Literal["grid", "random", "optuna"] = "grid"
+    params: dict[str, SpaceValue] = Field(default_factory=dict)
     cv: int = Field(default=5, ge=2)
     metric: str = "f1"
     n_iter: int = Field(default=20, ge=1)
+    # --- optuna only (ADR 0039)
+    stratify: bool = Field(default=True, description="Stratified folds (else shuffled k-fold).")
+    n_trials: int = Field(default=50, ge=1, description="Trials in all, over every candidate.")
+    timeout: float | None = Field(default=None, description="Time budget: seconds or '2m'.")
+    pruning: bool = Field(default=True, description="Stop a trial whose folds lag the median.")
+    n_jobs: int = Field(default=1, ge=-1, description="Parallel trials; only 1 is repeatable.")
+    seed: int | None = Field(default=None, description="The sampler's seed; default split.seed.")
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> float | None:
+        return parse_timeout(value)
+
+    @field_validator("n_jobs")
+    @classmethod
+    def _jobs(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("n_jobs must be 1 or more, or -1 for every core")
+        return value
+
+    def check(self) -> list[tuple[tuple[str, ...], str]]:
+        """Problems of the method with its options: (key path under ``tune``, message)."""
+        problems: list[tuple[tuple[str, ...], str]] = []
+        if self.method != "optuna":
+            for key in ("n_trials", "timeout", "pruning", "n_jobs", "stratify", "seed"):
+                if key in self.model_fields_set:
+                    problems.append(((key,), f"{key} applies to method: optuna, not "
+                                     f"{self.method}"))
+            for name, value in self.params.items():
+                if isinstance(value, ParamRange):
+                    problems.append((("params", name), f"a range needs method: optuna; "
+                                     f"{self.method} search takes a list of values"))
+        elif "n_iter" in self.model_fields_set:
+            problems.append((("n_iter",), "n_iter is for method: random; optuna's budget is "
+                             "n_trials (and timeout)"))
+        return problems
 
 
 class ModelSpec(_Model):
@@ -409,6 +456,38 @@ class ModelSpec(_Model):
     estimator: str
     params: dict[str, Any] = Field(default_factory=dict)
     tune: TuneSpec | None = None
+
+
+# ----------------------------------------------------------------- candidates (ADR 0039)
+class CandidateSpec(_Model):
+    """One entry of ``models:``: an estimator, its fixed params and its own search space."""
+
+    name: str | None = Field(default=None, pattern=NAME_PATTERN,
+                             description="Default: the estimator's name.")
+    estimator: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    space: dict[str, SpaceValue] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A model the train step may fit, from ``model:`` or one entry of ``models:``.
+
+    Attributes:
+        name: unique within the spec (the estimator's name by default).
+        estimator: the short name or import path.
+        params: fixed parameters.
+        space: hyper-parameter -> list of choices or :class:`ParamRange`.
+        key: the spec key of the entry (``model`` or ``models.1``), for errors.
+        space_key: the spec key of the space (``model.tune.params``, ``models.1.space``).
+    """
+
+    name: str
+    estimator: str
+    params: dict[str, Any]
+    space: dict[str, Any]
+    key: str
+    space_key: str
 
 
 class EvaluateSpec(_Model):
@@ -646,7 +725,10 @@ class Spec(_Model):
     derive: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")], DeriveRule] = (
         Field(default_factory=dict, description="Derived columns: name -> expression "
               "(docs/features.md), computed inside the model."))
-    model: ModelSpec
+    model: ModelSpec | None = None
+    models: list[CandidateSpec] | None = Field(
+        default=None, min_length=1, description="Candidate models; the alternative to model:.")
+    tune: TuneSpec | None = Field(default=None, description="The search over models:.")
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     gate: GateSpec = Field(default_factory=GateSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
@@ -693,6 +775,34 @@ class Spec(_Model):
     def _dump_data(self, data: BaseModel) -> dict[str, Any]:
         return data.model_dump(mode="json", by_alias=True)
 
+    @model_validator(mode="after")
+    def _one_model_section(self) -> Spec:
+        if (self.model is None) == (self.models is None):
+            raise ValueError("a spec has either model: (one estimator) or models: (a list of "
+                             "candidates), " + ("not both" if self.model else "and has neither"))
+        return self
+
+    def candidates(self) -> list[Candidate]:
+        """The models to fit: ``model:`` as one candidate, or each entry of ``models:``."""
+        if self.model is not None:
+            tune = self.model.tune
+            return [Candidate(name=_short_name(self.model.estimator),
+                              estimator=self.model.estimator, params=dict(self.model.params),
+                              space=dict(tune.params) if tune else {}, key="model",
+                              space_key="model.tune.params")]
+        return [Candidate(name=entry.name or _short_name(entry.estimator),
+                          estimator=entry.estimator, params=dict(entry.params),
+                          space=dict(entry.space), key=f"models.{i}",
+                          space_key=f"models.{i}.space")
+                for i, entry in enumerate(self.models or [])]
+
+    def search(self) -> TuneSpec | None:
+        """The search settings: ``model.tune`` or, with ``models:``, ``tune:`` (its defaults
+        when absent: the candidates are compared by cross-validation)."""
+        if self.model is not None:
+            return self.model.tune
+        return self.tune or TuneSpec()
+
     def present(self) -> set[str]:
         """The sections written in the spec (YAML keys), plug-in sections included."""
         fields = type(self).model_fields
@@ -708,7 +818,7 @@ class Spec(_Model):
         problems = self.gate.check(self._computed_metrics(), cv=self.evaluate.cv is not None)
         problems.extend(self._champion_problems())
         found = [(("gate", *path), message) for path, message in problems]
-        return self._task_check() + found
+        return self._task_check() + found + self._check_search()
 
     # --- the task (issue 11, regression; ADR 0038) -------------------------------------
     def _computed_metrics(self) -> set[str]:
@@ -751,12 +861,48 @@ class Spec(_Model):
                      f"production: remove gate.champion.alias ({gate.champion.alias!r})")]
         return []
 
+    def _check_search(self) -> list[tuple[tuple[str, ...], str]]:
+        """``model:``/``models:`` with ``tune:``: where each setting may stand (ADR 0039)."""
+        found: list[tuple[tuple[str, ...], str]] = []
+        if self.model is not None and self.tune is not None:
+            found.append((("tune",), "tune: goes with models:; with model:, write the search "
+                          "under model.tune"))
+        if self.model is not None and self.model.tune is not None:
+            found += [(("model", "tune", *p), m) for p, m in self.model.tune.check()]
+        if self.models is not None:
+            tune = self.search()
+            if self.tune is not None:
+                found += [(("tune", *p), m) for p, m in self.tune.check()
+                          if p[0] != "params"]
+                if self.tune.params:
+                    found.append((("tune", "params"), "with models:, each candidate has its "
+                                  "own space: write it under models[i].space"))
+            seen: dict[str, int] = {}
+            for i, candidate in enumerate(self.candidates()):
+                if candidate.name in seen:
+                    found.append((("models", str(i), "name"), f"candidate name "
+                                  f"{candidate.name!r} is also models.{seen[candidate.name]}'s; "
+                                  "give each candidate its own name"))
+                seen.setdefault(candidate.name, i)
+                if tune is not None and tune.method != "optuna":
+                    found += [(("models", str(i), "space", name), f"a range needs tune.method: "
+                               f"optuna; {tune.method} search takes a list of values")
+                              for name, value in candidate.space.items()
+                              if isinstance(value, ParamRange)]
+        return found
+
     def dump(self) -> dict[str, Any]:
         """The spec as plain data, with YAML key names (``schema``, ``validate``)."""
-        exclude = {name for name, empty in (("steps", self.steps is None),
-                                            ("derive", not self.derive)) if empty}
-        data = self.model_dump(mode="json", by_alias=True, exclude=exclude or None)
+        # absent sections stay absent, so a spec's hash does not change with new optional ones
+        absent = {key for key in ("steps", "model", "models", "tune")
+                  if getattr(self, key) is None} | ({"derive"} if not self.derive else set())
+        data = self.model_dump(mode="json", by_alias=True, exclude=absent or None)
         for key, value in self._plugin_sections.items():
             data[key] = value.model_dump(mode="json", by_alias=True) if isinstance(
                 value, BaseModel) else value
         return data
+
+
+def _short_name(estimator: str) -> str:
+    """A candidate's default name: its short name, or an import path's class name."""
+    return estimator.rpartition(".")[2] if "." in estimator else estimator

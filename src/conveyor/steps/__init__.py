@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from conveyor.steps.base import BaseStep, StepContext, StepResult, StepStatus
 from conveyor.steps.registry import (
@@ -54,8 +54,6 @@ def check_spec(loaded: LoadedSpec, *, data: bool = True) -> None:
         SpecError: naming the file, line and key.
         StoreError: the store holding the data cannot be reached (worth a retry).
     """
-    from conveyor.errors import SpecError
-    from conveyor.modeling import build_estimator, check_params
     from conveyor.modeling.tasks import declared_task, task_problems
 
     spec = loaded.spec
@@ -66,15 +64,40 @@ def check_spec(loaded: LoadedSpec, *, data: bool = True) -> None:
         for key, message in task_problems(spec, task, why="schema.task" if
                                           spec.schema_.task != "auto" else "evaluate.metrics"):
             raise loaded.error(key, message)
-    try:  # the name, the parameter names and their values (C=abc), before any run is created
-        estimator = build_estimator(spec.model.estimator, dict(spec.model.params), task=task)
-    except SpecError as exc:
-        raise loaded.error(exc.key or "model.params", exc.reason) from None
-    if spec.model.tune is not None:
-        for param, message in check_params(type(estimator), dict(spec.model.tune.params)):
-            raise loaded.error(f"model.tune.params.{param}", message)
+    for candidate in spec.candidates():  # ``model:`` is one candidate (ADR 0039)
+        _check_candidate(loaded, candidate, task)
     if data:
         check_data(loaded)
+
+
+def _check_candidate(loaded: LoadedSpec, candidate: Any, task: str | None) -> None:
+    """The estimator, its params and its search space: names, then values, before any work."""
+    from conveyor.errors import SpecError
+    from conveyor.modeling import build_estimator, check_params, resolve_estimator
+    from conveyor.spec.models import ParamRange
+
+    try:
+        estimator = resolve_estimator(candidate.estimator, task=task)
+    except SpecError as exc:
+        raise loaded.error(f"{candidate.key}.estimator", exc.reason) from None
+    for param, message in check_params(estimator, candidate.params):
+        raise loaded.error(f"{candidate.key}.params.{param}", message)
+    try:  # values too (C=abc), before any run is created
+        build_estimator(candidate.estimator, candidate.params, key=candidate.key,
+                        task=task)
+    except SpecError as exc:
+        raise loaded.error(exc.key or f"{candidate.key}.params", exc.reason) from None
+    for param, message in check_params(estimator, candidate.space):
+        raise loaded.error(f"{candidate.space_key}.{param}", message)
+    for param, space in candidate.space.items():
+        values = [space.low, space.high] if isinstance(space, ParamRange) else list(space)
+        for value in values:  # each choice (or bound) alone: a combination may still fail
+            try:
+                build_estimator(candidate.estimator, {**candidate.params, param: value},
+                                key=candidate.key, task=task)
+            except SpecError as exc:
+                raise loaded.error(f"{candidate.space_key}.{param}",
+                                   f"{value!r} is refused: {exc.reason}") from None
 
 
 def check_data(loaded: LoadedSpec) -> None:

@@ -39,7 +39,7 @@ class EvaluateStep(BaseStep):
     inputs = ("train.model", "split.train", "split.test", "validate.report")
     # ``confusion`` (confusion.json) too, for a classifier
     outputs = ("metrics", "report")
-    config_keys = ("schema", "evaluate", "model", "preprocess", "split")
+    config_keys = ("schema", "evaluate", "model", "models", "tune", "preprocess", "split")
     default = True
 
     def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
@@ -81,8 +81,9 @@ class EvaluateStep(BaseStep):
         }
         for title, png in images.items():
             outputs[_slug(title)] = ctx.write_bytes(f"{_slug(title)}.png", png)
-        facts = {"model": spec.model.estimator, "train rows": len(X_train),
-                 "test rows": len(X_test), "features": len(features),
+        chosen = ctx.upstream.get("train", {}).get("candidate")  # the best of models:
+        facts = {"model": spec.model.estimator if spec.model else chosen,
+                 "train rows": len(X_train), "test rows": len(X_test), "features": len(features),
                  "positive label": pos if pos is not None else "(multiclass, macro average)"}
         outputs["report"] = _write_report(ctx, metrics, facts, images)
         return StepResult(outputs=outputs, metrics=metrics,
@@ -110,7 +111,8 @@ class EvaluateStep(BaseStep):
         outputs = {"metrics": ctx.write_json("metrics", metrics)}
         for title, png in images.items():
             outputs[_slug(title)] = ctx.write_bytes(f"{_slug(title)}.png", png)
-        facts = {"model": spec.model.estimator, "task": "regression",
+        chosen = ctx.upstream.get("train", {}).get("candidate")  # the best of models:
+        facts = {"model": spec.model.estimator if spec.model else chosen, "task": "regression",
                  "train rows": len(X_train), "test rows": len(X_test),
                  "features": len(features), "target": target}
         outputs["report"] = _write_report(ctx, metrics, facts, images)

@@ -42,7 +42,7 @@ class TrainStep(BaseStep):
     name = "train"
     inputs = ("split.train", "validate.report")
     outputs = ("model",)
-    config_keys = ("schema", "preprocess", "model", "split", "derive")
+    config_keys = ("schema", "preprocess", "model", "models", "tune", "split", "derive")
     section = "model"
     default = True
     #: 2: the model folder holds the reference profile (a model cached before has none)
@@ -58,7 +58,14 @@ class TrainStep(BaseStep):
         return hashlib.sha256(super().code_version.encode() + source).hexdigest()[:16]
 
     def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
+        if info.get("search"):
+            return (f"{info.get('estimator', '')} ({info.get('candidate')}, best of "
+                    f"{info.get('trials')} trials)")
         return str(info.get("estimator", ""))
+
+    def tags(self, info: Mapping[str, Any]) -> dict[str, str]:
+        """The chosen candidate, on the run also when train was cached."""
+        return {"conveyor.candidate": str(info["candidate"])} if info.get("candidate") else {}
 
     def _run(self, ctx: StepContext) -> StepResult:
         spec = ctx.spec
@@ -70,20 +77,12 @@ class TrainStep(BaseStep):
         from conveyor.modeling.tasks import check_task
 
         check_task(ctx.loaded, task, report.get("task_reason", "schema.task"))
-        try:
-            from conveyor.modeling import build_estimator
-
-            estimator = build_estimator(spec.model.estimator, dict(spec.model.params),
-                                        task=task)
-            check_labels(estimator, y)
-            pipeline = build_model_pipeline(features, spec.preprocess, estimator,
-                                            derive=spec.derive, derived=report.get("derived"))
-            model, facts = fit_model(
-                pipeline, X, y, tune=spec.model.tune, seed=spec.split.seed,
-                positive=positive_label(spec.schema_.positive_label, y),
-                what=spec.model.estimator, task=task)
-        except SpecError as exc:
-            raise ctx.loaded.error(exc.key or "model", exc.reason) from None
+        positive = positive_label(spec.schema_.positive_label, y)
+        outputs: dict[str, Any] = {}
+        if spec.search() is None:  # one model, no search: fitted as before ADR 0039
+            model, facts = self._fit(ctx, features, report, X, y, positive, task)
+        else:
+            model, facts, outputs = self._search(ctx, features, report, X, y, positive, task)
         example = X.head(5)
         # The reference profile travels inside the model folder: hashed with it, copied with
         # it by export and registration, found by the server beside the model (ADR 0035).
@@ -94,10 +93,81 @@ class TrainStep(BaseStep):
         folder = ctx.scratch / "model"
         ctx.tracker.save_sklearn_model(model, example, folder, extra_files=extra)
         ref = ctx.store.put_dir(ctx.output_uri("model"), folder)
+        outputs["model"] = ref
         ctx.store.remember(ref, model)
         logged = ctx.tracker.log_sklearn_model(model, example, extra_files=extra)
         info = {**facts, **logged, "estimator": type(model[-1]).__name__, "task": task}
         if classes is not None:
             info["classes"] = [c.item() if hasattr(c, "item") else c for c in classes]
-        metrics = {k: v for k, v in facts.items() if k.startswith("cv_")}
-        return StepResult(outputs={"model": ref}, info=info, metrics=metrics)
+        metrics = facts.pop("metrics", None) or {
+            k: v for k, v in facts.items() if k.startswith("cv_")}
+        info = {k: v for k, v in info.items() if k != "metrics"}
+        return StepResult(outputs=outputs, info=info, metrics=metrics)
+
+    @staticmethod
+    def _fit(ctx: StepContext, features: Any, report: Any, X: Any, y: Any,
+             positive: Any, task: str) -> tuple[Any, dict[str, Any]]:
+        from conveyor.modeling import build_estimator
+
+        spec = ctx.spec
+        try:
+            estimator = build_estimator(spec.model.estimator, dict(spec.model.params),
+                                        task=task)
+            check_labels(estimator, y)
+            pipeline = build_model_pipeline(features, spec.preprocess, estimator,
+                                            derive=spec.derive, derived=report.get("derived"))
+            return fit_model(pipeline, X, y, seed=spec.split.seed, positive=positive,
+                             what=spec.model.estimator, task=task)
+        except SpecError as exc:
+            raise ctx.loaded.error(exc.key or "model", exc.reason) from None
+
+    @staticmethod
+    def _search(ctx: StepContext, features: Any, report: Any, X: Any, y: Any,
+                positive: Any, task: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+        """Tune every candidate on the same folds, keep the best (ADR 0039); write the search
+        record and plot, and log each trial as a child run (ADR 0040)."""
+        from conveyor.modeling import build_estimator
+        from conveyor.modeling.search import SearchCandidate, history_plot, run_search
+        from conveyor.modeling.tasks import default_metric
+        from conveyor.tracking import log_search
+
+        spec = ctx.spec
+        tune = spec.search()
+        if "metric" not in tune.model_fields_set:  # the task's metric (rmse for a regression)
+            tune = tune.model_copy(update={"metric": default_metric(task)})
+        built = []
+        for candidate in spec.candidates():
+            try:
+                estimator = build_estimator(candidate.estimator, candidate.params,
+                                            key=candidate.key, task=task)
+                check_labels(estimator, y)
+            except SpecError as exc:
+                raise ctx.loaded.error(exc.key or candidate.key, exc.reason) from None
+            built.append(SearchCandidate(
+                name=candidate.name, estimator=candidate.estimator, space=candidate.space,
+                pipeline=build_model_pipeline(features, spec.preprocess, estimator,
+                                              derive=spec.derive,
+                                              derived=report.get("derived"))))
+        result = run_search(built, X, y, tune=tune, seed=spec.split.seed, positive=positive)
+        record = result.record
+        outputs = {"search": ctx.write_json("search", record),
+                   "candidates": ctx.write_json("candidates", record["candidates"])}
+        try:
+            outputs["search_history"] = ctx.write_bytes("search_history.png",
+                                                         history_plot(record))
+        except Exception as exc:  # noqa: BLE001 - a plot is worth a warning, not the run
+            log.warning("the search history plot failed: %s", exc)
+        log_search(ctx.tracker, record)
+        metric, best = tune.metric, record["best"]
+        metrics = {f"cv_best_{metric}": best["cv_mean"], f"cv_best_{metric}_std": best["cv_std"],
+                   "search_trials": float(len(record["trials"])),
+                   "search_pruned": float(sum(t["state"] == "pruned" for t in record["trials"])),
+                   "search_seconds": float(record["seconds"])}
+        for row in record["candidates"]:  # the comparison table, as metrics of the run
+            if row["cv_mean"] is not None:
+                metrics[f"candidate.{row['name']}.cv_{metric}"] = row["cv_mean"]
+                metrics[f"candidate.{row['name']}.cv_{metric}_std"] = row["cv_std"]
+        facts = {"search": True, "candidate": best["candidate"], "best_params": best["params"],
+                 "trials": len(record["trials"]), "stopped_by": record["stopped_by"],
+                 "metrics": metrics}
+        return result.model, facts, outputs

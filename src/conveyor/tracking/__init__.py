@@ -18,8 +18,9 @@ from conveyor.tracking.tracker import (
     mlflow_scope,
     one_line,
 )
+from conveyor.tracking.trials import log_search
 
 __all__ = ["PREVIOUS", "PRODUCTION", "RUN_TAG", "ProductionState", "PromotionEvidence",
            "RegistryLock", "Tracker", "VersionRefusedError", "default_tracking_uri",
-           "find_version", "flatten", "mlflow_scope", "one_line", "register_model",
+           "find_version", "flatten", "log_search", "mlflow_scope", "one_line", "register_model",
            "search_versions", "withdraw_versions"]

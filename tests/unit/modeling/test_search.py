@@ -1,0 +1,271 @@
+"""The hyper-parameter search (``conveyor.modeling.search``) and its spec (ADR 0039).
+
+Spaces and their errors are checked through ``load_spec`` and ``check_spec``, as a user
+meets them; the search itself runs on a small generated data set in seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.dummy import DummyClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import GaussianNB
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from conveyor.errors import SpecError
+from conveyor.modeling.search import SearchCandidate, history_plot, run_search
+from conveyor.modeling.training import fit_model
+from conveyor.spec import load_spec
+from conveyor.spec.models import ParamRange, TuneSpec
+from conveyor.steps import check_spec
+
+HEAD = """\
+name: searched
+data: {source: sklearn, name: breast_cancer}
+schema: {target: diagnosis, positive_label: M}
+"""
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(HEAD + body)
+    return path
+
+
+def spec_error(tmp_path: Path, body: str, *, check: bool = False) -> SpecError:
+    with pytest.raises(SpecError) as caught:
+        loaded = load_spec(write(tmp_path, body))
+        if check:
+            check_spec(loaded, data=False)
+    return caught.value
+
+
+CANDIDATES = """\
+models:
+  - estimator: logistic_regression
+    params: {max_iter: 500}
+    space:
+      C: {low: 0.001, high: 100.0, log: true}
+      class_weight: [null, balanced]
+  - name: forest
+    estimator: random_forest
+    space:
+      n_estimators: {low: 10, high: 50, step: 10}
+      max_features: {low: 0.2, high: 1}
+tune: {method: optuna, metric: f1, cv: 3, n_trials: 8, timeout: 2m}
+"""
+
+
+# ---------------------------------------------------------------------------- spaces
+def test_a_space_is_lists_and_ranges_typed_by_their_bounds(tmp_path: Path) -> None:
+    loaded = load_spec(write(tmp_path, CANDIDATES))
+    check_spec(loaded, data=False)
+    first, forest = loaded.spec.candidates()
+    assert (first.name, forest.name) == ("logistic_regression", "forest")
+    assert first.space["class_weight"] == [None, "balanced"]
+    c = first.space["C"]
+    assert isinstance(c, ParamRange) and c.kind == "float" and c.log
+    assert forest.space["n_estimators"].kind == "int"
+    assert forest.space["n_estimators"].step == 10
+    assert forest.space["max_features"].kind == "float"  # 1 with 0.2: a float range
+    tune = loaded.spec.search()
+    assert (tune.method, tune.timeout, tune.n_trials) == ("optuna", 120.0, 8)
+    assert loaded.spec.model is None
+
+
+@pytest.mark.parametrize(("space", "key", "words"), [
+    ("C: {low: 10, high: 1}", "C", "low 10 is above high 1"),
+    ("C: {low: 0, high: 1, log: true}", "C", "log: true needs low > 0"),
+    ("C: {low: 0.1, high: 1, log: true, step: 0.1}", "C", "cannot be combined"),
+    ("C: {low: 1, high: 5, step: 0.5}", "C", "integer step"),
+    ("C: {low: 1, hihg: 5}", "C", "unknown key 'hihg'"),
+    ("C: {low: 1}", "C", "a range needs high"),
+    ("C: []", "C", "empty list"),
+    ("C: 3", "C", "expected a list of choices"),
+])
+def test_a_bad_space_names_its_key_and_line(tmp_path: Path, space: str, key: str,
+                                            words: str) -> None:
+    error = spec_error(tmp_path, f"""\
+model:
+  estimator: logistic_regression
+  tune:
+    method: optuna
+    params:
+      {space}
+""")
+    assert error.key == f"model.tune.params.{key}"
+    assert error.line == 9
+    assert words in str(error)
+
+
+def test_an_unknown_param_in_a_space_is_refused_before_any_work(tmp_path: Path) -> None:
+    error = spec_error(tmp_path, CANDIDATES.replace("n_estimators:", "n_estimatorz:"),
+                       check=True)
+    assert error.key == "models.1.space.n_estimatorz"
+    assert "did you mean 'n_estimators'" in str(error)
+    assert error.line == 13
+
+
+def test_a_choice_the_estimator_refuses_is_refused_before_any_work(tmp_path: Path) -> None:
+    error = spec_error(tmp_path, CANDIDATES.replace("[null, balanced]", "[null, heavy]"),
+                       check=True)
+    assert error.key == "models.0.space.class_weight"
+    assert "'heavy' is refused" in str(error)
+
+
+@pytest.mark.parametrize(("body", "key", "words"), [
+    ("model: {estimator: svc}\n" + CANDIDATES, None, "not both"),
+    ("evaluate: {cv: 3}\n", None, "has neither"),
+    ("model: {estimator: svc}\ntune: {method: optuna}\n", "tune", "goes with models:"),
+    ("model:\n  estimator: svc\n  tune: {method: grid, params: {C: {low: 1, high: 2}}}\n",
+     "model.tune.params.C", "a range needs method: optuna"),
+    ("model:\n  estimator: svc\n  tune: {method: grid, n_trials: 5, params: {C: [1]}}\n",
+     "model.tune.n_trials", "applies to method: optuna"),
+    (CANDIDATES.replace("method: optuna", "method: random").replace(
+        ", n_trials: 8, timeout: 2m", ""), "models.0.space.C",
+     "a range needs tune.method: optuna"),
+    (CANDIDATES.replace("name: forest", "name: logistic_regression"), "models.1.name",
+     "also models.0's"),
+    (CANDIDATES.replace("timeout: 2m", "timeout: soon"), "tune.timeout", "'2m'"),
+    (CANDIDATES.replace("n_trials: 8", "n_jobs: 0"), "tune.n_jobs", "-1 for every core"),
+])
+def test_the_shape_of_model_models_and_tune(tmp_path: Path, body: str, key: str | None,
+                                            words: str) -> None:
+    error = spec_error(tmp_path, body)
+    assert error.key == key
+    assert words in str(error)
+
+
+def test_model_specs_keep_their_hash_and_their_single_candidate() -> None:
+    root = Path(__file__).resolve().parents[3]
+    loaded = load_spec(root / "examples" / "breast_cancer" / "pipeline.yaml")
+    assert "models" not in loaded.identity and "tune" not in loaded.identity
+    (only,) = loaded.spec.candidates()
+    assert (only.name, only.key, only.space) == ("logistic_regression", "model", {})
+    assert loaded.spec.search() is None
+
+
+# ---------------------------------------------------------------------------- search
+@pytest.fixture(scope="module")
+def data() -> tuple[pd.DataFrame, pd.Series]:
+    X, y = make_classification(n_samples=240, n_features=8, n_informative=4, random_state=3)
+    return pd.DataFrame(X, columns=[f"x{i}" for i in range(8)]), pd.Series(y, name="y")
+
+
+def pipe(estimator: Any) -> Pipeline:
+    return Pipeline([("scale", StandardScaler()), ("model", estimator)])
+
+
+def space(**params: Any) -> dict[str, Any]:
+    return dict(TuneSpec.model_validate({"method": "optuna", "params": params}).params)
+
+
+def logistic(name: str = "logistic") -> SearchCandidate:
+    return SearchCandidate(name, "logistic_regression", pipe(LogisticRegression(max_iter=500)),
+                           space(C={"low": 1e-5, "high": 10.0, "log": True},
+                                 fit_intercept=[True, False]))
+
+
+def search(data: Any, candidates: list[SearchCandidate], **tune: Any) -> Any:
+    options = {"method": "optuna", "cv": 3, "n_trials": 10, **tune}
+    return run_search(candidates, *data, tune=TuneSpec.model_validate(options), seed=7,
+                      positive=1)
+
+
+def test_the_same_seed_gives_the_same_search(data: Any) -> None:
+    first = search(data, [logistic()])
+    again = search(data, [logistic()])
+    other = search(data, [logistic()], seed=8)
+    assert [(t.params, t.cv_mean, t.state) for t in first.trials] == \
+        [(t.params, t.cv_mean, t.state) for t in again.trials]
+    assert first.best == again.best
+    assert [t.params for t in other.trials] != [t.params for t in first.trials]
+    assert list(first.model[-1].coef_[0]) == list(again.model[-1].coef_[0])
+
+
+def test_a_search_past_its_time_budget_stops_and_keeps_its_best(data: Any) -> None:
+    nb = SearchCandidate("bayes", "naive_bayes", pipe(GaussianNB()),
+                         space(var_smoothing={"low": 1e-12, "high": 1e-3, "log": True}))
+    result = search(data, [logistic(), nb], n_trials=1000, timeout=0.001)
+    record = result.record
+    assert record["stopped_by"] == "timeout"
+    assert 2 <= len(result.trials) < 1000
+    assert {t.candidate for t in result.trials} == {"logistic", "bayes"}  # each tried once
+    assert all(t.state == "complete" for t in result.trials)
+    assert record["best"]["cv_mean"] == max(t.cv_mean for t in result.trials)
+    assert result.model.predict(data[0]).shape == (240,)  # refitted, usable
+
+
+def test_pruning_stops_trials_that_lag_and_records_them(data: Any) -> None:
+    result = search(data, [logistic()], n_trials=30)
+    pruned = [t for t in result.trials if t.state == "pruned"]
+    assert pruned, [t.state for t in result.trials]
+    assert all(t.cv_mean is None and 0 < len(t.scores) < 3 for t in pruned)
+    assert result.record["candidates"][0]["pruned"] == len(pruned)
+    unpruned = search(data, [logistic()], n_trials=30, pruning=False)
+    assert {t.state for t in unpruned.trials} == {"complete"}
+
+
+@pytest.mark.parametrize(("metric", "direction"), [("f1", "maximize"),
+                                                    ("log_loss", "minimize")])
+def test_the_best_candidate_wins_by_the_metrics_direction(data: Any, metric: str,
+                                                          direction: str) -> None:
+    dummy = SearchCandidate("dummy", "dummy", pipe(DummyClassifier(strategy="prior")),
+                            space(strategy=["prior", "stratified"]))
+    result = search(data, [dummy, logistic()], metric=metric, n_trials=6)
+    record = result.record
+    assert record["direction"] == direction
+    rows = {row["name"]: row for row in record["candidates"]}
+    assert rows["dummy"]["trials"] == rows["logistic"]["trials"] == 3  # taken in turn
+    assert record["best"]["candidate"] == "logistic"
+    better = min if direction == "minimize" else max
+    assert record["best"]["cv_mean"] == better(r["cv_mean"] for r in rows.values()
+                                               if r["cv_mean"] is not None)
+    if metric == "log_loss":
+        assert 0 < rows["logistic"]["cv_mean"] < rows["dummy"]["cv_mean"]  # positive units
+    assert isinstance(result.model[-1], LogisticRegression)
+
+
+def test_failed_trials_are_recorded_and_every_failure_is_an_error(data: Any) -> None:
+    bad = SearchCandidate("bad", "logistic_regression",
+                          pipe(LogisticRegression(solver="lbfgs")),
+                          space(penalty=["l1"]))  # lbfgs cannot do l1: each trial fails
+    result = search(data, [bad, logistic()], n_trials=4)
+    failed = [t for t in result.trials if t.candidate == "bad"]
+    assert {t.state for t in failed} == {"failed"} and "l1" in failed[0].error
+    assert result.record["best"]["candidate"] == "logistic"
+    from conveyor.errors import DataError
+
+    with pytest.raises(DataError, match="every trial of the search failed"):
+        search(data, [bad], n_trials=2)
+
+
+def test_the_search_record_keeps_the_contract(data: Any) -> None:
+    record = search(data, [logistic()], n_trials=4).record
+    assert {"method", "metric", "direction", "cv", "n_trials", "stopped_by", "best",
+            "candidates", "trials"} <= set(record)
+    assert set(record["best"]) >= {"candidate", "params", "cv_mean", "cv_std"}
+    assert set(record["candidates"][0]) >= {"name", "estimator", "best_params", "cv_mean",
+                                            "cv_std", "trials"}
+    assert set(record["trials"][0]) >= {"number", "candidate", "params", "cv_mean", "cv_std",
+                                        "state", "seconds"}
+    assert history_plot(record).startswith(b"\x89PNG")
+
+
+def test_grid_search_finds_what_fit_model_finds(data: Any) -> None:
+    grid = {"C": [0.01, 1.0, 10.0]}
+    tune = TuneSpec(method="grid", params=grid, cv=3)
+    candidate = SearchCandidate("logistic", "logistic_regression",
+                                pipe(LogisticRegression(max_iter=500)), grid)
+    result = run_search([candidate], *data, tune=tune, seed=7, positive=1)
+    _, facts = fit_model(pipe(LogisticRegression(max_iter=500)), *data, tune=tune, seed=7,
+                         positive=1)
+    assert result.best["params"] == facts["best_params"]
+    assert result.best["cv_mean"] == pytest.approx(facts["cv_best_f1"])
+    assert result.record["stopped_by"] == "exhausted" and len(result.trials) == 3
