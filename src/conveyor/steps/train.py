@@ -1,5 +1,5 @@
 """train: preprocessing and estimator as one sklearn Pipeline, optionally tuned, fitted on the
-training split only, saved in MLflow's format to the Store and logged to the MLflow run."""
+training split only, saved once in MLflow's format, logged to the MLflow run, kept in the Store."""
 
 from __future__ import annotations
 
@@ -66,11 +66,11 @@ class TrainStep(BaseStep):
                                 classes=getattr(model, "classes_", None),
                                 target=spec.schema_.target)
         extra = {PROFILE_FILE: profile_bytes(profile)}
+        # saved once: the folder logged to MLflow is the one the Store keeps (ADR 0043)
         folder = ctx.scratch / "model"
-        ctx.tracker.save_sklearn_model(model, example, folder, extra_files=extra)
+        logged = ctx.tracker.log_sklearn_model(model, example, extra_files=extra, folder=folder)
         ref = ctx.store.put_dir(ctx.output_uri("model"), folder)
         ctx.store.remember(ref, model)
-        logged = ctx.tracker.log_sklearn_model(model, example, extra_files=extra)
         info = {**facts, **logged, "estimator": type(model[-1]).__name__,
                 "classes": [c.item() if hasattr(c, "item") else c for c in model.classes_]}
         metrics = {k: v for k, v in facts.items() if k.startswith("cv_")}

@@ -9,6 +9,7 @@ them and restores them afterwards (docs/decisions/0026-promotion-layer-and-scope
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -26,6 +27,7 @@ from typing import Any
 
 from conveyor.errors import TrackingError
 from conveyor.store import home_dir
+from conveyor.tracking.template import seed_database
 
 __all__ = ["RUN_TAG", "Tracker", "default_tracking_uri", "flatten", "mlflow_scope", "one_line"]
 
@@ -250,6 +252,9 @@ class Tracker:
                 fcntl.flock(handle, fcntl.LOCK_EX)
             except ImportError:  # pragma: no cover - no flock on Windows
                 pass
+            # A new database starts as a copy of the migrated template (ADR 0043), not by
+            # running MLflow's migrations again in every home.
+            seed_database(database)
             client = _ScopedClient(MlflowClient(tracking_uri=self.uri, registry_uri=self.uri))
             try:
                 client.search_experiments(max_results=1)
@@ -404,48 +409,69 @@ class Tracker:
 
     # ------------------------------------------------------------------ models
     def log_sklearn_model(self, model: Any, example: Any, *, name: str = "model",
-                          extra_files: Mapping[str, bytes] | None = None) -> dict[str, str]:
-        """Log an sklearn model with signature and input example to the attached run.
+                          extra_files: Mapping[str, bytes] | None = None,
+                          folder: Path | None = None) -> dict[str, str]:
+        """Save an sklearn model once, in MLflow's format, and log that folder to the run.
 
-        ``extra_files`` (file name -> bytes) are added to the logged model's own folder, so a
-        registered version downloads them with the model and its digest covers them (the
-        reference profile, docs/decisions/0035).
+        The model is serialised once (skops, signature, input example, explicit
+        requirements) into ``folder`` with the logged model's ids in its ``MLmodel``, and the
+        same files become the run's logged model: a caller that keeps ``folder`` (train puts
+        it in the Store) holds byte for byte what the registry serves
+        (docs/decisions/0043-first-run-cost.md; it replaces 0009's second save).
+        ``extra_files`` (file name -> bytes) are written into the folder, so a registered
+        version downloads them with the model and its digest covers them (the reference
+        profile, docs/decisions/0035).
+
+        Args:
+            folder: where to save the model (must not exist); a temporary folder if ``None``.
 
         Returns:
             ``model_uri`` (``models:/<model_id>``) and ``model_id``.
         """
-        import mlflow.sklearn
-        from mlflow.models import infer_signature
+        from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+        from mlflow.models import Model
 
         run_id = self._need_run()
-        signature = infer_signature(example, model.predict(example))
+        client = self.client
         try:
             # Created here so the logged model lands in the run's experiment (MLflow would
             # otherwise use the fluent "active" experiment: Default, under ./mlruns).
-            logged = self.client.create_logged_model(
+            logged = client.create_logged_model(
                 experiment_id=self.experiment_id, name=name, source_run_id=run_id)
-            with mlflow_scope(self.uri), _skops_quietly():
-                info = mlflow.sklearn.log_model(
-                    model, name=name, run_id=run_id, model_id=logged.model_id,
-                    signature=signature, input_example=example,
-                    pip_requirements=_pip_requirements(model),
-                    skops_trusted_types=_trusted_types(model),
-                )
-            if extra_files:
-                with tempfile.TemporaryDirectory(prefix="conveyor-extra-") as tmp:
-                    for file_name, data in extra_files.items():
-                        (Path(tmp) / file_name).write_bytes(data)
-                    self.client.log_model_artifacts(logged.model_id, tmp)
         except Exception as exc:
             raise TrackingError(f"logging the model to MLflow at {self.uri} failed: "
                                 f"{one_line(exc)}") from exc
-        return {"model_uri": info.model_uri, "model_id": info.model_id or ""}
+        model_id = logged.model_id
+        try:
+            with contextlib.ExitStack() as stack:
+                if folder is None:
+                    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(
+                        prefix="conveyor-model-"))) / name
+                # what mlflow.sklearn.log_model records in MLmodel, written once
+                described = Model(artifact_path=logged.artifact_location, model_uuid=model_id,
+                                  run_id=run_id, model_id=model_id)
+                self.save_sklearn_model(model, example, Path(folder), extra_files=extra_files,
+                                        mlflow_model=described)
+                client.log_outputs(run_id, [LoggedModelOutput(model_id, step=0)])
+                client.log_model_artifacts(model_id, str(folder))
+        except Exception as exc:
+            with contextlib.suppress(Exception):  # the failure below is the one to report
+                client.finalize_logged_model(model_id, LoggedModelStatus.FAILED)
+            if isinstance(exc, TrackingError):
+                raise
+            raise TrackingError(f"logging the model to MLflow at {self.uri} failed: "
+                                f"{one_line(exc)}") from exc
+        self._call("finishing the logged model", client.finalize_logged_model, model_id,
+                   LoggedModelStatus.READY)
+        return {"model_uri": f"models:/{model_id}", "model_id": model_id}
 
     @staticmethod
     def save_sklearn_model(model: Any, example: Any, path: Path,
-                           extra_files: Mapping[str, bytes] | None = None) -> None:
-        """Save an sklearn model in MLflow's format to a local folder (for the Store), with
-        ``extra_files`` (file name -> bytes) beside its files."""
+                           extra_files: Mapping[str, bytes] | None = None, *,
+                           mlflow_model: Any = None) -> None:
+        """Save an sklearn model in MLflow's format to a local folder, with ``extra_files``
+        (file name -> bytes) beside its files; ``mlflow_model`` (an ``mlflow.models.Model``)
+        carries the ids of a logged model into ``MLmodel``."""
         _import_mlflow()
         import mlflow.sklearn
         from mlflow.models import infer_signature
@@ -454,7 +480,8 @@ class Tracker:
         try:
             with mlflow_scope(), _skops_quietly():
                 mlflow.sklearn.save_model(
-                    model, str(path), signature=signature, input_example=example,
+                    model, str(path), mlflow_model=mlflow_model, signature=signature,
+                    input_example=example,
                     pip_requirements=_pip_requirements(model),
                     skops_trusted_types=_trusted_types(model),
                 )
