@@ -29,7 +29,8 @@ from conveyor.errors import TrackingError
 from conveyor.store import home_dir
 from conveyor.tracking.template import seed_database
 
-__all__ = ["RUN_TAG", "Tracker", "default_tracking_uri", "flatten", "mlflow_scope", "one_line"]
+__all__ = ["RUN_TAG", "Tracker", "default_tracking_uri", "flatten", "import_skops", "mlflow_scope",
+           "one_line"]
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,38 @@ def _skops_quietly() -> Iterator[None]:
         yield
 
 
+# Importing skops.io builds its list of trusted scikit-learn types with sklearn's
+# all_estimators(), which walks every sklearn package and so imports pytest (through
+# sklearn.utils._testing) and dask.array (sklearn.externals.array_api_compat.dask): about 40 %
+# of skops' import, ~0.7 s here, and the list needs neither. See import_skops.
+_SKOPS_UNNEEDED = ("pytest", "dask")
+_SKOPS_LOCK = threading.Lock()
+
+
+def import_skops() -> Any:
+    """``skops.io``, imported without the packages its type scan drags in but does not need.
+
+    While ``skops.io`` is first imported, those of :data:`_SKOPS_UNNEEDED` not imported yet are
+    unimportable (``sys.modules[name] = None``): ``pkgutil.walk_packages`` skips a package that
+    fails to import and sklearn's testing helpers do without pytest, so skops' list of
+    trusted types is the same (tests/unit/test_import_costs.py checks it). They are importable
+    again as soon as skops is loaded; a process that already uses them is left alone.
+    """
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    with _SKOPS_LOCK:
+        blocked = [name for name in _SKOPS_UNNEEDED if name not in sys.modules]
+        for name in blocked:
+            sys.modules[name] = None  # type: ignore[assignment]
+        try:
+            import skops.io
+        finally:
+            for name in blocked:
+                if name in sys.modules and sys.modules[name] is None:
+                    del sys.modules[name]
+    return skops.io
+
+
 def _trusted_types(model: Any) -> list[str]:
     """The skops types of a model *we just trained*, to record as trusted in its flavour.
 
@@ -193,9 +226,8 @@ def _trusted_types(model: Any) -> list[str]:
     forests) unless the saver lists them. Only models Conveyor trained in this process are
     saved, and every later load checks the content hash recorded at save time first.
     """
-    import skops.io
-
-    return sorted({"numpy.dtype", *skops.io.get_untrusted_types(data=skops.io.dumps(model))})
+    skops_io = import_skops()
+    return sorted({"numpy.dtype", *skops_io.get_untrusted_types(data=skops_io.dumps(model))})
 
 
 def _pip_requirements(model: Any = None) -> list[str]:
