@@ -93,8 +93,9 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MiB) of one process and the children it waited for."""
+def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS in MiB, CPU seconds) of one process and the children it
+    waited for. CPU seconds (user + system) vary less than wall time on a shared machine."""
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
@@ -103,7 +104,7 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]
     err = proc.stderr.read().decode() if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({status}):\n{err[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -134,20 +135,22 @@ def main() -> int:
             spec.write_text(SPEC.format(data=data.as_uri()))
             results[rows] = {"rows": rows, "csv_mib": round(data.stat().st_size / 2**20, 1),
                              "data_mib": round(int(made.stdout.strip()) / 2**20, 1),
-                             "seconds": [], "peak_mib": []}
+                             "seconds": [], "cpu_seconds": [], "peak_mib": []}
         for round_index in range(args.rounds):
             # interleaved: each round runs every size once, the order rotating
             order = sizes[round_index % len(sizes):] + sizes[:round_index % len(sizes)]
             for rows in order:
                 home = scratch / f"home-{rows}-{round_index}"
-                seconds, peak = timed(
+                seconds, peak, cpu = timed(
                     [conveyor, "run", str(scratch / f"rows-{rows}.yaml"), "--quiet"],
                     _env(CONVEYOR_HOME=str(home), **cache), scratch)
                 shutil.rmtree(home, ignore_errors=True)
                 results[rows]["seconds"].append(round(seconds, 2))
                 results[rows]["peak_mib"].append(round(peak))
+                results[rows]["cpu_seconds"].append(round(cpu, 2))
                 print(f"round {round_index + 1}: {rows:>9,} rows  {seconds:7.2f}s  "
-                      f"peak {peak:6.0f} MiB  (load {os.getloadavg()[0]:.1f})", flush=True)
+                      f"cpu {cpu:6.2f}s  peak {peak:6.0f} MiB  "
+                      f"(load {os.getloadavg()[0]:.1f})", flush=True)
     finally:
         if args.keep is None:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -155,11 +158,13 @@ def main() -> int:
     smallest = results[sizes[0]]
     base_s = statistics.median(smallest["seconds"])
     base_mib = statistics.median(smallest["peak_mib"])
-    print(f"\n{'rows':>10} {'csv MiB':>8} {'data MiB':>9} {'median s':>9} {'s/row vs first':>15} "
+    print(f"\n{'rows':>10} {'csv MiB':>8} {'data MiB':>9} {'median s':>9} {'cpu s':>7} "
+          f"{'µs/extra row':>13} "
           f"{'peak MiB':>9} {'peak/data':>10} {'Δpeak/Δdata':>12}")
     for rows in sizes:
         r = results[rows]
         r["median_seconds"] = statistics.median(r["seconds"])
+        r["median_cpu_seconds"] = statistics.median(r["cpu_seconds"])
         r["median_peak_mib"] = statistics.median(r["peak_mib"])
         r["peak_over_data"] = round(r["median_peak_mib"] / r["data_mib"], 2)
         grown = r["data_mib"] - smallest["data_mib"]
@@ -170,7 +175,8 @@ def main() -> int:
         r["extra_us_per_extra_row"] = (round((r["median_seconds"] - base_s) / extra_rows * 1e6,
                                              2) if extra_rows else None)
         print(f"{rows:>10,} {r['csv_mib']:>8} {r['data_mib']:>9} {r['median_seconds']:>9.2f} "
-              f"{r['extra_us_per_extra_row'] or '-'!s:>15} {r['median_peak_mib']:>9.0f} "
+              f"{r['median_cpu_seconds']:>7.2f} {r['extra_us_per_extra_row'] or '-'!s:>13} "
+              f"{r['median_peak_mib']:>9.0f} "
               f"{r['peak_over_data']:>10} {r['extra_peak_over_extra_data'] or '-'!s:>12}")
     now = datetime.now(UTC)
     out = {"benchmark": "scale_rows", "date": now.isoformat(timespec="seconds"),

@@ -29,8 +29,8 @@ from conveyor.errors import TrackingError
 from conveyor.store import home_dir
 from conveyor.tracking.template import seed_database
 
-__all__ = ["RUN_TAG", "Tracker", "default_tracking_uri", "flatten", "import_skops", "mlflow_scope",
-           "one_line"]
+__all__ = ["RUN_TAG", "Tracker", "dataset_schema", "default_tracking_uri", "flatten",
+           "import_skops", "mlflow_scope", "one_line"]
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def import_skops() -> Any:
     While ``skops.io`` is first imported, those of :data:`_SKOPS_UNNEEDED` not imported yet are
     unimportable (``sys.modules[name] = None``): ``pkgutil.walk_packages`` skips a package that
     fails to import and sklearn's testing helpers do without pytest, so skops' list of
-    trusted types is the same (tests/unit/test_import_costs.py checks it). They are importable
+    trusted types is the same (tests/unit/test_library_slow_paths.py checks it). They are importable
     again as soon as skops is loaded; a process that already uses them is left alone.
     """
     if "skops.io" in sys.modules:
@@ -228,6 +228,24 @@ def _trusted_types(model: Any) -> list[str]:
     """
     skops_io = import_skops()
     return sorted({"numpy.dtype", *skops_io.get_untrusted_types(data=skops_io.dumps(model))})
+
+
+def dataset_schema(frame: Any) -> Any:
+    """The MLflow schema of a table, as ``mlflow.data.from_pandas`` infers it, in vectorised
+    time.
+
+    MLflow decides whether each column is ``required`` (has no missing value) by calling a
+    Python function on every cell: about 10 µs a cell here, a minute for 1M rows × 20
+    columns, the largest cost of a big run. ``Series.isna().any()`` gives the same answer
+    (None, NaN, ``pd.NA`` and ``NaT`` count as missing in both); each column's type is still
+    MLflow's own inference.
+    """
+    from mlflow.types import ColSpec, Schema
+    from mlflow.types.utils import _infer_pandas_column
+
+    return Schema([ColSpec(type=_infer_pandas_column(frame[column]), name=column,
+                           required=not bool(frame[column].isna().any()))
+                   for column in frame.columns])
 
 
 def _pip_requirements(model: Any = None) -> list[str]:
@@ -425,6 +443,7 @@ class Tracker:
             dataset = mlflow.data.from_pandas(
                 frame, source=source if known else CodeDatasetSource(tags={"uri": source}),
                 name=name, targets=targets, digest=digest[:36])
+            dataset.__dict__["schema"] = dataset_schema(frame)  # its cached_property, filled
             entity = dataset._to_mlflow_entity()
         except Exception as exc:
             raise TrackingError(f"describing dataset {name!r} for MLflow failed: "

@@ -1,4 +1,5 @@
-"""What a first run imports only because a library drags it in (ADR 0043)."""
+"""Costs a run pays only because a library takes a slow path (ADR 0043): what skops'
+import drags in, and MLflow's per-cell scan of a dataset's schema."""
 
 from __future__ import annotations
 
@@ -27,3 +28,22 @@ def test_skops_is_imported_without_pytest_and_dask_and_trusts_the_same_types() -
     assert plain_loaded == ["dask", "pytest"]  # what skops' type scan drags in by itself
     assert ours_loaded == []  # ... and not through import_skops; both import fine afterwards
     assert len(ours) > 100 and ours == plain  # the same trusted scikit-learn types
+
+
+def test_the_dataset_schema_is_mlflows_own_inference() -> None:
+    import numpy as np
+    import pandas as pd
+    from mlflow.types.utils import _infer_schema
+
+    from conveyor.tracking.tracker import dataset_schema
+
+    frame = pd.DataFrame({
+        "full": [1.0, 2.0, 3.0, 4.0], "nan": [1.0, np.nan, 3.0, 4.0],
+        "ints": [1, 2, 3, 4], "text": ["a", None, "c", "d"], "words": ["a", "b", "c", "d"],
+        "flags": [True, False, True, True],
+        "when": pd.to_datetime(["2026-01-01", None, "2026-01-03", "2026-01-04"]),
+        "nullable": pd.array([1, None, 3, 4], dtype="Int64")})
+    ours, mlflows = dataset_schema(frame), _infer_schema(frame)
+    assert ours.to_dict() == mlflows.to_dict()
+    assert [c["required"] for c in ours.to_dict()] == [True, False, True, False, True, True,
+                                                      False, False]
