@@ -82,14 +82,25 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+_CPU: dict[str, float] = {}  # CPU seconds (user + system) of the last _timed command
+
+
 def _timed(command: list[str], *, env: dict[str, str], cwd: Path, what: str) -> tuple[float, str]:
+    """Wall seconds and stdout of one process; its CPU seconds go to ``_CPU["last"]`` (they
+    vary less than wall time when other work shares the machine)."""
     started = time.perf_counter()
-    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=240, check=False)
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"{what} failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return elapsed, done.stdout
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        sys.exit(f"{what} failed (exit {code}):\n{stdout}\n{stderr}")
+    _CPU["last"] = usage.ru_utime + usage.ru_stime
+    return elapsed, stdout
 
 
 def _conveyor_metrics(home: Path) -> tuple[dict[str, float], dict[str, str]]:
@@ -122,16 +133,19 @@ def run_round(index: int, *, conveyor: str, data: Path, scratch: Path) -> dict[s
         times["baseline"], _ = _timed(
             [sys.executable, str(BASELINE), "--data", str(data), "--home", str(base_home)],
             env=_env(), cwd=cwd, what="baseline")
+        times["cpu_baseline"] = _CPU["last"]
         metrics = json.loads((base_home / "export" / "metrics.json").read_text())
         times["_baseline_test_f1"] = metrics["test_f1"]
 
     def conveyor_first_then_cached() -> None:
         times["first"], _ = _timed(run_cmd, env=conv_env, cwd=cwd, what="conveyor first run")
+        times["cpu_first"] = _CPU["last"]
         metrics, statuses = _conveyor_metrics(conv_home)
         if any(s == "cached" for s in statuses.values()):
             sys.exit(f"round {index}: the first run used the cache: {statuses}")
         times["_conveyor_test_f1"] = metrics["test_f1"]
         times["cached"], _ = _timed(run_cmd, env=conv_env, cwd=cwd, what="conveyor cached run")
+        times["cpu_cached"] = _CPU["last"]
         _, statuses = _conveyor_metrics(conv_home)
         expected = {"validate", "split", "train", "evaluate", "gate"}
         missed = sorted(s for s in expected if statuses.get(s) != "cached")
@@ -142,6 +156,7 @@ def run_round(index: int, *, conveyor: str, data: Path, scratch: Path) -> dict[s
         times["plain"], _ = _timed(
             [sys.executable, str(PLAIN), "--data", str(data), "--out", str(plain_out)],
             env=_env(), cwd=cwd, what="plain script")
+        times["cpu_plain"] = _CPU["last"]
         metrics = json.loads((plain_out / "metrics.json").read_text())
         times["_plain_test_f1"] = metrics["test_f1"]
 
@@ -215,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     cached_plain = median["cached"] / median["plain"]
     paired_first_plain = statistics.median(r["first"] / r["plain"] for r in rounds)
     paired_cached_plain = statistics.median(r["cached"] / r["plain"] for r in rounds)
+    cpu = {k: statistics.median(r[f"cpu_{k}"] for r in rounds) for k in ("plain", "baseline",
+                                                                         "first", "cached")}
     now = datetime.now(UTC)
     result = {
         "benchmark": "breast_cancer",
@@ -224,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": rounds,
         "median_seconds": {k: round(v, 3) for k, v in median.items()},
         "template_build_seconds": round(template_seconds, 3),
+        "median_cpu_seconds": {k: round(v, 3) for k, v in cpu.items()},
+        "cpu_ratio_first_over_plain": round(cpu["first"] / cpu["plain"], 3),
+        "cpu_ratio_cached_over_plain": round(cpu["cached"] / cpu["plain"], 3),
         "ratio_first_over_plain": round(first_plain, 3),
         "ratio_cached_over_plain": round(cached_plain, 3),
         "ratio_first_over_baseline": round(first_ratio, 3),
@@ -268,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cached / plain   = {cached_plain:.2f}  "
           f"({verdict(cached_plain, TARGET_CACHED_PLAIN)} target <= {TARGET_CACHED_PLAIN}; "
           f"median of rounds {paired_cached_plain:.2f})")
+    print(f"CPU seconds (user + system), medians: plain {cpu['plain']:.2f} · first "
+          f"{cpu['first']:.2f} · cached {cpu['cached']:.2f} -> first/plain "
+          f"{cpu['first'] / cpu['plain']:.2f}, cached/plain {cpu['cached'] / cpu['plain']:.2f}")
     print(f"first / baseline = {first_ratio:.2f}  ({verdict(first_ratio, TARGET_FIRST)} "
           f"target <= {TARGET_FIRST})")
     print(f"cached / first   = {cached_ratio:.2f}  ({verdict(cached_ratio, TARGET_CACHED)} "

@@ -12,8 +12,8 @@ Conveyor once.
 "In-memory size" is ``DataFrame.memory_usage(deep=True)`` of the CSV as pandas reads it. A
 process that imported pandas, scikit-learn and MLflow holds ~400 MiB before it reads a byte,
 so besides peak / size the report gives (peak - peak of the smallest size) / (size - size of
-the smallest), the memory the data itself costs. Issue 11's targets: time linear in rows,
-peak memory <= 3x the data's size.
+the smallest), the memory the data itself costs, and the peak while each step ran. Issue
+11's targets: time linear in rows, peak memory <= 3x the data's size.
 
 The inputs are generated in child processes: Linux counts the memory a child was forked with
 in its ``ru_maxrss``, so generating 1M rows in this process would inflate every figure.
@@ -93,18 +93,59 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, float]:
-    """(wall seconds, peak RSS in MiB, CPU seconds) of one process and the children it
-    waited for. CPU seconds (user + system) vary less than wall time on a shared machine."""
+def _rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, float,
+                                                                  dict[str, float]]:
+    """(wall seconds, peak RSS in MiB, CPU seconds, peak RSS while each step ran) of one
+    ``conveyor run``. Peak RSS is ``ru_maxrss`` from ``os.wait4``; the per-step figures sample
+    ``/proc/PID/status`` every 0.1 s and give each sample to the step whose ``✓`` line comes
+    next (the first step's figure includes start-up: imports, spec, MLflow run). CPU seconds
+    (user + system) vary less than wall time on a shared machine."""
+    import re
+    import threading
+
+    marks: list[tuple[float, str]] = []
+
+    def read(stream) -> None:  # a text pipe
+        for line in stream:
+            found = re.match(r"\s*[✓↺·✗-]\s+(\w+)\s", line)
+            if found:
+                marks.append((time.perf_counter(), found.group(1)))
+
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({status}):\n{err[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=err,
+                                text=True)
+        reader = threading.Thread(target=read, args=(proc.stdout,), daemon=True)
+        reader.start()
+        samples: list[tuple[float, float]] = []
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            samples.append((time.perf_counter(), _rss_mib(proc.pid)))
+            time.sleep(0.1)
+        seconds = time.perf_counter() - started
+        reader.join(timeout=10)
+        if os.waitstatus_to_exitcode(status) != 0:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(cmd)} failed ({status}):\n"
+                             f"{err.read().decode()[-3000:]}")
+    by_step: dict[str, float] = {}
+    for at, mib in samples:
+        step = next((name for when, name in marks if when >= at), "end")
+        by_step[step] = max(by_step.get(step, 0.0), mib)
+    return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, {
+        k: round(v) for k, v in by_step.items()}
 
 
 def main() -> int:
@@ -141,16 +182,18 @@ def main() -> int:
             order = sizes[round_index % len(sizes):] + sizes[:round_index % len(sizes)]
             for rows in order:
                 home = scratch / f"home-{rows}-{round_index}"
-                seconds, peak, cpu = timed(
-                    [conveyor, "run", str(scratch / f"rows-{rows}.yaml"), "--quiet"],
+                seconds, peak, cpu, steps = timed(
+                    [conveyor, "run", str(scratch / f"rows-{rows}.yaml")],
                     _env(CONVEYOR_HOME=str(home), **cache), scratch)
                 shutil.rmtree(home, ignore_errors=True)
                 results[rows]["seconds"].append(round(seconds, 2))
                 results[rows]["peak_mib"].append(round(peak))
                 results[rows]["cpu_seconds"].append(round(cpu, 2))
+                results[rows].setdefault("peak_mib_by_step", []).append(steps)
                 print(f"round {round_index + 1}: {rows:>9,} rows  {seconds:7.2f}s  "
                       f"cpu {cpu:6.2f}s  peak {peak:6.0f} MiB  "
                       f"(load {os.getloadavg()[0]:.1f})", flush=True)
+                print(f"    peak MiB while each step ran: {steps}", flush=True)
     finally:
         if args.keep is None:
             shutil.rmtree(scratch, ignore_errors=True)
