@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -149,26 +151,34 @@ def conveyor_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 # ----------------------------------------------------------------------------- MLflow
 
+@pytest.fixture(scope="session", autouse=True)
+def conveyor_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One ``CONVEYOR_CACHE_DIR`` per session (each xdist worker has its own), set before any
+    other fixture runs, so Conveyor's MLflow template is built here, not in the user's cache."""
+    folder = tmp_path_factory.mktemp("conveyor-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONVEYOR_CACHE_DIR", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
-def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An MLflow SQLite database as first use leaves it, made once per session (ADR 0031).
+def mlflow_template(conveyor_cache: Path) -> Path:
+    """Conveyor's migrated MLflow template in the session's cache (ADR 0031, ADR 0043).
 
-    Creating one runs MLflow's Alembic migrations (about 4 s here); copying it takes
-    milliseconds. It is made by the installed MLflow, so its schema is the one every test
-    would have migrated to, and it holds only the Default experiment, as a fresh one does.
+    Built once by the installed MLflow (its Alembic migrations, about 4 s here); a home that
+    has no ``mlflow.db`` gets a copy from Conveyor itself. It holds MLflow's tables at the
+    schema's head revision and no experiment: MLflow adds its Default experiment when it
+    first opens a copy, as it does in a database it has just created.
     """
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from conveyor.tracking.template import ensure_template, mlflow_schema_head
 
-    folder = tmp_path_factory.mktemp("mlflow-template")
-    db = folder / "mlflow.db"
-    # the Default experiment's artifact root is written into the file: keep it in tmp
-    store = SqlAlchemyStore(f"sqlite:///{db}", (folder / "mlruns").as_uri())
-    try:
-        experiments = store.search_experiments()
-    finally:
-        store.engine.dispose()
-    assert [e.name for e in experiments] == ["Default"], experiments
-    return db
+    template = ensure_template()
+    assert template.is_relative_to(conveyor_cache), template
+    with closing(sqlite3.connect(template)) as db:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            (mlflow_schema_head(),)]
+        assert db.execute("SELECT COUNT(*) FROM experiments").fetchone() == (0,)
+    return template
 
 
 @pytest.fixture(autouse=True)

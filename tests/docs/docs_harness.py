@@ -508,6 +508,8 @@ class DocShells:
             client.create_bucket(Bucket=bucket)
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(_DROPPED_PREFIXES) and k not in _DROPPED}
+        if os.environ.get("CONVEYOR_CACHE_DIR"):  # the session's MLflow template (ADR 0043),
+            env["CONVEYOR_CACHE_DIR"] = os.environ["CONVEYOR_CACHE_DIR"]  # not the user's cache
         env.update({
             "PATH": f"{bin_dir()}{os.pathsep}{env.get('PATH', '')}",
             "WDBC_PATH": str(self.wdbc),

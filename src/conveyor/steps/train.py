@@ -1,5 +1,5 @@
 """train: preprocessing and estimator as one sklearn Pipeline, optionally tuned, fitted on the
-training split only, saved in MLflow's format to the Store and logged to the MLflow run."""
+training split only, saved once in MLflow's format, logged to the MLflow run, kept in the Store."""
 
 from __future__ import annotations
 
@@ -90,12 +90,12 @@ class TrainStep(BaseStep):
         profile = build_profile(X, list(X.columns), model.predict(X), classes=classes,
                                 target=spec.schema_.target)
         extra = {PROFILE_FILE: profile_bytes(profile)}
+        # saved once: the folder logged to MLflow is the one the Store keeps (ADR 0043)
         folder = ctx.scratch / "model"
-        ctx.tracker.save_sklearn_model(model, example, folder, extra_files=extra)
+        logged = ctx.tracker.log_sklearn_model(model, example, extra_files=extra, folder=folder)
         ref = ctx.store.put_dir(ctx.output_uri("model"), folder)
         outputs["model"] = ref
         ctx.store.remember(ref, model)
-        logged = ctx.tracker.log_sklearn_model(model, example, extra_files=extra)
         info = {**facts, **logged, "estimator": type(model[-1]).__name__, "task": task}
         if classes is not None:
             info["classes"] = [c.item() if hasattr(c, "item") else c for c in classes]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import TrackingError
-from conveyor.tracking.tracker import Tracker, _skops_quietly, one_line
+from conveyor.tracking.tracker import Tracker, _skops_quietly, import_skops, one_line
 
 __all__ = ["load_sklearn_folder", "read_mlmodel", "signature_inputs"]
 
@@ -71,13 +71,12 @@ def load_sklearn_folder(folder: Path) -> Any:
     mlmodel = read_mlmodel(folder)
     flavour = (mlmodel.get("flavors") or {}).get("sklearn") or {}
     if flavour.get("serialization_format") == "skops" and flavour.get("pickled_model"):
-        import skops.io
-
+        skops_io = import_skops()
         path = Path(folder) / str(flavour["pickled_model"])
         trusted = [str(t) for t in flavour.get("skops_trusted_types") or []]
         try:
             with _skops_quietly():
-                return skops.io.load(path, trusted=trusted)
+                return skops_io.load(path, trusted=trusted)
         except Exception as exc:
             raise TrackingError(f"loading the model from {folder} failed: {one_line(exc)}") \
                 from exc

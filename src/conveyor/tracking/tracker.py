@@ -9,6 +9,7 @@ them and restores them afterwards (docs/decisions/0026-promotion-layer-and-scope
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -26,8 +27,10 @@ from typing import Any
 
 from conveyor.errors import TrackingError
 from conveyor.store import home_dir
+from conveyor.tracking.template import seed_database
 
-__all__ = ["RUN_TAG", "Tracker", "default_tracking_uri", "flatten", "mlflow_scope", "one_line"]
+__all__ = ["RUN_TAG", "Tracker", "dataset_schema", "default_tracking_uri", "flatten",
+           "import_skops", "mlflow_scope", "one_line"]
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +187,38 @@ def _skops_quietly() -> Iterator[None]:
         yield
 
 
+# Importing skops.io builds its list of trusted scikit-learn types with sklearn's
+# all_estimators(), which walks every sklearn package and so imports pytest (through
+# sklearn.utils._testing) and dask.array (sklearn.externals.array_api_compat.dask): about 40 %
+# of skops' import, ~0.7 s here, and the list needs neither. See import_skops.
+_SKOPS_UNNEEDED = ("pytest", "dask")
+_SKOPS_LOCK = threading.Lock()
+
+
+def import_skops() -> Any:
+    """``skops.io``, imported without the packages its type scan drags in but does not need.
+
+    While ``skops.io`` is first imported, those of :data:`_SKOPS_UNNEEDED` not imported yet are
+    unimportable (``sys.modules[name] = None``): ``pkgutil.walk_packages`` skips a package that
+    fails to import and sklearn's testing helpers do without pytest, so skops' list of
+    trusted types is the same (tests/unit/test_library_slow_paths.py checks it). They are importable
+    again as soon as skops is loaded; a process that already uses them is left alone.
+    """
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    with _SKOPS_LOCK:
+        blocked = [name for name in _SKOPS_UNNEEDED if name not in sys.modules]
+        for name in blocked:
+            sys.modules[name] = None  # type: ignore[assignment]
+        try:
+            import skops.io
+        finally:
+            for name in blocked:
+                if name in sys.modules and sys.modules[name] is None:
+                    del sys.modules[name]
+    return skops.io
+
+
 def _trusted_types(model: Any) -> list[str]:
     """The skops types of a model *we just trained*, to record as trusted in its flavour.
 
@@ -191,9 +226,26 @@ def _trusted_types(model: Any) -> list[str]:
     forests) unless the saver lists them. Only models Conveyor trained in this process are
     saved, and every later load checks the content hash recorded at save time first.
     """
-    import skops.io
+    skops_io = import_skops()
+    return sorted({"numpy.dtype", *skops_io.get_untrusted_types(data=skops_io.dumps(model))})
 
-    return sorted({"numpy.dtype", *skops.io.get_untrusted_types(data=skops.io.dumps(model))})
+
+def dataset_schema(frame: Any) -> Any:
+    """The MLflow schema of a table, as ``mlflow.data.from_pandas`` infers it, in vectorised
+    time.
+
+    MLflow decides whether each column is ``required`` (has no missing value) by calling a
+    Python function on every cell: about 10 µs a cell here, a minute for 1M rows × 20
+    columns, the largest cost of a big run. ``Series.isna().any()`` gives the same answer
+    (None, NaN, ``pd.NA`` and ``NaT`` count as missing in both); each column's type is still
+    MLflow's own inference.
+    """
+    from mlflow.types import ColSpec, Schema
+    from mlflow.types.utils import _infer_pandas_column
+
+    return Schema([ColSpec(type=_infer_pandas_column(frame[column]), name=column,
+                           required=not bool(frame[column].isna().any()))
+                   for column in frame.columns])
 
 
 def _pip_requirements(model: Any = None) -> list[str]:
@@ -250,6 +302,9 @@ class Tracker:
                 fcntl.flock(handle, fcntl.LOCK_EX)
             except ImportError:  # pragma: no cover - no flock on Windows
                 pass
+            # A new database starts as a copy of the migrated template (ADR 0043), not by
+            # running MLflow's migrations again in every home.
+            seed_database(database)
             client = _ScopedClient(MlflowClient(tracking_uri=self.uri, registry_uri=self.uri))
             try:
                 client.search_experiments(max_results=1)
@@ -392,6 +447,7 @@ class Tracker:
             dataset = mlflow.data.from_pandas(
                 frame, source=source if known else CodeDatasetSource(tags={"uri": source}),
                 name=name, targets=targets, digest=digest[:36])
+            dataset.__dict__["schema"] = dataset_schema(frame)  # its cached_property, filled
             entity = dataset._to_mlflow_entity()
             if rows is not None:
                 entity._profile = json.dumps(
@@ -411,48 +467,69 @@ class Tracker:
 
     # ------------------------------------------------------------------ models
     def log_sklearn_model(self, model: Any, example: Any, *, name: str = "model",
-                          extra_files: Mapping[str, bytes] | None = None) -> dict[str, str]:
-        """Log an sklearn model with signature and input example to the attached run.
+                          extra_files: Mapping[str, bytes] | None = None,
+                          folder: Path | None = None) -> dict[str, str]:
+        """Save an sklearn model once, in MLflow's format, and log that folder to the run.
 
-        ``extra_files`` (file name -> bytes) are added to the logged model's own folder, so a
-        registered version downloads them with the model and its digest covers them (the
-        reference profile, docs/decisions/0035).
+        The model is serialised once (skops, signature, input example, explicit
+        requirements) into ``folder`` with the logged model's ids in its ``MLmodel``, and the
+        same files become the run's logged model: a caller that keeps ``folder`` (train puts
+        it in the Store) holds byte for byte what the registry serves
+        (docs/decisions/0043-first-run-cost.md; it replaces 0009's second save).
+        ``extra_files`` (file name -> bytes) are written into the folder, so a registered
+        version downloads them with the model and its digest covers them (the reference
+        profile, docs/decisions/0035).
+
+        Args:
+            folder: where to save the model (must not exist); a temporary folder if ``None``.
 
         Returns:
             ``model_uri`` (``models:/<model_id>``) and ``model_id``.
         """
-        import mlflow.sklearn
-        from mlflow.models import infer_signature
+        from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+        from mlflow.models import Model
 
         run_id = self._need_run()
-        signature = infer_signature(example, model.predict(example))
+        client = self.client
         try:
             # Created here so the logged model lands in the run's experiment (MLflow would
             # otherwise use the fluent "active" experiment: Default, under ./mlruns).
-            logged = self.client.create_logged_model(
+            logged = client.create_logged_model(
                 experiment_id=self.experiment_id, name=name, source_run_id=run_id)
-            with mlflow_scope(self.uri), _skops_quietly():
-                info = mlflow.sklearn.log_model(
-                    model, name=name, run_id=run_id, model_id=logged.model_id,
-                    signature=signature, input_example=example,
-                    pip_requirements=_pip_requirements(model),
-                    skops_trusted_types=_trusted_types(model),
-                )
-            if extra_files:
-                with tempfile.TemporaryDirectory(prefix="conveyor-extra-") as tmp:
-                    for file_name, data in extra_files.items():
-                        (Path(tmp) / file_name).write_bytes(data)
-                    self.client.log_model_artifacts(logged.model_id, tmp)
         except Exception as exc:
             raise TrackingError(f"logging the model to MLflow at {self.uri} failed: "
                                 f"{one_line(exc)}") from exc
-        return {"model_uri": info.model_uri, "model_id": info.model_id or ""}
+        model_id = logged.model_id
+        try:
+            with contextlib.ExitStack() as stack:
+                if folder is None:
+                    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(
+                        prefix="conveyor-model-"))) / name
+                # what mlflow.sklearn.log_model records in MLmodel, written once
+                described = Model(artifact_path=logged.artifact_location, model_uuid=model_id,
+                                  run_id=run_id, model_id=model_id)
+                self.save_sklearn_model(model, example, Path(folder), extra_files=extra_files,
+                                        mlflow_model=described)
+                client.log_outputs(run_id, [LoggedModelOutput(model_id, step=0)])
+                client.log_model_artifacts(model_id, str(folder))
+        except Exception as exc:
+            with contextlib.suppress(Exception):  # the failure below is the one to report
+                client.finalize_logged_model(model_id, LoggedModelStatus.FAILED)
+            if isinstance(exc, TrackingError):
+                raise
+            raise TrackingError(f"logging the model to MLflow at {self.uri} failed: "
+                                f"{one_line(exc)}") from exc
+        self._call("finishing the logged model", client.finalize_logged_model, model_id,
+                   LoggedModelStatus.READY)
+        return {"model_uri": f"models:/{model_id}", "model_id": model_id}
 
     @staticmethod
     def save_sklearn_model(model: Any, example: Any, path: Path,
-                           extra_files: Mapping[str, bytes] | None = None) -> None:
-        """Save an sklearn model in MLflow's format to a local folder (for the Store), with
-        ``extra_files`` (file name -> bytes) beside its files."""
+                           extra_files: Mapping[str, bytes] | None = None, *,
+                           mlflow_model: Any = None) -> None:
+        """Save an sklearn model in MLflow's format to a local folder, with ``extra_files``
+        (file name -> bytes) beside its files; ``mlflow_model`` (an ``mlflow.models.Model``)
+        carries the ids of a logged model into ``MLmodel``."""
         _import_mlflow()
         import mlflow.sklearn
         from mlflow.models import infer_signature
@@ -461,7 +538,8 @@ class Tracker:
         try:
             with mlflow_scope(), _skops_quietly():
                 mlflow.sklearn.save_model(
-                    model, str(path), signature=signature, input_example=example,
+                    model, str(path), mlflow_model=mlflow_model, signature=signature,
+                    input_example=example,
                     pip_requirements=_pip_requirements(model),
                     skops_trusted_types=_trusted_types(model),
                 )

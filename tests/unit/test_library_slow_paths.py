@@ -1,0 +1,49 @@
+"""Costs a run pays only because a library takes a slow path (ADR 0043): what skops'
+import drags in, and MLflow's per-cell scan of a dataset's schema."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+_TRUSTED = ("import json, sys; {imp}; "
+            "from skops.io._trusted_types import SKLEARN_ESTIMATOR_TYPE_NAMES as names; "
+            "loaded = sorted(m for m in ('pytest', 'dask') if m in sys.modules); "
+            "import dask, pytest; "
+            "print(json.dumps([sorted(names), loaded]))")
+
+
+def _fresh(imp: str) -> tuple[list[str], list[str]]:
+    done = subprocess.run([sys.executable, "-c", _TRUSTED.format(imp=imp)], capture_output=True,
+                          text=True, check=True, timeout=120)
+    names, loaded = json.loads(done.stdout.splitlines()[-1])
+    return names, loaded
+
+
+def test_skops_is_imported_without_pytest_and_dask_and_trusts_the_same_types() -> None:
+    ours, ours_loaded = _fresh("from conveyor.tracking.tracker import import_skops; "
+                               "import_skops()")
+    plain, plain_loaded = _fresh("import skops.io")
+    assert plain_loaded == ["dask", "pytest"]  # what skops' type scan drags in by itself
+    assert ours_loaded == []  # ... and not through import_skops; both import fine afterwards
+    assert len(ours) > 100 and ours == plain  # the same trusted scikit-learn types
+
+
+def test_the_dataset_schema_is_mlflows_own_inference() -> None:
+    import numpy as np
+    import pandas as pd
+    from mlflow.types.utils import _infer_schema
+
+    from conveyor.tracking.tracker import dataset_schema
+
+    frame = pd.DataFrame({
+        "full": [1.0, 2.0, 3.0, 4.0], "nan": [1.0, np.nan, 3.0, 4.0],
+        "ints": [1, 2, 3, 4], "text": ["a", None, "c", "d"], "words": ["a", "b", "c", "d"],
+        "flags": [True, False, True, True],
+        "when": pd.to_datetime(["2026-01-01", None, "2026-01-03", "2026-01-04"]),
+        "nullable": pd.array([1, None, 3, 4], dtype="Int64")})
+    ours, mlflows = dataset_schema(frame), _infer_schema(frame)
+    assert ours.to_dict() == mlflows.to_dict()
+    assert [c["required"] for c in ours.to_dict()] == [True, False, True, False, True, True,
+                                                      False, False]
