@@ -634,3 +634,38 @@ def monitor(model: str, *, window: str | None = None, input: PathLike | None = N
                      labels=None if labels is None else os.fspath(labels),
                      id_column=id_column, spec=loaded, store=store,
                      tracking_uri=tracking_uri, trigger=trigger)
+
+
+# --- issue 12: scheduled collection from an HTTP API (docs/decisions/0045) -----------------
+__all__ += ["collect"]
+
+
+def collect(spec: PathLike, interval: str | tuple[Any, Any] | None = None, *,
+            home: PathLike | None = None, sleep: Callable[[float], None] | None = None
+            ) -> Any:
+    """Collect one interval of a collection spec into its dataset, as ``conveyor collect``.
+
+    Args:
+        spec: the collection spec (a YAML file with a ``collect:`` section).
+        interval: ``"START/END"`` in ISO 8601, or two aware datetimes; default: the last
+            whole hour. Re-collecting an interval replaces its part of the dataset.
+        home: the embedded default's folder (the Store under ``home/artifacts``).
+        sleep: how retries wait (default ``time.sleep``).
+
+    Returns:
+        The :class:`~conveyor.sources.collect.CollectResult` (``fetched``, ``new``,
+        ``replaced``, ``skipped``, ``part_uri``, ``dataset_rows``).
+
+    Raises:
+        BadInputError: a bad spec or interval, a refused request (quota, key, a loop, an
+            off-origin link), the key's variable unset.
+        ConveyorRuntimeError: the API stayed unavailable through every retry.
+    """
+    with _home(home, *_folder(spec)):
+        from conveyor.sources.collect import collect as run_collect
+        from conveyor.sources.collect import load_collection, parse_interval
+
+        collection = load_collection(spec)
+        window = parse_interval(interval) if interval is None or isinstance(
+            interval, str) else interval
+        return run_collect(collection, window, sleep=sleep)

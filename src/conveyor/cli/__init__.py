@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from conveyor.airflow import cli as airflow_cli
+from conveyor.cli import collect as collect_cli
 from conveyor.cli import lab, monitor, registry, runs, score, serve, ui
 from conveyor.cli import run as run_cli
 from conveyor.cli.output import stderr as _stderr
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(sub)
     score.register(sub)
     monitor.register(sub)
+    collect_cli.register(sub)
     return parser
 
 
