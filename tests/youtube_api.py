@@ -189,11 +189,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
     server = YouTubeServer(port=args.port, comments={
-        "vid1": [comment("vid1", n, likes=n * 3, replies=n % 4) for n in range(150)],
-        "vid2": [comment("vid2", n, likes=n, replies=n % 2) for n in range(60)]},
-        disabled={"vid3"})
+        # the videos of examples/youtube_comments/collect.yaml
+        "jNQXAC9IVRw": [comment("jNQXAC9IVRw", n, likes=n * 3, replies=n % 4)
+                        for n in range(150)],
+        "dQw4w9WgXcQ": [comment("dQw4w9WgXcQ", n, likes=n, replies=n % 2) for n in range(60)]},
+        disabled={"9bZkp7q19f0"})
     server.start()
-    print(f"serving {server.url} (key {server.api_key})", flush=True)
+    print(f"serving {server.url}", flush=True)
     threading.Event().wait()
 
 
