@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import conveyor
 import conveyor.api
 from conveyor.cli import main
 from conveyor.sources.collect import load_collection, parse_interval, read_dataset
@@ -104,3 +105,22 @@ def test_the_default_interval_is_the_last_whole_hour() -> None:
 
     start, end = parse_interval(None, now=datetime(2026, 11, 30, 10, 42, tzinfo=UTC))
     assert (start.hour, end.hour, end.minute) == (9, 10, 0)
+
+
+def test_the_collected_source_reads_every_interval_or_says_to_collect_first(
+        api: YouTubeServer, tmp_path: Path) -> None:
+    from conveyor.sources import read_source
+    from conveyor.sources.collect import CollectedSource
+
+    source = CollectedSource(source="collected", collection=str(EXAMPLE))
+    with pytest.raises(conveyor.BadInputError, match=r"_dataset: 0 collected rows in 0 "
+                       r"interval\(s\), data.min_rows is 1; run `conveyor collect .*collect"
+                       r"\.yaml` first"):
+        read_source(source, tmp_path)
+    conveyor.api.collect(EXAMPLE, H10)
+    api.comments[VIDEOS[1]].append(comment(VIDEOS[1], 77, likes=3))
+    conveyor.api.collect(EXAMPLE, H11)
+    frame, facts = read_source(source, tmp_path)
+    assert len(frame) == 161 and frame["id"].is_unique and facts["intervals"] == 2
+    assert {"text_length", "reply_count", "age_hours", "video_id", "log1p_likes"} <= set(
+        frame.columns)
