@@ -4,7 +4,8 @@ local YouTube server, with the CLI between them, deduplicated and replaced on a 
 Two ``airflow dags test`` runs with different logical dates (each keyed by its hourly data
 interval), a ``conveyor collect`` of the second interval before the DAG collects it again
 (replaced: the CLI and the DAG key an interval alike), and a CLI re-run of the first. The
-API key reaches the API and nothing else: not the task logs, the metadata DB or the Store.
+API key (from the environment, then from an Airflow connection) reaches the API and nothing
+else: not the task logs, the metadata DB or the Store.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from airflow_harness import REPO, AirflowHome
@@ -49,8 +51,8 @@ def test_hourly_intervals_dedup_and_replace(airflow_home: AirflowHome, api: YouT
     airflow_home.reserialize(extra_env=extra)
     assert DAG in airflow_home.dag_ids(), airflow_home.import_errors()
 
-    def dags_test(logical_date: str) -> dict[str, object]:
-        done = airflow_home.run("dags", "test", DAG, logical_date, extra_env=extra,
+    def dags_test(logical_date: str, env: dict[str, str]) -> dict[str, object]:
+        done = airflow_home.run("dags", "test", DAG, logical_date, extra_env=env,
                                 check=False)
         output = done.stdout + done.stderr
         assert done.returncode == 0, output[-4000:]
@@ -59,18 +61,18 @@ def test_hourly_intervals_dedup_and_replace(airflow_home: AirflowHome, api: YouT
         assert airflow_home.task_instances(DAG, run_id)["collect"]["state"] == "success"
         return airflow_home.xcom(DAG, run_id, "collect")  # type: ignore[return-value]
 
-    def cli(interval: str) -> dict[str, object]:
+    def cli(interval: str, code: int = 0) -> Any:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CONVEYOR_", "MLFLOW_"))}
         done = subprocess.run(
             [sys.executable, "-m", "conveyor.cli", "collect", str(pipelines / "collect.yaml"),
              "--interval", interval, "--json"],
             env={**env, **extra, "CONVEYOR_HOME": str(home)}, capture_output=True, text=True,
             timeout=120, check=False)
-        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.returncode == code, done.stdout + done.stderr
         assert API_KEY not in done.stdout + done.stderr
-        return json.loads(done.stdout)
+        return json.loads(done.stdout) if code == 0 else done.stderr
 
-    first = dags_test("2026-11-30T10:00:00+00:00")
+    first = dags_test("2026-11-30T10:00:00+00:00", extra)
     assert (first["start"], first["end"]) == ("2026-11-30T09:00:00+00:00",
                                               "2026-11-30T10:00:00+00:00")
     assert (first["fetched"], first["new"], first["replaced"]) == (150, 150, False)
@@ -80,12 +82,22 @@ def test_hourly_intervals_dedup_and_replace(airflow_home: AirflowHome, api: YouT
     by_cli = cli("2026-11-30T10:00Z/2026-11-30T11:00Z")
     assert (by_cli["new"], by_cli["replaced"]) == (10, False)
     api.comments[VIDEOS[0]].append(comment(VIDEOS[0], 500, likes=9))
-    second = dags_test("2026-11-30T11:00:00+00:00")  # the interval the CLI collected
+    # the second run reads the key from an Airflow connection instead of the environment
+    spec = pipelines / "collect.yaml"
+    spec.write_text(SPEC.read_text().replace("api_key: {env: YOUTUBE_API_KEY, param: key}",
+                                             "api_key: {conn_id: youtube_api, param: key}"))
+    by_connection = {**{k: v for k, v in extra.items() if k != "YOUTUBE_API_KEY"},
+                     "AIRFLOW_CONN_YOUTUBE_API": json.dumps({"conn_type": "generic",
+                                                             "password": API_KEY})}
+    second = dags_test("2026-11-30T11:00:00+00:00", by_connection)  # the CLI's interval
     assert (second["start"], second["end"]) == ("2026-11-30T10:00:00+00:00",
                                                 "2026-11-30T11:00:00+00:00")
     assert (second["fetched"], second["new"], second["replaced"]) == (161, 11, True)
     assert second["dataset_rows"] == 161
 
+    assert "data.api_key.conn_id: the Airflow connection 'youtube_api' can only be read " \
+        "inside an Airflow task" in cli("2026-11-30T09:00Z/2026-11-30T10:00Z", code=2)
+    spec.write_text(SPEC.read_text())
     rerun = cli("2026-11-30T09:00Z/2026-11-30T10:00Z")  # the DAG's first interval again
     assert (rerun["new"], rerun["replaced"], rerun["dataset_rows"]) == (150, True, 161)
 
