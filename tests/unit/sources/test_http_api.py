@@ -209,3 +209,31 @@ def test_the_key_comes_from_the_environment_or_a_connection() -> None:
     assert resolve_api_key(conn, lookup={"youtube": "k2"}.get) == "k2"
     with pytest.raises(ApiRefusedError, match="only be read inside an Airflow task"):
         resolve_api_key(conn)
+
+
+def test_a_pipeline_spec_reads_the_api_whole_through_ingest(
+        api: YouTubeServer, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conveyor.sources import read_source
+    from conveyor.spec import load_spec
+
+    spec = tmp_path / "p.yaml"
+    spec.write_text(f"""
+name: yt_whole
+data:
+  source: http_api
+  profile: youtube_comment_threads
+  url: {api.url}
+  fan_out: {{param: videoId, values: [vid1, vid2]}}
+schema: {{target: video_id}}
+model: {{estimator: logistic_regression}}
+""")
+    monkeypatch.setenv("YOUTUBE_API_KEY", API_KEY)
+    loaded = load_spec(spec)
+    frame, facts = read_source(loaded.spec.data, tmp_path)
+    assert len(frame) == 180 and facts["pages"] == 3 and facts["uri"] == api.url
+    assert "YOUTUBE_API_KEY" in str(loaded.spec.dump()) and API_KEY not in str(
+        loaded.spec.dump())  # the spec names the variable, never holds the key
+    spec.write_text(spec.read_text().replace("fan_out:", "fan_outs:"))
+    with pytest.raises(Exception, match=r"p.yaml:\d+: data.fan_outs: unknown key 'fan_outs'; "
+                       r"did you mean 'fan_out'\?"):
+        load_spec(spec)
