@@ -51,15 +51,18 @@ def test_hourly_intervals_dedup_and_replace(airflow_home: AirflowHome, api: YouT
     airflow_home.reserialize(extra_env=extra)
     assert DAG in airflow_home.dag_ids(), airflow_home.import_errors()
 
-    def dags_test(logical_date: str, env: dict[str, str]) -> dict[str, object]:
+    def dags_test(logical_date: str, env: dict[str, str], *, ok: bool = True) -> Any:
         done = airflow_home.run("dags", "test", DAG, logical_date, extra_env=env,
                                 check=False)
         output = done.stdout + done.stderr
-        assert done.returncode == 0, output[-4000:]
+        assert (done.returncode == 0) is ok, output[-4000:]
         assert API_KEY not in output
         run_id = airflow_home.latest_run_id(DAG)
-        assert airflow_home.task_instances(DAG, run_id)["collect"]["state"] == "success"
-        return airflow_home.xcom(DAG, run_id, "collect")  # type: ignore[return-value]
+        task = airflow_home.task_instances(DAG, run_id)["collect"]
+        if not ok:
+            return task, output
+        assert task["state"] == "success"
+        return airflow_home.xcom(DAG, run_id, "collect")
 
     def cli(interval: str, code: int = 0) -> Any:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CONVEYOR_", "MLFLOW_"))}
@@ -100,6 +103,15 @@ def test_hourly_intervals_dedup_and_replace(airflow_home: AirflowHome, api: YouT
     spec.write_text(SPEC.read_text())
     rerun = cli("2026-11-30T09:00Z/2026-11-30T10:00Z")  # the DAG's first interval again
     assert (rerun["new"], rerun["replaced"], rerun["dataset_rows"]) == (150, True, 161)
+
+    # an exhausted quota fails the task at once: try 1 of 4, no retry, nothing written
+    api.quota_exceeded = True
+    task, output = dags_test("2026-11-30T12:00:00+00:00", extra, ok=False)
+    assert (task["state"], task["try_number"]) == ("failed", 1)
+    assert "HTTP 403 quotaExceeded: The request cannot be completed because you have " \
+        "exceeded your" in output and "key=***" in output
+    assert not list((home / "artifacts" / "youtube_comments" / "_dataset").rglob(
+        "*20261130T110000Z_20261130T120000Z*"))
 
     import pandas as pd
 
