@@ -65,6 +65,9 @@ class CollectSection(_Model):
     """``collect:``: how the records of one interval join the dataset."""
 
     key: str | None = Field(default=None, description="the record id (default data.key)")
+    stop_at_known_page: bool = Field(
+        default=False, description="stop paging a fan-out value at the first page whose "
+        "records are all in other intervals (an API listing newest first); saves quota")
 
 
 class CollectionSpec(_Model):
@@ -248,8 +251,6 @@ def collect(
     start, end = interval
     key = api_key if api_key is not None else resolve_api_key(spec.data.api_key,
                                                               lookup=key_lookup)
-    fetched = fetch(spec.data, api_key=key, sleep=sleep or time.sleep)
-    frame = to_frame(spec.data, fetched, end)
     store = collection.store()
     dataset = collection.dataset_uri
     stamp = f"{_stamp(start)}_{_stamp(end)}"
@@ -263,6 +264,9 @@ def collect(
             earlier = record
             continue
         seen.update(_read_part(store, record, [spec.key])[spec.key].tolist())
+    fetched = fetch(spec.data, api_key=key, sleep=sleep or time.sleep,
+                    known=seen if spec.collect.stop_at_known_page else None)
+    frame = to_frame(spec.data, fetched, end)
     new = frame[~frame[spec.key].isin(seen)].reset_index(drop=True)
     part_uri = f"{folder}/part-{stamp}-{secrets.token_hex(4)}.parquet"
     ref = store.put_table(part_uri, new)

@@ -30,7 +30,7 @@ import random
 import re
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -476,6 +476,8 @@ class Fetched:
     retries: int = 0
     skipped: list[dict[str, str]] = field(default_factory=list)
     uri: str = ""
+    #: fan-out values whose paging stopped at a page of known records
+    stopped_early: int = 0
 
 
 def _series(config: HttpApiSource) -> Iterator[tuple[str | None, dict[str, Any]]]:
@@ -487,8 +489,14 @@ def _series(config: HttpApiSource) -> Iterator[tuple[str | None, dict[str, Any]]
 
 
 def fetch(config: HttpApiSource, *, api_key: str | None = None,
-          sleep: Callable[[float], None] = time.sleep) -> Fetched:
+          sleep: Callable[[float], None] = time.sleep,
+          known: Collection[Any] | None = None) -> Fetched:
     """Every page of every fan-out value, mapped to rows.
+
+    With ``known`` (record keys already collected) a fan-out value's paging stops after the
+    first page whose every record is known: for an API listing newest first (YouTube's
+    ``commentThreads`` with ``order=time``, its default) the pages after it hold no new
+    records, and each page costs quota.
 
     Raises:
         ApiRefusedError: a refusal, a repeated cursor, more than ``max_pages`` pages, an
@@ -520,7 +528,12 @@ def fetch(config: HttpApiSource, *, api_key: str | None = None,
                 message = get_path(answer.body, config.errors.message) or ""
                 raise ApiRefusedError(client.redact(
                     f"{url}: HTTP {answer.status} {reason or ''}: {message}".rstrip(": ")))
-            out.rows.extend(_rows(config, answer.body, f"{out.uri}{where} page {pages}"))
+            rows = _rows(config, answer.body, f"{out.uri}{where} page {pages}")
+            out.rows.extend(rows)
+            if known is not None and config.key is not None and rows and all(
+                    row[config.key] in known for row in rows):
+                out.stopped_early += 1
+                break
             url = _next_url(config, client, answer.body, url, params, seen,
                             f"{out.uri}{where} page {pages}")
         out.pages += pages

@@ -124,3 +124,20 @@ def test_the_collected_source_reads_every_interval_or_says_to_collect_first(
     assert len(frame) == 161 and frame["id"].is_unique and facts["intervals"] == 2
     assert {"text_length", "reply_count", "age_hours", "video_id", "log1p_likes"} <= set(
         frame.columns)
+
+
+def test_stop_at_known_page_saves_requests_newest_first(
+        api: YouTubeServer, tmp_path: Path) -> None:
+    spec = tmp_path / "collect.yaml"
+    spec.write_text(EXAMPLE.read_text().replace(
+        "  key: id ", "  stop_at_known_page: true\n  key: id "))
+    api.comments[VIDEOS[0]] = [comment(VIDEOS[0], n, likes=1) for n in range(350)]
+    assert conveyor.api.collect(spec, H10).new == 390
+    # five new comments at the head of the first video's list, as order=time lists them
+    api.comments[VIDEOS[0]][:0] = [comment(VIDEOS[0], 1000 + n, likes=1) for n in range(5)]
+    api.requests.clear()
+    second = conveyor.api.collect(spec, H11)
+    # the first video: page 1 has the new five, page 2 is all known: stop (not 4 pages)
+    assert (second.new, second.fetched) == (5, 240)
+    assert [r["query"]["videoId"] for r in api.requests] == [VIDEOS[0], VIDEOS[0], VIDEOS[1],
+                                                             VIDEOS[2]]
