@@ -119,6 +119,13 @@ def validate(path: PathLike, overrides: Iterable[str] = (), *,
         if list(overrides) or profile:
             raise SpecError("a lab spec takes no overrides or --profile", file=str(path))
         return load_lab(path)
+    if _is_collection_spec(path):  # issue 12: a collection spec (collect:), ADR 0045
+        from conveyor.errors import SpecError
+        from conveyor.sources.collect import load_collection
+
+        if list(overrides) or profile:
+            raise SpecError("a collection spec takes no overrides or --profile", file=str(path))
+        return load_collection(path)
     from conveyor.steps import check_spec
 
     loaded = load_spec(path, overrides, profile=profile)
@@ -136,6 +143,18 @@ def is_lab_spec(path: PathLike) -> bool:
     except SpecError:
         return False  # the pipeline loader reports it, with file and line
     return isinstance(data, dict) and "watch" in data and "model" not in data
+
+
+def _is_collection_spec(path: PathLike) -> bool:
+    """A collection spec has ``collect:`` and no pipeline ``model:`` (issue 12)."""
+    from conveyor.errors import SpecError
+    from conveyor.spec import read_yaml
+
+    try:
+        data, _ = read_yaml(Path(path))
+    except SpecError:
+        return False
+    return isinstance(data, dict) and "collect" in data and "model" not in data
 
 
 @dataclass(frozen=True)

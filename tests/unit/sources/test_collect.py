@@ -141,3 +141,11 @@ def test_stop_at_known_page_saves_requests_newest_first(
     assert (second.new, second.fetched) == (5, 240)
     assert [r["query"]["videoId"] for r in api.requests] == [VIDEOS[0], VIDEOS[0], VIDEOS[1],
                                                              VIDEOS[2]]
+
+
+def test_conveyor_validate_checks_a_collection_spec(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(EXAMPLE)]) == 0
+    out = capsys.readouterr().out
+    assert "collection youtube_comments is valid" in out and "key: id" in out
+    assert main(["validate", str(EXAMPLE), "collect.key=video"]) == 2
+    assert "a collection spec takes no overrides" in capsys.readouterr().err
