@@ -34,7 +34,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -277,6 +277,39 @@ def _private(host: str, port: int) -> bool:
     return False
 
 
+class _RedactFilter(logging.Filter):
+    """Redacts API keys from urllib3's own records: at DEBUG its connection pool logs every
+    request line, query string included (``GET /v3/commentThreads?...&key=AIza...``)."""
+
+    keys: ClassVar[set[str]] = set()
+    params: ClassVar[set[str]] = set(_SECRET_PARAMS)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = message
+        for key in self.keys:
+            redacted = redacted.replace(key, "***")
+        names = "|".join(re.escape(p) for p in sorted(self.params))
+        redacted = re.sub(rf"([?&](?:{names})=)[^&\s'\"]*", r"\1***", redacted)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+_REDACT = _RedactFilter()
+
+
+def _guard_library_logs(api_key: str | None, param: str | None) -> None:
+    if api_key:
+        _RedactFilter.keys.add(api_key)
+    if param:
+        _RedactFilter.params.add(param)
+    for name in ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.connection"):
+        logger = logging.getLogger(name)
+        if _REDACT not in logger.filters:
+            logger.addFilter(_REDACT)
+
+
 @dataclass
 class _Answer:
     status: int
@@ -305,6 +338,8 @@ class ApiClient:
     def __post_init__(self) -> None:
         import urllib3
 
+        spec = self.config.api_key
+        _guard_library_logs(self.api_key, spec.param or "key" if spec is not None else None)
         self._origin = _origin(self.config.url)
         self._origin_private = _private(self._origin[1], self._origin[2])
         timeout = self.config.timeout_seconds

@@ -237,3 +237,14 @@ model: {{estimator: logistic_regression}}
     with pytest.raises(Exception, match=r"p.yaml:\d+: data.fan_outs: unknown key 'fan_outs'; "
                        r"did you mean 'fan_out'\?"):
         load_spec(spec)
+
+
+def test_the_key_is_not_in_any_log_record_even_at_debug(
+        api: YouTubeServer, caplog: pytest.LogCaptureFixture) -> None:
+    api.script["vid2"] = ["unavailable"]
+    api.quota_exceeded = False
+    with caplog.at_level("DEBUG"):
+        fetch(youtube(api, ["vid2"]), api_key=API_KEY, sleep=Waits())
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert "commentThreads?" in text and "key=***" in text  # urllib3's request lines
+    assert API_KEY not in text and API_KEY not in caplog.text
