@@ -37,21 +37,29 @@ def _write_report(ctx: StepContext, metrics: dict[str, float], facts: dict[str, 
 class EvaluateStep(BaseStep):
     name = "evaluate"
     inputs = ("train.model", "split.train", "split.test", "validate.report")
-    outputs = ("metrics", "confusion", "report")
+    # ``confusion`` (confusion.json) too, for a classifier
+    outputs = ("metrics", "report")
     config_keys = ("schema", "evaluate", "model", "preprocess", "split")
     default = True
 
     def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
         return " ".join(f"{k}={v:.3f}" for k, v in sorted(metrics.items())
-                        if k in ("test_accuracy", "test_f1"))
+                        if k in ("test_accuracy", "test_f1", "test_rmse", "test_r2"))
 
     def _run(self, ctx: StepContext) -> StepResult:
         from conveyor.modeling import confusion, positive_scores
         from conveyor.modeling.report import confusion_plot, roc_plot
 
         spec = ctx.spec
+        validated = ctx.read_json("validate.report")
+        if validated.get("task") == "regression":
+            return self._run_regression(ctx, validated)
+        if "task" in validated:
+            from conveyor.modeling.tasks import check_task
+
+            check_task(ctx.loaded, validated["task"], validated.get("task_reason", ""))
         model = ctx.load_model()
-        features = ctx.read_json("validate.report")["features"]
+        features = validated["features"]
         target = spec.schema_.target
         X_train, y_train = split_xy(ctx.read_table("split.train"), features, target)
         X_test, y_test = split_xy(ctx.read_table("split.test"), features, target)
@@ -80,6 +88,35 @@ class EvaluateStep(BaseStep):
         return StepResult(outputs=outputs, metrics=metrics,
                           info={"facts": facts, "images": list(images)})
 
+    def _run_regression(self, ctx: StepContext, validated: dict[str, Any]) -> StepResult:
+        """A regressor's metrics (rmse, mae, r2, mape), CV on ``KFold`` and its plots."""
+        from conveyor.modeling.regression_plots import regression_images
+        from conveyor.modeling.tasks import check_task, spec_metrics
+
+        spec = ctx.spec
+        check_task(ctx.loaded, "regression", validated.get("task_reason", "schema.task"))
+        wanted = spec_metrics(spec, "regression")
+        model = ctx.load_model()
+        features = validated["features"]
+        target = spec.schema_.target
+        X_train, y_train = split_xy(ctx.read_table("split.train"), features, target)
+        X_test, y_test = split_xy(ctx.read_table("split.test"), features, target)
+        metrics = score_model(model, (X_train, y_train), (X_test, y_test), metrics=wanted,
+                              positive=None, task="regression")
+        if spec.evaluate.cv:
+            metrics.update(self._cross_validate(model, X_train, y_train, spec, None,
+                                                task="regression", wanted=wanted))
+        images = regression_images(y_test.to_numpy(), model.predict(X_test))
+        outputs = {"metrics": ctx.write_json("metrics", metrics)}
+        for title, png in images.items():
+            outputs[_slug(title)] = ctx.write_bytes(f"{_slug(title)}.png", png)
+        facts = {"model": spec.model.estimator, "task": "regression",
+                 "train rows": len(X_train), "test rows": len(X_test),
+                 "features": len(features), "target": target}
+        outputs["report"] = _write_report(ctx, metrics, facts, images)
+        return StepResult(outputs=outputs, metrics=metrics,
+                          info={"facts": facts, "images": list(images)})
+
     def reuse(self, ctx: StepContext, cached: StepResult,
               cached_from: str | None) -> dict[str, ArtifactRef]:
         """This run's own report, rendered from the cached metrics and plots (no model load).
@@ -99,15 +136,18 @@ class EvaluateStep(BaseStep):
         return {"report": _write_report(ctx, metrics, facts, images)}
 
     @staticmethod
-    def _cross_validate(model: Any, X: Any, y: Any, spec: Any, pos: Any) -> dict[str, float]:
+    def _cross_validate(model: Any, X: Any, y: Any, spec: Any, pos: Any, *,
+                        task: str = "classification",
+                        wanted: list[str] | None = None) -> dict[str, float]:
         from sklearn.base import clone
-        from sklearn.model_selection import StratifiedKFold, cross_validate
+        from sklearn.model_selection import cross_validate
 
         from conveyor.modeling import scorer
+        from conveyor.modeling.metrics import scorer_sign
+        from conveyor.modeling.training import folds
 
-        cv = StratifiedKFold(n_splits=spec.evaluate.cv, shuffle=True,
-                             random_state=spec.split.seed)
-        wanted = [m for m in spec.evaluate.metrics if m != "log_loss"]
+        cv = folds(task, spec.evaluate.cv, spec.split.seed)
+        wanted = [m for m in (wanted or spec.evaluate.metrics) if m != "log_loss"]
         result = cross_validate(clone(model), X, y, cv=cv,
                                 scoring={m: scorer(m, pos) for m in wanted})
-        return {f"cv_{m}": float(result[f"test_{m}"].mean()) for m in wanted}
+        return {f"cv_{m}": scorer_sign(m) * float(result[f"test_{m}"].mean()) for m in wanted}
