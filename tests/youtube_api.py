@@ -184,15 +184,30 @@ def _offset(token: str | None) -> int:
     return int(base64.urlsafe_b64decode(padded).decode().split(":", 1)[1])
 
 
+def synthetic_comments(video: str, count: int, *, seed: int) -> list[dict[str, Any]]:
+    """``count`` comments whose likes grow with their replies, length and age (seeded)."""
+    import random
+
+    rng = random.Random(seed)
+    found = []
+    for number in range(count):
+        replies = rng.randint(0, 6)
+        text = "x" * rng.randint(5, 400)
+        hour = rng.randint(0, 8)
+        likes = int(max(0.0, (replies * 3 + len(text) / 40 + hour) * rng.uniform(0.5, 1.5)))
+        found.append(comment(video, number, likes=likes, replies=replies, text=text,
+                             published=f"2026-11-30T0{hour}:00:00Z"))
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
     server = YouTubeServer(port=args.port, comments={
         # the videos of examples/youtube_comments/collect.yaml
-        "jNQXAC9IVRw": [comment("jNQXAC9IVRw", n, likes=n * 3, replies=n % 4)
-                        for n in range(150)],
-        "dQw4w9WgXcQ": [comment("dQw4w9WgXcQ", n, likes=n, replies=n % 2) for n in range(60)]},
+        "jNQXAC9IVRw": synthetic_comments("jNQXAC9IVRw", 300, seed=1),
+        "dQw4w9WgXcQ": synthetic_comments("dQw4w9WgXcQ", 200, seed=2)},
         disabled={"9bZkp7q19f0"})
     server.start()
     print(f"serving {server.url}", flush=True)

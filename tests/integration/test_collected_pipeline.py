@@ -1,24 +1,23 @@
-"""A pipeline trains on a collected dataset (``data.source: collected``), and the API key is
-nowhere in the Store or MLflow afterwards.
+"""examples/youtube_comments/pipeline.yaml trains its regressor on the collected intervals
+(``data.source: collected``), and the API key is nowhere in the Store or MLflow afterwards.
 
-The youtube_comments regressor waits for regression support (examples/youtube_comments/
-README.md); until then a classifier of the video stands in, which exercises the same path:
-``conveyor collect`` twice, then ``conveyor.run`` reading every committed interval through
-ingest into MLflow.
+``conveyor.api.collect`` of two intervals from the local YouTube server, then
+``conveyor.run`` of the example's training spec: ingest reads every committed interval,
+one row per comment id; R², MAE and RMSE reach MLflow; the model is registered.
 """
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 import conveyor
 import conveyor.api
-from youtube_api import API_KEY, YouTubeServer, comment
+from youtube_api import API_KEY, YouTubeServer, synthetic_comments
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "youtube_comments"
 VIDEOS = ["jNQXAC9IVRw", "dQw4w9WgXcQ", "9bZkp7q19f0"]
@@ -27,10 +26,8 @@ VIDEOS = ["jNQXAC9IVRw", "dQw4w9WgXcQ", "9bZkp7q19f0"]
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[YouTubeServer]:
     server = YouTubeServer(comments={
-        VIDEOS[0]: [comment(VIDEOS[0], n, likes=n % 7, replies=n % 3,
-                            text="x" * (5 + n % 40)) for n in range(90)],
-        VIDEOS[1]: [comment(VIDEOS[1], n, likes=n % 5, replies=n % 2,
-                            text="y" * (30 + n % 60)) for n in range(70)]},
+        VIDEOS[0]: synthetic_comments(VIDEOS[0], 150, seed=1),
+        VIDEOS[1]: synthetic_comments(VIDEOS[1], 100, seed=2)},
         disabled={VIDEOS[2]}).start()
     monkeypatch.setenv("YOUTUBE_API_URL", server.url)
     monkeypatch.setenv("YOUTUBE_API_KEY", API_KEY)
@@ -38,35 +35,27 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[YouTubeServer]:
     server.stop()
 
 
-def test_a_pipeline_trains_on_the_collected_intervals_without_the_key(
+def test_the_example_regressor_trains_on_the_collected_intervals_without_the_key(
         api: YouTubeServer, conveyor_home: Path, tmp_path: Path) -> None:
-    spec_dir = tmp_path / "spec"
-    spec_dir.mkdir()
-    (spec_dir / "collect.yaml").write_text((EXAMPLE / "collect.yaml").read_text())
+    spec_dir = tmp_path / "youtube_comments"
+    shutil.copytree(EXAMPLE, spec_dir, ignore=shutil.ignore_patterns("*.md"))
     first = conveyor.api.collect(spec_dir / "collect.yaml",
                                  "2026-11-30T09:00Z/2026-11-30T10:00Z", home=conveyor_home)
-    api.comments[VIDEOS[1]].extend(comment(VIDEOS[1], n, likes=1, text="z" * 50)
-                                   for n in range(70, 90))
+    more = synthetic_comments(VIDEOS[1], 160, seed=3)[100:]
+    api.comments[VIDEOS[1]].extend(
+        {**c, "id": c["id"] + "b"} for c in more)  # 60 comments posted in the next hour
     second = conveyor.api.collect(spec_dir / "collect.yaml",
                                   "2026-11-30T10:00Z/2026-11-30T11:00Z", home=conveyor_home)
-    assert (first.new, second.new) == (160, 20)
-    spec = spec_dir / "pipeline.yaml"
-    spec.write_text(yaml.safe_dump({
-        "name": "youtube_video_of_comment",
-        "data": {"source": "collected", "collection": "collect.yaml"},
-        "schema": {"target": "video_id", "id": "id", "features": {
-            "text_length": "numeric", "reply_count": "numeric", "age_hours": "numeric",
-            "log1p_likes": "numeric"}},
-        "model": {"estimator": "logistic_regression", "params": {"max_iter": 500}},
-        "evaluate": {"metrics": ["accuracy"]},
-    }))
-    result = conveyor.run(spec, home=conveyor_home)
-    assert result.status == "ok" and result.metrics["test_accuracy"] > 0.8
+    assert (first.new, second.new) == (250, 60)
+    result = conveyor.run(spec_dir / "pipeline.yaml", home=conveyor_home)
+    assert result.status == "ok", result.reason
+    assert {"test_r2", "test_mae", "test_rmse"} <= set(result.metrics)
+    assert result.metrics["test_r2"] > 0.3  # likes were drawn from replies, length and age
     ingest = result.manifest["steps"]["ingest"]["info"]
-    assert ingest["rows"] == 180 and ingest["source"].endswith("/youtube_comments/_dataset")
+    assert ingest["rows"] == 310 and ingest["source"].endswith("/youtube_comments/_dataset")
+    assert result.model_uri
     with sqlite3.connect(conveyor_home / "mlflow.db") as db:
         params = dict(db.execute("SELECT key, value FROM params").fetchall())
-    assert params["data.source"] == "collected"
+    assert params["data.source"] == "collected" and params["schema.task"] == "regression"
     for path in conveyor_home.rglob("*"):  # the Store, MLflow's database and artifacts
         assert not path.is_file() or API_KEY.encode() not in path.read_bytes(), path
-
