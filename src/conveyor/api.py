@@ -120,6 +120,13 @@ def validate(path: PathLike, overrides: Iterable[str] = (), *,
         if list(overrides) or profile:
             raise SpecError("a lab spec takes no overrides or --profile", file=str(path))
         return load_lab(path)
+    if _is_collection_spec(path):  # issue 12: a collection spec (collect:), ADR 0045
+        from conveyor.errors import SpecError
+        from conveyor.sources.collect import load_collection
+
+        if list(overrides) or profile:
+            raise SpecError("a collection spec takes no overrides or --profile", file=str(path))
+        return load_collection(path)
     from conveyor.steps import check_spec
 
     loaded = load_spec(path, overrides, profile=profile)
@@ -137,6 +144,18 @@ def is_lab_spec(path: PathLike) -> bool:
     except SpecError:
         return False  # the pipeline loader reports it, with file and line
     return isinstance(data, dict) and "watch" in data and "model" not in data
+
+
+def _is_collection_spec(path: PathLike) -> bool:
+    """A collection spec has ``collect:`` and no pipeline ``model:`` (issue 12)."""
+    from conveyor.errors import SpecError
+    from conveyor.spec import read_yaml
+
+    try:
+        data, _ = read_yaml(Path(path))
+    except SpecError:
+        return False
+    return isinstance(data, dict) and "collect" in data and "model" not in data
 
 
 @dataclass(frozen=True)
@@ -747,3 +766,36 @@ def accept_schema(spec: PathLike, overrides: Iterable[str] = (), *,
     with _home(home, *_folder(spec)):
         loaded = load_spec(spec, overrides, profile=profile)
         return _accept(loaded, store_for(loaded))
+# --- issue 12: scheduled collection from an HTTP API (docs/decisions/0045) -----------------
+__all__ += ["collect"]
+
+
+def collect(spec: PathLike, interval: str | tuple[Any, Any] | None = None, *,
+            home: PathLike | None = None, sleep: Callable[[float], None] | None = None
+            ) -> Any:
+    """Collect one interval of a collection spec into its dataset, as ``conveyor collect``.
+
+    Args:
+        spec: the collection spec (a YAML file with a ``collect:`` section).
+        interval: ``"START/END"`` in ISO 8601, or two aware datetimes; default: the last
+            whole hour. Re-collecting an interval replaces its part of the dataset.
+        home: the embedded default's folder (the Store under ``home/artifacts``).
+        sleep: how retries wait (default ``time.sleep``).
+
+    Returns:
+        The :class:`~conveyor.sources.collect.CollectResult` (``fetched``, ``new``,
+        ``replaced``, ``skipped``, ``part_uri``, ``dataset_rows``).
+
+    Raises:
+        BadInputError: a bad spec or interval, a refused request (quota, key, a loop, an
+            off-origin link), the key's variable unset.
+        ConveyorRuntimeError: the API stayed unavailable through every retry.
+    """
+    with _home(home, *_folder(spec)):
+        from conveyor.sources.collect import collect as run_collect
+        from conveyor.sources.collect import load_collection, parse_interval
+
+        collection = load_collection(spec)
+        window = parse_interval(interval) if interval is None or isinstance(
+            interval, str) else interval
+        return run_collect(collection, window, sleep=sleep)

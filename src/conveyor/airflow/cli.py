@@ -184,6 +184,13 @@ def _resolve_target(target: str) -> tuple[str, Path, Path]:
 
             load_lab(path)
             return dag_ids_of(data)[0], path.resolve(), path.resolve()
+        from conveyor.airflow.specs import is_collect_spec
+
+        if is_collect_spec(data):
+            from conveyor.sources.collect import load_collection
+
+            load_collection(path)
+            return dag_ids_of(data)[0], path.resolve(), path.resolve()
         from conveyor.spec import load_spec
 
         loaded = load_spec(path)

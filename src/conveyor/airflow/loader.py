@@ -95,7 +95,8 @@ def build_dags(
     for path in paths:
         chosen = _profile_for(path, profile)
         try:
-            if _add_lab_dags(path, result, origin):
+            if _add_lab_dags(path, result, origin) or _add_collect_dag(
+                    path, result, origin, conveyor_conn_id):
                 continue
             loaded = load_spec(path, profile=chosen)
             dag_id = loaded.spec.name
@@ -144,6 +145,31 @@ def _add_lab_dags(path: Path, result: LoadResult, origin: dict[str, Path]) -> bo
     for dag in dags:
         result.dags[dag.dag_id] = dag
         origin[dag.dag_id] = path
+    return True
+
+
+def _add_collect_dag(path: Path, result: LoadResult, origin: dict[str, Path],
+                     conveyor_conn_id: str | None) -> bool:
+    """A collection spec (top-level ``collect``) becomes its ``<name>_collect`` DAG; else
+    ``False`` (issue 12, ADR 0045)."""
+    from conveyor.airflow.specs import is_collect_spec
+    from conveyor.spec import read_yaml
+
+    data, _ = read_yaml(path)
+    if not is_collect_spec(data):
+        return False
+    from conveyor.airflow.collect_dags import build_collect_dag
+    from conveyor.sources.collect import load_collection
+
+    dag = build_collect_dag(path, collection=load_collection(path),
+                            conveyor_conn_id=conveyor_conn_id)
+    if dag.dag_id in result.dags:
+        result.errors[str(path)] = (
+            f"{path}: name: DAG id {dag.dag_id!r} is already used by {origin[dag.dag_id]}; "
+            "every spec in a pipelines folder needs its own name")
+        return True
+    result.dags[dag.dag_id] = dag
+    origin[dag.dag_id] = path
     return True
 
 

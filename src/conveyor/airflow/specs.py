@@ -22,6 +22,7 @@ __all__ = [
     "dag_ids_of",
     "env_seconds",
     "find_specs",
+    "is_collect_spec",
     "is_lab_spec",
     "pipelines_folder",
     "spec_dags",
@@ -73,6 +74,15 @@ def is_lab_spec(data: Any) -> bool:
     return isinstance(data, Mapping) and LAB_KEY in data
 
 
+#: The top-level key that makes a YAML file a collection spec (issue 12, ADR 0045).
+COLLECT_KEY = "collect"
+
+
+def is_collect_spec(data: Any) -> bool:
+    """Whether parsed YAML is a collection spec (``collect:``) rather than a pipeline spec."""
+    return isinstance(data, Mapping) and COLLECT_KEY in data and LAB_KEY not in data
+
+
 def _is_overlay(path: Path) -> bool:
     """``churn.s3.yaml`` is a profile overlay of ``churn.yaml`` when that file exists beside it."""
     stem = path.name[: -len(path.suffix)]
@@ -115,6 +125,8 @@ def dag_ids_of(data: Any) -> list[str]:
     name = data["name"]
     if is_lab_spec(data):
         return [f"{name}{suffix}" for suffix in LAB_DAG_SUFFIXES]
+    if is_collect_spec(data):  # a scheduled collection (conveyor.airflow.collect_dags)
+        return [f"{name}_collect"]
     if MONITOR_KEY in data:  # a served model's drift check (conveyor.airflow.monitor_dags)
         return [name, f"{name}_monitor"]
     return [name]

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from conveyor.airflow import cli as airflow_cli
+from conveyor.cli import collect as collect_cli
 from conveyor.cli import lab, monitor, registry, runs, score, serve, ui
 from conveyor.cli import run as run_cli
 from conveyor.cli import schema as schema_cli  # issue 12
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.register(sub)
     synth_cli.register(sub)
     schema_cli.register(sub, spec_args)
+    collect_cli.register(sub)
     return parser
 
 

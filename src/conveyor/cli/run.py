@@ -42,6 +42,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
         console.print(f"  promotion: best {spec.promotion.metric} by at least "
                       f"{spec.promotion.min_delta}; minimums: {minimums}", markup=False)
         return 0
+    from conveyor.sources.collect import Collection
+
+    if isinstance(checked, Collection):  # issue 12 (docs/collect.md)
+        spec = checked.spec
+        console.print(f"[green]✓[/] {args.spec}: collection [bold]{spec.name}[/] is valid",
+                      soft_wrap=True)
+        values = len(spec.data.fan_out.values) if spec.data.fan_out else 1
+        console.print(f"  from: {spec.data.url} ({values} series) · key: {spec.key} · "
+                      f"schedule: {spec.schedule} · into: {checked.dataset_uri}", markup=False)
+        return 0
     spec = checked.spec
     console.print(f"[green]✓[/] {checked.path}: pipeline [bold]{spec.name}[/] is valid")
     model = spec.model.estimator if spec.model else " | ".join(c.name for c in spec.candidates())

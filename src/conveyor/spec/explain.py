@@ -97,6 +97,20 @@ def _plugin_models(loc: tuple[Any, ...]) -> list[type[BaseModel]]:
     return _walk(model, loc[1:], descend=True)[1] if loc[1:] else [model]
 
 
+def _plugin_source_model(tag: str) -> type[BaseModel] | None:
+    """The ``spec_model`` of the source plug-in registered as ``tag``, or ``None``."""
+    from conveyor.errors import PluginError
+    from conveyor.spec.plugins import SOURCE_GROUP, find_plugins, load_plugin
+
+    if tag not in find_plugins(SOURCE_GROUP):
+        return None
+    try:
+        model = getattr(load_plugin(SOURCE_GROUP, tag), "spec_model", None)
+    except PluginError:
+        return None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
 def _unwrap(annotation: Any) -> list[type[BaseModel]]:
     """The model classes an annotation can hold (through Optional, Annotated, unions)."""
     origin = typing.get_origin(annotation)
@@ -138,6 +152,11 @@ def _walk(root: type[BaseModel], loc: tuple[Any, ...], *,
                   and part in typing.get_args(m.model_fields["source"].annotation)]
         if tagged:  # a discriminated-union tag in the location, not a key of the YAML
             models = tagged
+            continue
+        plugin = _plugin_source_model(part) if any(
+            "source" in m.model_fields for m in models) else None
+        if plugin is not None:  # a plug-in source's tag (models._plugin_source puts it there)
+            models = [plugin]
             continue
         path.append(part)
         models = []

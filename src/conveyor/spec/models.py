@@ -180,7 +180,9 @@ def _plugin_source(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             raise ValueError(f"source plug-in {tag!r} has no spec_model (a pydantic model of "
                              "its data: section)")
-        return _validate_under(model, value)  # pydantic puts it under ``data`` itself
+        # pydantic puts it under ``data`` itself; the tag in the location tells the error
+        # explainer which model's keys are valid (as a discriminated union's tag does)
+        return _validate_under(model, value, tag)
     return handler(value)
 
 

@@ -36,6 +36,8 @@ def _example_specs() -> dict[str, Path]:
         data = yaml.safe_load(path.read_text())
         if "watch" in data:  # a lab spec: a train DAG and a promote DAG
             found.update({f"{data['name']}_train": path, f"{data['name']}_promote": path})
+        elif "collect" in data:  # a collection spec: its <name>_collect DAG (issue 12)
+            found[f"{data['name']}_collect"] = path
         else:
             found[data["name"]] = path
     return found
