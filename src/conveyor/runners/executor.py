@@ -289,6 +289,11 @@ def execute_step(run: Run, name: str, *, use_cache: bool = True, force: bool = F
                 f"run step {producer} first"
             )
         inputs[wanted] = record.outputs[artifact]
+    for wanted in step.optional_inputs:
+        producer, _, artifact = wanted.partition(".")
+        record = upstream.get(producer)
+        if record is not None and artifact in record.outputs:
+            inputs[wanted] = record.outputs[artifact]
     key = _cache_key(step, step.config(run.loaded.spec), inputs)
 
     started = time.perf_counter()

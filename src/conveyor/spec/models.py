@@ -50,6 +50,7 @@ __all__ = [
     "Spec",
     "SplitSpec",
     "StoreSpec",
+    "ThresholdSpec",
     "TrackingSpec",
     "TuneSpec",
     "ValidateSpec",
@@ -245,12 +246,28 @@ class TuneSpec(_Model):
     n_iter: int = Field(default=20, ge=1)
 
 
+class ThresholdSpec(_Model):
+    """A decision threshold tuned on out-of-fold probabilities of the training split.
+
+    ``model.threshold: 0.3`` fixes it instead. Either way the threshold is saved inside the
+    model (docs/decisions/0041-evaluation-report-and-threshold.md).
+    """
+
+    metric: Literal["f1", "precision", "recall", "accuracy", "balanced_accuracy",
+                    "specificity"] = Field(
+        default="f1", description="The label metric the threshold maximises on the folds.")
+    cv: int = Field(default=5, ge=2, description="Stratified folds of the training split.")
+
+
 class ModelSpec(_Model):
     """The estimator: an allow-listed short name or import path, and its parameters."""
 
     estimator: str
     params: dict[str, Any] = Field(default_factory=dict)
     tune: TuneSpec | None = None
+    threshold: Annotated[float, Field(gt=0.0, lt=1.0)] | ThresholdSpec | None = Field(
+        default=None, description="Binary only: a fixed probability threshold of the positive "
+        "class, or {metric, cv} to tune it on folds of the training split.")
 
 
 class EvaluateSpec(_Model):

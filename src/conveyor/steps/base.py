@@ -149,6 +149,9 @@ class BaseStep:
 
     name: ClassVar[str]
     inputs: ClassVar[tuple[str, ...]] = ()
+    #: inputs read when an earlier step of the run wrote them (``train.search`` exists only
+    #: when a search ran): in ``ctx.inputs`` and the cache key when present, else absent
+    optional_inputs: ClassVar[tuple[str, ...]] = ()
     outputs: ClassVar[tuple[str, ...]] = ()
     config_keys: ClassVar[tuple[str, ...]] = ()
     #: steps that must run first when they are in the pipeline, without reading their outputs

@@ -1,5 +1,6 @@
 """gate: compare the evaluation metrics with the spec's bounds; the verdict decides whether
-the model may be registered and exported, and a rejection makes the run ``rejected``."""
+the model may be registered and exported, and a rejection makes the run ``rejected``. The
+gate also renders the run's HTML report (with the verdict), rejected or not."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from conveyor.modeling.gate import judge
 from conveyor.monitoring.alerts import notify_gate_failure
 from conveyor.steps.base import BaseStep, StepContext, StepResult
+from conveyor.steps.reporting import REPORT_INPUTS, write_run_report
 
 if TYPE_CHECKING:
     from conveyor.spec import Spec
@@ -19,15 +21,20 @@ __all__ = ["GateStep"]
 class GateStep(BaseStep):
     name = "gate"
     inputs = ("evaluate.metrics",)
-    outputs = ("verdict",)
+    optional_inputs = REPORT_INPUTS
+    outputs = ("verdict", "report")
     config_keys = ("gate",)
     default = True
+    #: the report names this run and renders this run's spec: never another run's (ADR 0041)
+    cacheable = False
 
     def _run(self, ctx: StepContext) -> StepResult:
         verdict = judge(ctx.read_json("evaluate.metrics"), ctx.spec.gate)
         if not verdict["passed"]:  # an alert when the spec's webhook variable is set
             notify_gate_failure(ctx.spec, verdict["reason"], ctx.run_id)
-        return StepResult(outputs={"verdict": ctx.write_json("verdict", verdict)},
+        # the report before the verdict halts the run: a rejected run has one too (ADR 0041)
+        return StepResult(outputs={"verdict": ctx.write_json("verdict", verdict),
+                                   "report": write_run_report(ctx, verdict)},
                           info={"passed": verdict["passed"], "reason": verdict["reason"]})
 
     def tags(self, info: Mapping[str, Any]) -> dict[str, str]:
