@@ -67,7 +67,8 @@ def test_too_few_rows_of_a_class_for_the_folds_is_a_data_error(rows, fitted) -> 
     y = y.copy()
     y[:] = "no"
     y.iloc[:2] = "yes"
-    with pytest.raises(DataError, match=r"model\.threshold: cannot tune on 5 folds.*class .yes. has 2 rows"):
+    with pytest.raises(DataError,
+                       match=r"model\.threshold: cannot tune on 5 folds.*'yes' has 2 rows"):
         tune_threshold(fitted, X, y, positive="yes", metric="f1", cv=5, seed=0)
 
 
