@@ -351,6 +351,7 @@ def test_gate_failure_exits_3_and_publishes_nothing(shared: Shared, home: Path) 
     assert f"run        {run_id}" in result.out
     assert "gate rejected the model" in result.out and "test_f1" in result.out
     assert "nothing was registered or exported" in result.out
+    assert f"/{run_id}/gate/report.html" in result.out  # the report of a rejected run
     data = manifest(shared, run_id)
     assert data["status"] == "rejected"
     assert data["steps"]["register"]["status"] == "skipped"

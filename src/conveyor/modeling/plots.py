@@ -21,6 +21,8 @@ _BLUE, _GREY, _ORANGE = "#2563eb", "#9ca3af", "#ea580c"
 #: bounds of the permutation importance: rows of the test split used, repeats per feature
 IMPORTANCE_MAX_ROWS = 2000
 IMPORTANCE_MAX_FEATURES = 15
+#: about this many scorings of the model in all (each column shuffled ``repeats`` times)
+IMPORTANCE_BUDGET = 100
 
 
 def _axes(title: str, *, size: tuple[float, float] = (4.4, 3.6)) -> tuple[Any, Any]:
@@ -119,7 +121,8 @@ def permutation_importance(model: Any, X: Any, y: Any, *, scoring: Any,
     """Permutation importance of each input column on (X, y), bounded in time.
 
     At most :data:`IMPORTANCE_MAX_ROWS` rows (a seeded sample), and fewer repeats when there
-    are many columns (about 300 predictions in all), so a wide table cannot stall the step.
+    are many columns (about :data:`IMPORTANCE_BUDGET` scorings), so a wide table cannot stall
+    the step.
 
     Returns:
         ``features`` (largest mean drop first), ``mean``, ``std``, ``rows``, ``repeats``.
@@ -129,7 +132,7 @@ def permutation_importance(model: Any, X: Any, y: Any, *, scoring: Any,
     if len(X) > IMPORTANCE_MAX_ROWS:
         X = X.sample(IMPORTANCE_MAX_ROWS, random_state=seed)
         y = y.loc[X.index]
-    repeats = int(max(1, min(5, 300 // max(1, X.shape[1]))))
+    repeats = int(max(1, min(5, IMPORTANCE_BUDGET // max(1, X.shape[1]))))
     result = importance(model, X, y, scoring=scoring, n_repeats=repeats, random_state=seed,
                         n_jobs=1)
     order = np.argsort(-result.importances_mean)
