@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LABEL_METRICS", "classification_metrics", "confusion", "label_metrics",
+__all__ = ["LABEL_METRICS", "SCORE_METRICS", "classification_metrics", "confusion", "label_metrics",
            "positive_scores", "pr_auc_score", "scorer", "specificity_score"]
 
 
@@ -27,8 +27,9 @@ def positive_scores(model: Any, X: Any, positive: Any) -> np.ndarray | None:
     return None
 
 
-#: metrics computed from labels alone (the others need scores or probabilities)
-LABEL_METRICS = ("accuracy", "precision", "recall", "f1", "specificity", "balanced_accuracy")
+LABEL_METRICS = ("accuracy", "precision", "recall", "f1")
+#: the metrics that need the model's scores or probabilities, not only its labels
+SCORE_METRICS = frozenset({"roc_auc", "pr_auc", "log_loss"})
 
 
 def label_metrics(
@@ -144,7 +145,7 @@ def classification_metrics(
     model: Any, X: Any, y: Any, *, split: str, metrics: list[str], positive: Any
 ) -> dict[str, float]:
     """Compute ``metrics`` on (X, y); binary metrics use ``positive``, multiclass use macro."""
-    needs_scores = any(name not in LABEL_METRICS for name in metrics)
+    needs_scores = any(name in SCORE_METRICS for name in metrics)
     scores = positive_scores(model, X, positive) if needs_scores else None
     values = label_metrics(y, model.predict(X), metrics, positive=positive, scores=scores,
                            labels=list(model.classes_))

@@ -265,9 +265,23 @@ class ModelSpec(_Model):
     estimator: str
     params: dict[str, Any] = Field(default_factory=dict)
     tune: TuneSpec | None = None
-    threshold: Annotated[float, Field(gt=0.0, lt=1.0)] | ThresholdSpec | None = Field(
+    threshold: float | ThresholdSpec | None = Field(
         default=None, description="Binary only: a fixed probability threshold of the positive "
         "class, or {metric, cv} to tune it on folds of the training split.")
+
+    @field_validator("threshold", mode="wrap")
+    @classmethod
+    def _one_threshold(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # one message for each shape, not pydantic's error for every member of the union
+        if value is None or isinstance(value, ThresholdSpec):
+            return value
+        if isinstance(value, dict):
+            return ThresholdSpec.model_validate(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                0.0 < float(value) < 1.0):
+            raise ValueError(f"expected a probability between 0 and 1 (exclusive), or "
+                             f"{{metric: f1, cv: 5}} to tune it; got {value!r}")
+        return float(value)
 
 
 class EvaluateSpec(_Model):

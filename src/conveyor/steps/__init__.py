@@ -72,6 +72,9 @@ def check_spec(loaded: LoadedSpec, *, data: bool = True) -> None:
     if spec.model.tune is not None:
         for param, message in check_params(estimator, dict(spec.model.tune.params)):
             raise loaded.error(f"model.tune.params.{param}", message)
+    if spec.model.threshold is not None and spec.schema_.positive_label is None:
+        raise loaded.error("model.threshold", "a decision threshold needs "
+                           "schema.positive_label (the class whose probability it decides)")
     if data:
         check_data(loaded)
 

@@ -116,3 +116,42 @@ def test_batch_scoring_applies_the_saved_threshold(rows, saved, tmp_path: Path) 
     score(uri, str(tmp_path / "in.parquet"), str(tmp_path / "out.parquet"))
     out = pd.read_parquet(tmp_path / "out.parquet")
     np.testing.assert_array_equal(out["prediction"].astype(str), wrapped.predict(X))
+
+
+SPEC = """\
+name: t
+data: {source: sklearn, name: breast_cancer}
+schema: {target: target%s}
+model:
+  estimator: logistic_regression
+  threshold: %s
+"""
+
+
+@pytest.mark.parametrize(("positive", "threshold", "message"), [
+    (", positive_label: 1", "1.3", "model.threshold: expected a probability between 0 and 1 "
+                                   "(exclusive), or {metric: f1, cv: 5} to tune it; got 1.3"),
+    (", positive_label: 1", "{metrc: f1}", "model.threshold.metrc: unknown key 'metrc'; did "
+                                           "you mean 'metric'?"),
+    (", positive_label: 1", "{metric: roc_auc}", "model.threshold.metric: input should be"),
+    ("", "0.3", "model.threshold: a decision threshold needs schema.positive_label"),
+])
+def test_a_bad_threshold_is_a_spec_error_naming_the_key(
+        tmp_path: Path, positive: str, threshold: str, message: str) -> None:
+    from conveyor.errors import SpecError
+    from conveyor.spec import load_spec
+    from conveyor.steps import check_spec
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(SPEC % (positive, threshold))
+    with pytest.raises(SpecError) as caught:
+        check_spec(load_spec(path), data=False)
+    assert f"{path}:6: {message}" in str(caught.value)
+
+
+def test_a_good_threshold_loads() -> None:
+    from conveyor.spec.models import ModelSpec, ThresholdSpec
+
+    assert ModelSpec.model_validate({"estimator": "x", "threshold": 0.3}).threshold == 0.3
+    tuned = ModelSpec.model_validate({"estimator": "x", "threshold": {"metric": "recall"}})
+    assert tuned.threshold == ThresholdSpec(metric="recall", cv=5)
