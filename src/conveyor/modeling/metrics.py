@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LABEL_METRICS", "SCORE_METRICS", "classification_metrics", "confusion", "label_metrics",
+__all__ = ["LABEL_METRICS", "SCORE_METRICS", "classification_metrics", "confusion",
+           "label_metric_rows", "label_metrics",
            "positive_scores", "pr_auc_score", "scorer", "specificity_score"]
 
 
@@ -139,6 +140,38 @@ def pr_auc_score(y_true: Any, scores: Any, *, positive: Any = None,
     present = onehot.sum(axis=0) > 0  # a class without rows has no precision-recall curve
     return float(average_precision_score(onehot[:, present], scores[:, present],
                                          average="macro"))
+
+
+def label_metric_rows(y_true: Any, predictions: Any, metric: str, *,
+                      positive: Any = None) -> np.ndarray:
+    """``metric`` of each row of ``predictions`` (k label vectors, shape ``(k, n)``) against
+    ``y_true``, at once: what permutation importance needs for its shuffled copies, where one
+    :func:`label_metrics` call per copy (scikit-learn's input checks) cost more than the
+    predictions. ``accuracy`` for any target; ``precision``, ``recall``, ``f1`` and
+    ``specificity`` of ``positive`` (binary, zero where undefined, as :func:`label_metrics`).
+
+    >>> label_metric_rows(["M", "B"], [["M", "B"], ["B", "B"]], "f1", positive="M").tolist()
+    [1.0, 0.0]
+    """
+    y_true = np.asarray(y_true)
+    predicted = np.asarray(predictions)
+    if metric == "accuracy":
+        return (predicted == y_true).mean(axis=1)
+    if positive is None or metric not in ("precision", "recall", "f1", "specificity"):
+        raise ValueError(f"label_metric_rows: {metric!r} needs label_metrics")
+    truth = y_true == positive
+    said = predicted == positive
+    tp = (said & truth).sum(axis=1).astype(float)
+    fp = (said & ~truth).sum(axis=1).astype(float)
+    fn = (~said & truth).sum(axis=1).astype(float)
+    tn = (~said & ~truth).sum(axis=1).astype(float)
+
+    def ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.divide(a, b, out=np.zeros_like(a), where=b > 0)
+
+    return {"precision": lambda: ratio(tp, tp + fp), "recall": lambda: ratio(tp, tp + fn),
+            "f1": lambda: ratio(2 * tp, 2 * tp + fp + fn),
+            "specificity": lambda: ratio(tn, tn + fp)}[metric]()
 
 
 def classification_metrics(

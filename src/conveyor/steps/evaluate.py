@@ -75,7 +75,6 @@ class EvaluateStep(BaseStep):
         """The evaluation's PNGs by title: the curves of the positive class's scores where
         there are some (binary), and the permutation importance on test."""
         from conveyor.modeling import plots as p
-        from conveyor.modeling import scorer
 
         images = {"confusion matrix (test)": p.confusion_plot(matrix, title="test split")}
         if scores is not None:
@@ -93,7 +92,7 @@ class EvaluateStep(BaseStep):
             images["threshold curve (train folds)"] = p.threshold_plot(
                 decided, title="out-of-fold, training split")
         metric = "f1" if pos is not None else "accuracy"
-        importance = p.permutation_importance(model, X, y, scoring=scorer(metric, pos), seed=0)
+        importance = p.permutation_importance(model, X, y, metric=metric, positive=pos, seed=0)
         images["permutation importance (test)"] = p.importance_plot(
             importance, title=f"test split, {metric}")
         return images

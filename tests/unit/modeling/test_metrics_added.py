@@ -11,6 +11,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 
 from conveyor.modeling.metrics import (
     classification_metrics,
+    label_metric_rows,
     label_metrics,
     pr_auc_score,
     scorer,
@@ -81,3 +82,30 @@ def test_pr_auc_scorer_scores_the_positive_class_not_the_second_one(data) -> Non
     as_b = cross_val_score(LogisticRegression(), X, y, cv=3, scoring=scorer("pr_auc", "B"))
     assert not np.allclose(as_m, as_b)
     assert (as_m > 0.5).all() and (as_b > 0.5).all()
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "precision", "recall", "f1", "specificity"])
+def test_metric_rows_equal_label_metrics_row_by_row(metric: str) -> None:
+    rng = np.random.default_rng(2)
+    y = rng.choice(["M", "B"], size=40)
+    predictions = rng.choice(["M", "B"], size=(6, 40))
+    predictions[0] = "B"  # no positive predicted: precision 0, as label_metrics says
+    got = label_metric_rows(y, predictions, metric, positive="M")
+    expected = [label_metrics(y, row, [metric], positive="M")[metric] for row in predictions]
+    np.testing.assert_allclose(got, expected)
+
+
+def test_permutation_importance_ranks_the_informative_column_first(data) -> None:
+    import pandas as pd
+
+    from conveyor.modeling.plots import permutation_importance
+
+    X, y = data  # only column 0 carries the target
+    frame = pd.DataFrame(X, columns=["signal", "n1", "n2", "n3"])
+    model = LogisticRegression().fit(frame, y)
+    got = permutation_importance(model, frame, pd.Series(y), metric="f1", positive="M",
+                                 seed=0)
+    assert got["features"][0] == "signal" and got["mean"][0] > 0.1
+    assert got["repeats"] == 5 and got["rows"] == 240
+    assert permutation_importance(model, frame, pd.Series(y), metric="f1", positive="M",
+                                  seed=0) == got  # seeded
