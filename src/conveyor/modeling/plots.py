@@ -25,13 +25,16 @@ IMPORTANCE_MAX_FEATURES = 15
 IMPORTANCE_BUDGET = 100
 
 
-def _axes(title: str, *, size: tuple[float, float] = (4.4, 3.6)) -> tuple[Any, Any]:
+def _axes(title: str, *, size: tuple[float, float] = (4.4, 3.6),
+          left: float = 0.15) -> tuple[Any, Any]:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=size, dpi=110)
+    # fixed margins, not bbox_inches="tight": that draws every figure twice (half its cost)
+    fig.subplots_adjust(left=left, right=0.97, bottom=0.8 / size[1], top=1 - 0.4 / size[1])
     ax = fig.add_subplot()
     ax.set_title(title, fontsize=10, loc="left")
     for side in ("top", "right"):
@@ -43,7 +46,8 @@ def _axes(title: str, *, size: tuple[float, float] = (4.4, 3.6)) -> tuple[Any, A
 
 def _png(fig: Any) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight")
+    # zlib level 1: a little larger, clearly faster than the default level 6
+    fig.savefig(buffer, format="png", pil_kwargs={"compress_level": 1})
     return buffer.getvalue()
 
 
@@ -173,7 +177,9 @@ def importance_plot(importance: dict[str, Any], *, title: str) -> bytes:
     names = importance["features"][:n][::-1]
     mean = importance["mean"][:n][::-1]
     std = importance["std"][:n][::-1]
-    fig, ax = _axes(title, size=(4.4, max(2.4, 0.24 * n + 0.9)))
+    longest = max((len(name) for name in names), default=1)
+    fig, ax = _axes(title, size=(4.4, max(2.4, 0.24 * n + 1.2)),
+                    left=min(0.5, 0.08 + 0.013 * longest))
     ax.barh(range(n), mean, xerr=std, color=_BLUE, alpha=0.85, error_kw={"linewidth": 0.7})
     ax.set_yticks(range(n), names, fontsize=7)
     ax.set_xlabel(f"drop in score when shuffled ({importance['rows']} rows, "
