@@ -155,3 +155,15 @@ def test_a_good_threshold_loads() -> None:
     assert ModelSpec.model_validate({"estimator": "x", "threshold": 0.3}).threshold == 0.3
     tuned = ModelSpec.model_validate({"estimator": "x", "threshold": {"metric": "recall"}})
     assert tuned.threshold == ThresholdSpec(metric="recall", cv=5)
+
+
+def test_a_wrapped_lightgbm_pipeline_still_pins_lightgbm(rows) -> None:
+    from lightgbm import LGBMClassifier
+
+    from conveyor.tracking.tracker import _pip_requirements
+
+    X, y = rows
+    fitted = make_pipeline(StandardScaler(), LGBMClassifier(n_estimators=2, verbose=-1)).fit(
+        X, y)
+    pins = _pip_requirements(threshold_model(fitted, 0.3, "yes"))
+    assert any(pin.startswith("lightgbm==") for pin in pins), pins
