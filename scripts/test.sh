@@ -6,4 +6,10 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check src tests
 .venv/bin/lint-imports --no-cache >/dev/null || .venv/bin/lint-imports --no-cache
-exec .venv/bin/pytest -q "$@"
+# Two workers (this machine's cores; CONVEYOR_TEST_WORKERS=0 runs in one process): the docs
+# blocks and the Airflow tests each stay together on one worker (tests/conftest.py).
+workers=${CONVEYOR_TEST_WORKERS:-2}
+if [ "$workers" = "0" ]; then
+  exec .venv/bin/pytest -q "$@"
+fi
+exec .venv/bin/pytest -q -n "$workers" "$@"

@@ -12,6 +12,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,6 +43,10 @@ FOLDER_MARKERS: dict[tuple[str, ...], tuple[str, ...]] = {
 }
 
 
+XDIST_GROUPS: dict[tuple[str, ...], str] = {("docs",): "docs",
+                                            ("integration", "airflow"): "airflow"}
+
+
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by these markers
 def pytest_configure(config: pytest.Config) -> None:
     """The session starts without the caller's Conveyor and MLflow locations.
@@ -53,6 +58,26 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CONVEYOR_HOME",
                  "CONVEYOR_EXPORT_URI"):
         os.environ.pop(name, None)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``pytest -n N`` (scripts/test.sh) each test module runs whole on one worker, in
+    order, and so do the groups in :data:`XDIST_GROUPS`: the documentation's blocks continue
+    each other's shell, and the Airflow tests share one session's Airflow. (xdist's own
+    ``--dist loadgroup`` cannot see groups under pytest 9.2: it renames ``_nodeid``.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    groups = {"tests/" + "/".join(prefix) + "/": name for prefix, name in XDIST_GROUPS.items()}
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            for prefix, name in groups.items():
+                if path.startswith(prefix):
+                    return name
+            return path
+
+    return GroupScheduling(config, log)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -9,6 +9,7 @@ The public API (the ``conveyor`` command is a thin layer over it; docs/decisions
 * :func:`process_inbox` - one pass of a lab over its watched folder;
 * :func:`serve` - serve a model over HTTP (``conveyor serve``; blocks until SIGTERM);
 * :func:`score` - batch-score a file with a model; returns a :class:`ScoreResult`;
+* :func:`synth` - write seeded synthetic data sets (``conveyor synth``);
 * :func:`monitor` - compare served or batch data with the model's reference profile;
   returns a :class:`MonitorResult` (``drifted``, the verdict, the report and its URIs);
 * :data:`__version__` and the errors :class:`ConveyorError` (root),
@@ -37,6 +38,7 @@ _EXPORTS = {
     "BadInputError": "errors", "ConveyorError": "errors", "GateRejectedError": "errors",
     "SpecError": "errors",
 }
+_EXPORTS["accept_schema"] = "api"  # issue 12
 
 __all__ = [
     "BadInputError",
@@ -47,6 +49,7 @@ __all__ = [
     "ScoreResult",
     "SpecError",
     "__version__",
+    "accept_schema",
     "load_spec",
     "monitor",
     "process_inbox",
@@ -58,11 +61,16 @@ __all__ = [
     "validate",
 ]
 
+# issue 12 (the sources branch): synthetic data sets, as ``conveyor synth`` writes them
+_EXPORTS.update({"synth": "api", "SynthResult": "api"})
+__all__ += ["SynthResult", "synth"]
+
 if TYPE_CHECKING:
     from typing import Any
 
     from conveyor.api import (
         RunResult,
+        accept_schema,
         load_spec,
         monitor,
         process_inbox,

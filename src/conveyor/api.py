@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RunResult", "RunStatus", "load_spec", "monitor", "process_inbox", "promote",
            "rollback", "run", "score", "serve", "validate"]
+__all__ += ["accept_schema"]  # issue 12: the saved schema of a pipeline
 
 PathLike = str | os.PathLike[str]
 #: ``ok`` passed the gate and published; ``rejected`` the gate rejected the model (the run
@@ -275,7 +276,8 @@ def run(spec: PathLike | LoadedSpec, overrides: Iterable[str] = (), *,
         steps=steps, manifest=manifest)
 
 
-_RULE_DEFAULTS: dict[str, Any] = {"metric": "f1", "min_delta": 0.0, "minimums": {},
+# metric None: f1, or rmse for a regressor (conveyor.promotion.plan_promotion decides)
+_RULE_DEFAULTS: dict[str, Any] = {"metric": None, "min_delta": 0.0, "minimums": {},
                                   "check_rows": 10}
 
 
@@ -321,7 +323,8 @@ def promote(model: str | None = None, *, spec: PathLike | None = None,
     """Score the candidate versions on a hold-out set and move ``production`` to the best.
 
     As ``conveyor promote``: a rule given here replaces the spec's (a lab spec's
-    ``promotion:``), else the default (``f1``, ``min_delta`` 0, no minimums, 10 check rows).
+    ``promotion:``), else the default (``f1``, or ``rmse`` for a regressor; ``min_delta`` 0,
+    no minimums, 10 check rows).
 
     Args:
         model: the registered model's name (optional with ``spec``).
@@ -523,7 +526,8 @@ def score(model: str, input: str, output: str, *, id_column: str | None = None,
           scheduler: str | None = None, workers: int = 2, overwrite: bool = False,
           storage_options: Mapping[str, Any] | None = None, tracking_uri: str | None = None,
           on_progress: Callable[[int, int | None, float], None] | None = None,
-          home: PathLike | None = None) -> ScoreResult:
+          home: PathLike | None = None, prediction_column: str = "prediction",
+          probabilities: bool = True) -> ScoreResult:
     """Score a CSV or Parquet input with a model into Parquet, as ``conveyor score`` does.
 
     The model's files are checked against their recorded sha256 before it is loaded; the
@@ -545,6 +549,8 @@ def score(model: str, input: str, output: str, *, id_column: str | None = None,
         tracking_uri: MLflow tracking URI for ``models:/`` (default: the home's).
         on_progress: ``on_progress(rows_done, rows_total or None, seconds)``.
         home: the embedded default's folder.
+        prediction_column: the prediction's column name (``Survived`` for a submission).
+        probabilities: write the ``proba_<class>`` columns (a ``.csv`` output is CSV).
 
     Returns:
         The output's URI, rows, seconds and the model version used.
@@ -574,7 +580,8 @@ def score(model: str, input: str, output: str, *, id_column: str | None = None,
                       chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS, engine=engine,
                       scheduler=scheduler, workers=workers, overwrite=overwrite,
                       storage_options=storage_options, tracking_uri=tracking_uri,
-                      on_progress=on_progress)
+                      on_progress=on_progress, prediction_column=prediction_column,
+                      probabilities=probabilities)
 
 
 
@@ -635,3 +642,109 @@ def monitor(model: str, *, window: str | None = None, input: PathLike | None = N
                      labels=None if labels is None else os.fspath(labels),
                      id_column=id_column, spec=loaded, store=store,
                      tracking_uri=tracking_uri, trigger=trigger)
+
+
+# --------------------------------------------------------------------------- synthetic data
+# (issue 12: the sources branch adds ``synth`` here; ADR 0044)
+
+__all__ += ["SynthResult", "synth"]
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    """What :func:`synth` wrote.
+
+    Attributes:
+        generator: the generator's name (``temperature``).
+        out: the folder holding ``train/`` and ``test/``.
+        train: the training files, one a data set.
+        test: the test files (other seeds: no data set is in both).
+    """
+
+    generator: str
+    out: Path
+    train: tuple[Path, ...]
+    test: tuple[Path, ...]
+
+
+def synth(generator: str, out: PathLike, *, datasets: int = 1,
+          test_datasets: int | None = None, seed: int = 0, **params: Any) -> SynthResult:
+    """Write seeded synthetic data sets into ``out/train/`` and ``out/test/``, as
+    ``conveyor synth`` does.
+
+    Args:
+        generator: ``temperature`` (daily readings with injected anomalies; see
+            :mod:`conveyor.sources.temperature`).
+        out: the folder to write into (created; files of the same name are replaced).
+        datasets: data sets (stations) written to ``train/``.
+        test_datasets: data sets written to ``test/`` (default: ``datasets``).
+        seed: the first training set's seed; every file follows from it.
+        **params: the generator's parameters (``days``, ``noise``, ``anomaly_rate``,
+            ``shapes``, ...), checked as the spec's ``data:`` section checks them.
+
+    Returns:
+        The files written.
+
+    Raises:
+        BadInputError: an unknown generator or a parameter out of range (naming it).
+
+    Example:
+        >>> import tempfile, conveyor
+        >>> result = conveyor.synth("temperature", tempfile.mkdtemp(), datasets=2, days=60,
+        ...                         anomaly_rate=0.1, seed=3)
+        >>> [p.name for p in result.train], len(result.test)
+        (['station_000.csv', 'station_001.csv'], 2)
+    """
+    from pydantic import ValidationError
+
+    from conveyor.errors import BadInputError
+    from conveyor.sources.synthetic import SyntheticSource
+    from conveyor.sources.temperature import write_temperature
+
+    try:
+        config = SyntheticSource(source="synthetic", generator=generator, datasets=datasets,
+                                 seed=seed, **params)
+        if test_datasets is not None and test_datasets < 1:
+            raise BadInputError(f"test_datasets must be at least 1, got {test_datasets}")
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "generator"
+        raise BadInputError(f"synth {generator}: {where}: {first['msg']} (got "
+                            f"{first.get('input')!r})") from None
+    written = write_temperature(out, datasets=config.datasets, test_datasets=test_datasets,
+                                seed=config.seed, **config.params())
+    return SynthResult(generator=generator, out=Path(out), train=tuple(written["train"]),
+                       test=tuple(written["test"]))
+
+
+# --------------------------------------------------------------------------- schema (issue 12)
+
+
+def accept_schema(spec: PathLike, overrides: Iterable[str] = (), *,
+                  profile: str | None = None, home: PathLike | None = None
+                  ) -> tuple[str, list[str]]:
+    """Save the schema of the spec's data, as it is now, as the pipeline's saved schema.
+
+    Later runs compare their table with it (``validate.drift``, docs/validation.md). The
+    data must pass the spec's other checks; the schema it replaces is overwritten.
+
+    Returns:
+        (the saved schema's URI, one line per difference from the schema it replaced).
+
+    Raises:
+        SpecError: the spec is invalid. DataError: the data fails a check whose policy is
+        ``fail``.
+
+    Example:
+        >>> import conveyor
+        >>> uri, changes = conveyor.accept_schema("examples/breast_cancer/pipeline.yaml",
+        ...                                       profile="sklearn")  # doctest: +SKIP
+        >>> uri.endswith("/breast_cancer/_schema/schema.json")  # doctest: +SKIP
+        True
+    """
+    from conveyor.runners.executor import store_for
+    from conveyor.steps.validate import accept_schema as _accept
+
+    with _home(home, *_folder(spec)):
+        loaded = load_spec(spec, overrides, profile=profile)
+        return _accept(loaded, store_for(loaded))

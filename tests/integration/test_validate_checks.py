@@ -68,7 +68,7 @@ def test_missing_data_file_names_the_resolved_path_and_the_key(
 
 @pytest.mark.parametrize(
     ("what", "expected"),
-    [("folder", "is a folder; name a file"), ("empty", "is empty (0 bytes)")])
+    [("folder", "is a folder with no data files in it"), ("empty", "is empty (0 bytes)")])
 def test_data_uri_must_name_a_non_empty_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], conveyor_home: Path,
     what: str, expected: str,

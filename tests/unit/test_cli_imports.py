@@ -22,8 +22,9 @@ def test_promote_still_checks_and_lists_its_metrics() -> None:
     bad = subprocess.run([sys.executable, "-m", "conveyor.cli", "promote", "m", "--metric",
                           "bogus"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2
-    assert "invalid choice: 'bogus' (choose from 'accuracy', 'f1', 'precision', 'recall')" \
-        in bad.stderr
+    assert ("invalid choice: 'bogus' (choose from 'accuracy', 'f1', 'precision', 'recall', "
+            "'rmse', 'mae', 'r2', 'mape')") in bad.stderr
     shown = subprocess.run([sys.executable, "-m", "conveyor.cli", "promote", "--help"],
                            capture_output=True, text=True, check=True, timeout=60)
-    assert "accuracy, f1, precision, recall" in " ".join(shown.stdout.split())
+    assert "accuracy, f1, precision, recall, rmse, mae, r2, mape" in " ".join(
+        shown.stdout.split())

@@ -554,7 +554,7 @@ def test_gate_metric_computed_when_added_to_evaluate(tmp_path: Path) -> None:
                                "'logistic_regression'?"),
         ("sklearn.linear_model.LogisticRegresion", "did you mean "
                                                    "sklearn.linear_model.LogisticRegression?"),
-        ("sklearn.linear_model.LinearRegression", "is not a classifier"),
+        ("sklearn.linear_model.LinearRegression", "is a regressor, but the task is classification"),
         ("sklearn.nonexistent.Thing", "cannot import 'sklearn.nonexistent'"),
         ("xgboostx.XGBClassifier", "outside the allow-list"),
         ("sklearn.base.clone", "not an allowed estimator class"),

@@ -24,13 +24,12 @@ from conveyor.sources.lines import LineMap
 from conveyor.spec.models import Spec
 from conveyor.steps.validate import (
     check_class_sizes,
-    check_finite,
     check_leakage,
     check_missing_share,
     check_numeric,
-    check_unique_ids,
     validate_table,
 )
+from conveyor.validation import RowNamer, row_problems
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "breast_cancer" / "pipeline.yaml"
 COLUMNS: list[str] = yaml.safe_load(EXAMPLE.read_text())["data"]["columns"]
@@ -500,13 +499,23 @@ def test_check_numeric_takes_a_mostly_numeric_column_as_numbers() -> None:
     assert check_numeric(pd.Series([1.5, None]), "n", None, source="f") == (None, None)
 
 
-def test_check_finite_names_the_first_infinite_value_and_clears_it() -> None:
-    cleaned, message = check_finite(pd.Series([1.0, float("inf"), -float("inf")]), "x",
-                                     source="f")
-    assert message == "f: column 'x', row 2: inf is not finite"
-    assert cleaned.isna().tolist() == [False, True, True]
-    column = pd.Series([1.0, None])
-    assert check_finite(column, "x", source="f") == (column, None)
+def small_spec(**schema: Any) -> Spec:
+    return Spec.model_validate({
+        "name": "t", "data": {"source": "file", "uri": "f"}, "schema": {"target": "y", **schema},
+        "model": {"estimator": "logistic_regression"}})
+
+
+def test_finite_check_names_the_first_infinite_value_and_counts() -> None:
+    """Was check_finite; the row checks are one pandera schema now (ADR 0046)."""
+    frame = pd.DataFrame({"x": [1.0, float("inf"), -float("inf")], "y": ["a", "b", "a"]})
+    (problem,) = row_problems(frame, small_spec(), features=["x"], source="f",
+                              namer=RowNamer())
+    # one more fact than before: how many rows hold a non-finite value
+    assert problem.message == "f: column 'x', row 2: inf is not finite (2 such rows)"
+    assert (problem.check, problem.column, list(problem.rows)) == ("types", "x", [1, 2])
+    frame = pd.DataFrame({"x": [1.0, None], "y": ["a", "b"]})
+    assert row_problems(frame, small_spec(), features=["x"], source="f",
+                        namer=RowNamer()) == []
 
 
 def test_check_missing_share() -> None:
@@ -524,11 +533,16 @@ def test_check_class_sizes_names_the_first_small_class() -> None:
     assert check_class_sizes(counts, "y", 1, source="f") is None
 
 
-def test_check_unique_ids_counts_every_repeat() -> None:
-    ids = pd.Series([7, 8, 7, 9, 7, 8])
-    assert check_unique_ids(ids, "id", source="f") == (
-        "f: id 7 in 'id' repeats on row 1 and row 3 (3 repeats)")
-    assert check_unique_ids(pd.Series(["a", "b"]), "id", source="f") is None
+def test_unique_ids_check_counts_every_repeat() -> None:
+    """Was check_unique_ids; pandera's uniqueness check, the same message."""
+    frame = pd.DataFrame({"id": [7, 8, 7, 9, 7, 8], "y": list("ababab")})
+    (problem,) = row_problems(frame, small_spec(id="id"), features=[], source="f",
+                              namer=RowNamer())
+    assert problem.message == "f: id 7 in 'id' repeats on row 1 and row 3 (3 repeats)"
+    assert problem.count == 3
+    frame = pd.DataFrame({"id": ["a", "b"], "y": ["a", "b"]})
+    assert row_problems(frame, small_spec(id="id"), features=[], source="f",
+                        namer=RowNamer()) == []
 
 
 def test_check_leakage_needs_a_one_to_one_mapping() -> None:
@@ -538,3 +552,91 @@ def test_check_leakage_needs_a_one_to_one_mapping() -> None:
         "schema.drop")
     # two values, but not one per class: not a copy of the target
     assert check_leakage(pd.Series([1, 0, 0, 1]), target, "code", "y", source="f") is None
+
+
+# --------------------------------------------------------------------------- issue 12: rules
+
+
+@pytest.mark.parametrize(
+    "kind", ["blank-lines", "crlf", "cr-only", "header-bom-blank", "quoted-newlines"])
+def test_rule_violations_name_the_line_an_editor_shows(tmp_path: Path, wdbc_lines: list[str],
+                                                       kind: str) -> None:
+    lines = set_cell(wdbc_lines, 99, "area_worst", "-5")
+    lines = set_cell(lines, 200, "area_worst", "-7")
+    data, edit = _layout(lines, kind)
+    first, second = _line_of(data, b",-5,"), _line_of(data, b",-7,")
+
+    def rule(spec: dict[str, Any]) -> None:
+        if edit is not None:
+            edit(spec)
+        spec["validate"] = {"columns": {"area_worst": {"min": 0}}}
+
+    message = fails(tmp_path, data, kind, edit=rule)
+    assert message == (f"{kind}.data: column 'area_worst': 2 rows below "
+                       f"validate.columns.area_worst.min 0: row 100 (line {first}): -5.0, "
+                       f"row 201 (line {second}): -7.0")
+
+
+def test_na_text_in_a_float_column_is_missing_unless_declared_not_nullable(
+    tmp_path: Path, wdbc_lines: list[str],
+) -> None:
+    """``N/A`` is one of data.na_values: a missing value, imputed later, unless a rule says
+    the column may not be missing."""
+    lines = set_cell(wdbc_lines, 14, "texture_mean", "N/A")
+    _, report = ingest_and_validate(tmp_path, joined(lines), "na")
+    assert report["missing"] == {"texture_mean": 1}
+    fails(tmp_path, joined(lines), "na_rule", "na_rule.data: column 'texture_mean': 1 rows "
+          "are missing a value (validate.columns.texture_mean.nullable is false): row 15 "
+          "(line 15)",
+          edit=lambda s: s.update(validate={"columns": {"texture_mean": {"nullable": False}}}))
+
+
+def test_positive_infinity_in_two_rows_is_counted(tmp_path: Path,
+                                                  wdbc_lines: list[str]) -> None:
+    lines = set_cell(wdbc_lines, 7, "smoothness_se", "inf")
+    lines = set_cell(lines, 70, "smoothness_se", "Infinity")
+    fails(tmp_path, joined(lines), "pinf", "pinf.data: column 'smoothness_se', row 8 (line 8): "
+          "inf is not finite (2 such rows)")
+
+
+def test_a_label_outside_the_declared_classes_names_rows_and_lines(
+    tmp_path: Path, wdbc_lines: list[str],
+) -> None:
+    lines = set_cell(wdbc_lines, 33, "diagnosis", "m")
+    data = "".join([*lines[:10], "\n", *lines[10:]]).encode()
+
+    def classes(spec: dict[str, Any]) -> None:
+        del spec["schema"]["positive_label"]
+        spec["validate"] = {"columns": {"diagnosis": {"allowed": ["M", "B"]}}}
+
+    fails(tmp_path, data, "classes", "classes.data: target 'diagnosis': 1 rows hold values "
+          "outside validate.columns.diagnosis.allowed [M, B]: row 34 (line 35): 'm'",
+          edit=classes)
+
+
+def test_an_extra_column_is_new_against_the_saved_schema(tmp_path: Path,
+                                                         wdbc_lines: list[str]) -> None:
+    """With a header and inferred features an extra column is not an error by itself (it
+    becomes a feature); the saved schema of the earlier runs names it."""
+    def named_by_header(spec: dict[str, Any]) -> None:
+        header_true(spec)
+        del spec["data"]["columns"]
+
+    _, first = ingest_and_validate(tmp_path, with_header(wdbc_lines), "before",
+                                   named_by_header)
+    wider = [line.rstrip("\n") + ",1\n" for line in wdbc_lines]
+    path = tmp_path / "after.data"
+    path.write_bytes(with_header(wider, [*COLUMNS, "batch"]))
+
+    def strict(spec: dict[str, Any]) -> None:
+        named_by_header(spec)
+        spec["validate"] = {"drift": {"policy": "fail"}}
+
+    the_spec = make_spec({"uri": str(path)}, strict)
+    frame, facts = read_source(the_spec.data, tmp_path)
+    with pytest.raises(DataError) as caught:
+        validate_table(frame, the_spec, source="after.data",
+                       lines=LineMap.from_json(facts["lines"]), baseline=first["schema"])
+    assert str(caught.value) == (
+        "after.data: column 'batch' is new: the saved schema does not have it (accept the new "
+        "schema with conveyor schema accept)")

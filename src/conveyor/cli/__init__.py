@@ -1,7 +1,7 @@
 """The ``conveyor`` command: a thin layer over the public API (:mod:`conveyor`).
 
 This package owns terminal output; each sub-command lives in a module of its own
-(``run``, ``runs``, ``ui``, ``registry``, ``lab``, ``serve``, ``score``, ``monitor``;
+(``run``, ``runs``, ``ui``, ``registry``, ``lab``, ``serve``, ``score``, ``monitor``, ``synth``;
 ``airflow`` in :mod:`conveyor.airflow.cli`, which starts Airflow in subprocesses and
 imports none of it here). They are imported statically, so the import contracts
 (pyproject.toml) see them.
@@ -24,6 +24,8 @@ from pathlib import Path
 from conveyor.airflow import cli as airflow_cli
 from conveyor.cli import lab, monitor, registry, runs, score, serve, ui
 from conveyor.cli import run as run_cli
+from conveyor.cli import schema as schema_cli  # issue 12
+from conveyor.cli import synth as synth_cli  # issue 12
 from conveyor.cli.output import stderr as _stderr
 from conveyor.cli.run import StepProgress, progress_line, resume_command
 from conveyor.errors import BadInputError, ConveyorError
@@ -76,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(sub)
     score.register(sub)
     monitor.register(sub)
+    synth_cli.register(sub)
+    schema_cli.register(sub, spec_args)
     return parser
 
 

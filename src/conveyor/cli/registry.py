@@ -53,13 +53,16 @@ def _print_decision(decision: Any) -> None:
 
     console = _console()
     metric = decision.metric
+    # the second score shown: accuracy for a classifier, R² for a regressor
+    second = "r2" if metric in ("rmse", "mae", "r2", "mape") else "accuracy"
+    second = "rmse" if metric == "r2" else second
     table = Table(title=f"{decision.model}: candidates on the hold-out set", header_style="bold")
-    for column in ("version", "role", "config", "status", metric, "accuracy", "note"):
-        table.add_column(column, justify="right" if column in (metric, "accuracy") else "left")
+    for column in ("version", "role", "config", "status", metric, second, "note"):
+        table.add_column(column, justify="right" if column in (metric, second) else "left")
     for c in decision.candidates:
         mark = " ←" if c.version == decision.chosen else ""
         table.add_row(f"v{c.version}{mark}", c.role, c.config or "-", c.status,
-                      _fmt(c.scores.get(metric)), _fmt(c.scores.get("accuracy")), c.reason)
+                      _fmt(c.scores.get(metric)), _fmt(c.scores.get(second)), c.reason)
     if decision.candidates:
         console.print(table)
     colour = {"promoted": "green", "promote": "green", "aborted": "red"}.get(decision.action,
@@ -123,13 +126,14 @@ def register(sub: Any) -> None:
                                              "the best one")
     common(promote)
     promote.add_argument("--metric", choices=_Metrics(), metavar="METRIC",
-                         help="compared metric, macro-averaged: %(choices)s (default: the "
-                              "spec's, or f1)")
+                         help="compared metric (a classifier's macro-averaged): %(choices)s "
+                              "(default: the spec's, or f1; rmse for a regressor)")
     promote.add_argument("--min-delta", type=float, metavar="D",
                          help="the best must beat production by at least D (default: the "
                               "spec's, or 0)")
     promote.add_argument("--minimum", type=_minimum, action="append", metavar="METRIC=VALUE",
-                         help="absolute floor, repeatable (e.g. --minimum f1=0.9)")
+                         help="worst acceptable value, repeatable: a floor (--minimum f1=0.9), "
+                              "a ceiling for rmse, mae, mape (--minimum rmse=60)")
     promote.add_argument("--dry-run", action="store_true", help="decide, change nothing")
     promote.add_argument("--all", action="store_true",
                          help="consider every version, not only those new since the last "

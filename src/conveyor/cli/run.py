@@ -47,6 +47,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     console.print(f"  data: {spec.data.source} · target: {spec.schema_.target} · model: "
                   f"{spec.model.estimator} · steps: "
                   + " → ".join(s.name for s in pipeline_steps(spec)))
+    from conveyor.modeling.tasks import describe_task
+
+    console.print(f"  task: {describe_task(spec)}", markup=False)
     console.print(f"  spec hash: {checked.spec_hash[:12]}")
     return 0
 

@@ -39,7 +39,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     result = score(args.model, args.input, args.output, id_column=args.id_column,
                    chunk_rows=args.chunk_rows, engine=args.engine, scheduler=args.scheduler,
                    workers=args.workers, overwrite=args.overwrite,
-                   tracking_uri=args.tracking_uri, on_progress=on_progress)
+                   tracking_uri=args.tracking_uri, on_progress=on_progress,
+                   prediction_column=args.prediction_column,
+                   probabilities=not args.no_proba)
     version = f" (version {result.model_version})" if result.model_version else ""
     _stderr(f"scored {result.rows:,} rows in {result.seconds:.2f}s, "
             f"{_rate(result.rows, result.seconds)}, engine {result.engine}, "
@@ -72,7 +74,13 @@ def register(sub: Any) -> None:
                         help="CSV or Parquet: a file, a glob (data/*.parquet) or a folder")
     parser.add_argument("--output", required=True, metavar="URI",
                         help="the Parquet output: a file (local engine) or a folder of parts "
-                             "(dask engine); refused if it exists unless --overwrite")
+                             "(dask engine); a .csv file is written as CSV (local engine); "
+                             "refused if it exists unless --overwrite")
+    parser.add_argument("--prediction-column", default="prediction", metavar="NAME",
+                        help="the prediction's column name (default prediction; e.g. Survived "
+                             "for a Kaggle submission)")
+    parser.add_argument("--no-proba", action="store_true",
+                        help="leave out the proba_<class> columns")
     parser.add_argument("--id-column", metavar="COL",
                         help="copied beside the predictions (default: 'id' if present)")
     parser.add_argument("--chunk-rows", type=_positive, metavar="N",

@@ -83,7 +83,8 @@ class ClassifierConfig(BaseModel):
 
     def build(self) -> Any:
         """A new, unfitted estimator."""
-        return build_estimator(self.estimator, dict(self.params), key=self.name)
+        return build_estimator(self.estimator, dict(self.params), key=self.name,
+                               task="classification", task_fixed=True)
 
 
 def config_name_from_stem(stem: str) -> str:
@@ -231,7 +232,8 @@ def _normalise(item: Any, path: Path_, where: _Where, *, index: int,
     param_key, params, param_paths = _params(item, path, where)
     key = _first(item, _ESTIMATOR_KEYS) or "classificator"
     try:
-        cls = resolve_estimator(estimator_path, key=".".join((*path, key)))
+        cls = resolve_estimator(estimator_path, key=".".join((*path, key)),
+                                task="classification", task_fixed=True)
     except SpecError as exc:
         raise where.error(exc.reason, (*path, key)) from None
     problems = check_params(cls, params)
@@ -246,7 +248,7 @@ def _normalise(item: Any, path: Path_, where: _Where, *, index: int,
     # keep the public path: the class's own module (sklearn.ensemble._forest) is private
     public = SHORT_NAMES.get(estimator_path, estimator_path)
     try:
-        build_estimator(public, dict(params), key="x")
+        build_estimator(public, dict(params), key="x", task="classification", task_fixed=True)
     except SpecError as exc:
         raise where.error(exc.reason, (*path, param_key)) from None
     name = item.get("name", default_name)

@@ -1,5 +1,5 @@
-"""Estimators: an allow-list of import paths, checked on the resolved object, and parameters
-checked against the estimator's real signature.
+"""Estimators (classifiers and regressors): an allow-list of import paths, checked on the
+resolved object, and parameters checked against the estimator's real signature.
 
 Importing a module runs its code, so the allow-list is checked on the *name* before import
 and again on the *resolved object* after (``logging.os.system`` passes a naive prefix check
@@ -17,10 +17,14 @@ from conveyor.errors import SpecError
 
 __all__ = [
     "ALLOWED_MODULE_PREFIXES",
+    "REGRESSOR_NAMES",
     "SHORT_NAMES",
     "build_estimator",
     "check_params",
+    "estimator_kind",
+    "implied_task",
     "resolve_estimator",
+    "short_names",
 ]
 
 ALLOWED_MODULE_PREFIXES = ("sklearn.", "xgboost.", "lightgbm.")
@@ -45,18 +49,100 @@ SHORT_NAMES = {
 _INSTALL_HINT = {"xgboost": "pip install xgboost", "lightgbm": "pip install lightgbm"}
 
 
-def resolve_estimator(name: str, *, key: str = "model.estimator") -> type:
-    """Resolve a short name or dotted import path to an allowed classifier class.
+#: Regressors by short name (ADR 0038). A name both tables hold (``random_forest``) is the
+#: classifier or the regressor by the pipeline's task.
+REGRESSOR_NAMES = {
+    "linear_regression": "sklearn.linear_model.LinearRegression",
+    "ridge": "sklearn.linear_model.Ridge",
+    "lasso": "sklearn.linear_model.Lasso",
+    "elastic_net": "sklearn.linear_model.ElasticNet",
+    "sgd": "sklearn.linear_model.SGDRegressor",
+    "random_forest": "sklearn.ensemble.RandomForestRegressor",
+    "extra_trees": "sklearn.ensemble.ExtraTreesRegressor",
+    "gradient_boosting": "sklearn.ensemble.GradientBoostingRegressor",
+    "hist_gradient_boosting": "sklearn.ensemble.HistGradientBoostingRegressor",
+    "adaboost": "sklearn.ensemble.AdaBoostRegressor",
+    "decision_tree": "sklearn.tree.DecisionTreeRegressor",
+    "svr": "sklearn.svm.SVR",
+    "linear_svr": "sklearn.svm.LinearSVR",
+    "knn": "sklearn.neighbors.KNeighborsRegressor",
+    "mlp": "sklearn.neural_network.MLPRegressor",
+    "xgboost": "xgboost.XGBRegressor",
+    "lightgbm": "lightgbm.LGBMRegressor",
+}
+_KIND = {"classification": "classifier", "regression": "regressor"}
+
+
+def short_names(task: str | None) -> dict[str, str]:
+    """The short names of ``task`` (both tasks' when ``None``: a classifier first).
+
+    >>> short_names("regression")["random_forest"]
+    'sklearn.ensemble.RandomForestRegressor'
+    >>> short_names(None)["random_forest"]
+    'sklearn.ensemble.RandomForestClassifier'
+    """
+    if task == "regression":
+        return dict(REGRESSOR_NAMES)
+    if task == "classification":
+        return dict(SHORT_NAMES)
+    return {**REGRESSOR_NAMES, **SHORT_NAMES}
+
+
+def estimator_kind(obj: type) -> str | None:
+    """``classifier``, ``regressor`` or ``None`` for an estimator class."""
+    from sklearn.base import (
+        BaseEstimator,
+        ClassifierMixin,
+        RegressorMixin,
+        is_classifier,
+        is_regressor,
+    )
+
+    if issubclass(obj, ClassifierMixin):
+        return "classifier"
+    if issubclass(obj, RegressorMixin):
+        return "regressor"
+    if issubclass(obj, BaseEstimator):
+        try:
+            instance = obj()
+            return "classifier" if is_classifier(instance) else (
+                "regressor" if is_regressor(instance) else None)
+        except Exception:  # noqa: BLE001 - a class that cannot be built bare is neither
+            return None
+    return None
+
+
+def resolve_estimator(name: str, *, task: str | None = None,
+                      key: str = "model.estimator", task_fixed: bool = False) -> type:
+    """Resolve a short name or dotted import path to an allowed estimator class of ``task``.
+
+    Args:
+        name: a short name (``random_forest``) or an import path under an allowed module.
+        task: ``classification`` or ``regression``; ``None`` when the task is not known yet
+            (a short name then means the classifier if there is one, and either kind of
+            class is accepted).
+        key: the spec key named in errors.
+        task_fixed: the caller trains one task only (the lab): no "set schema.task" hint.
 
     Raises:
-        SpecError: unknown name, a module outside the allow-list, or not a classifier.
+        SpecError: unknown name, a module outside the allow-list, or an estimator of the
+            other task (a regressor for a classification target or the reverse).
     """
-    path = SHORT_NAMES.get(name, name)
+    names = short_names(task)
+    retask = "" if task_fixed else ", or set schema.task"
+    other = {"classification": REGRESSOR_NAMES, "regression": SHORT_NAMES}.get(task or "", {})
+    if name in other and name not in names:
+        wanted = _KIND[task or "classification"]
+        close = difflib.get_close_matches(name, list(names), n=2)
+        hint = f"use a {wanted} such as {', '.join(close or sorted(names)[:3])}"
+        raise SpecError(f"{name!r} is a {'regressor' if task == 'classification' else 'classifier'}"
+                        f", but the task is {task}; {hint}{retask}", key=key)
+    path = names.get(name, name)
     module_name, _, attr = path.rpartition(".")
     if not module_name:
-        close = difflib.get_close_matches(name, list(SHORT_NAMES), n=1)
+        close = difflib.get_close_matches(name, list(short_names(None)), n=1)
         hint = f"did you mean {close[0]!r}?" if close else (
-            "use a short name (" + ", ".join(sorted(SHORT_NAMES)[:6]) + ", ...) "
+            "use a short name (" + ", ".join(sorted(names)[:6]) + ", ...) "
             "or an import path like sklearn.ensemble.RandomForestClassifier")
         raise SpecError(f"unknown estimator {name!r}; {hint}", key=key)
     private = any(part.startswith("_") for part in path.split("."))
@@ -85,17 +171,32 @@ def resolve_estimator(name: str, *, key: str = "model.estimator") -> type:
             f"{path!r} resolves to {real_module}.{getattr(obj, '__qualname__', obj)!s}, "
             "which is not an allowed estimator class", key=key,
         )
-    from sklearn.base import BaseEstimator, ClassifierMixin, is_classifier
-
-    classifier = issubclass(obj, ClassifierMixin)
-    if not classifier and issubclass(obj, BaseEstimator):
-        try:
-            classifier = is_classifier(obj())
-        except Exception:  # noqa: BLE001 - a class that cannot be built bare is no classifier
-            classifier = False
-    if not classifier:
-        raise SpecError(f"{path!r} is not a classifier (Conveyor trains classifiers)", key=key)
+    kind = estimator_kind(obj)
+    if kind is None:
+        raise SpecError(f"{path!r} is not a classifier or a regressor", key=key)
+    if task is not None and kind != _KIND[task]:
+        raise SpecError(f"{path!r} is a {kind}, but the task is {task}; use a "
+                        f"{_KIND[task]}{retask}", key=key)
     return obj
+
+
+def implied_task(name: str) -> str | None:
+    """The task an estimator name alone fixes: an import path or a short name of one task.
+
+    >>> implied_task("linear_regression"), implied_task("random_forest")
+    ('regression', None)
+    """
+    if name in SHORT_NAMES and name in REGRESSOR_NAMES:
+        return None
+    if name in SHORT_NAMES:
+        return "classification"
+    if name in REGRESSOR_NAMES:
+        return "regression"
+    try:
+        kind = estimator_kind(resolve_estimator(name))
+    except SpecError:
+        return None
+    return {"classifier": "classification", "regressor": "regression"}.get(kind or "")
 
 
 def check_params(estimator: type, params: dict[str, Any]) -> list[tuple[str, str]]:
@@ -119,13 +220,26 @@ def check_params(estimator: type, params: dict[str, Any]) -> list[tuple[str, str
     return problems
 
 
-def build_estimator(name: str, params: dict[str, Any], *, key: str = "model") -> Any:
+def build_estimator(name: str, params: dict[str, Any], *, task: str | None = None,
+                    key: str = "model", task_fixed: bool = False) -> Any:
     """Resolve, check and construct an estimator.
+
+    With ``task`` ``None`` (not known before the data is read), a short name both tasks
+    hold is built as the classifier, or as the regressor when only the regressor takes
+    ``params``; the train step builds it again for the task the data decided.
 
     Raises:
         SpecError: bad name, bad parameter name, or a value the estimator refuses.
     """
-    cls = resolve_estimator(name, key=f"{key}.estimator")
+    if task is None and name in SHORT_NAMES and name in REGRESSOR_NAMES:
+        try:
+            return build_estimator(name, params, task="classification", key=key)
+        except SpecError as first:
+            try:
+                return build_estimator(name, params, task="regression", key=key)
+            except SpecError:
+                raise first from None
+    cls = resolve_estimator(name, task=task, key=f"{key}.estimator", task_fixed=task_fixed)
     problems = check_params(cls, params)
     if problems:
         param, message = problems[0]
@@ -133,7 +247,8 @@ def build_estimator(name: str, params: dict[str, Any], *, key: str = "model") ->
     try:
         estimator = cls(**params)
         # sklearn validates values at fit; ask now so a bad value fails before any work
-        if hasattr(estimator, "_validate_params"):
+        if hasattr(estimator, "_validate_params") and hasattr(estimator,
+                                                              "_parameter_constraints"):
             estimator._validate_params()
     except (TypeError, ValueError) as exc:
         raise SpecError(f"{cls.__name__} refused its parameters: {exc}", key=f"{key}.params") \

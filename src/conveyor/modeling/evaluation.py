@@ -34,7 +34,8 @@ def scoring_positive(label: Any, y: Any) -> Any:
 
 
 def score_model(model: Any, train: tuple[Any, Any], test: tuple[Any, Any], *,
-                metrics: list[str], positive: Any) -> dict[str, float]:
+                metrics: list[str], positive: Any,
+                task: str = "classification") -> dict[str, float]:
     """``train_<metric>`` and ``test_<metric>`` of a fitted model for every name in ``metrics``.
 
     Args:
@@ -46,9 +47,14 @@ def score_model(model: Any, train: tuple[Any, Any], test: tuple[Any, Any], *,
             ``log_loss``).
         positive: from :func:`scoring_positive`: binary metrics of this label, or ``None``
             for macro averages.
+        task: ``regression`` scores a regressor's values (rmse, mae, r2, mape).
     """
-    from conveyor.modeling.metrics import classification_metrics
+    from conveyor.modeling.metrics import classification_metrics, regression_metrics
 
+    if task == "regression":
+        return {k: v for split, (X, y) in (("train", train), ("test", test))
+                for k, v in regression_metrics(model, X, y, split=split,
+                                               metrics=list(metrics)).items()}
     scores: dict[str, float] = {}
     for split, (X, y) in (("train", train), ("test", test)):
         scores.update(classification_metrics(model, X, y, split=split, metrics=list(metrics),

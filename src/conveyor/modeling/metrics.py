@@ -1,4 +1,4 @@
-"""Classification metrics, named ``<split>_<metric>``."""
+"""Classification and regression metrics, named ``<split>_<metric>``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["LABEL_METRICS", "SCORE_METRICS", "classification_metrics", "confusion",
-           "label_metric_rows", "label_metrics",
-           "positive_scores", "pr_auc_score", "scorer", "specificity_score"]
+           "label_metric_rows", "label_metrics", "positive_scores", "pr_auc_score",
+           "regression_metrics", "scorer", "scorer_sign", "specificity_score", "value_metrics"]
 
 
 def positive_scores(model: Any, X: Any, positive: Any) -> np.ndarray | None:
@@ -195,9 +195,15 @@ def confusion(model: Any, X: Any, y: Any) -> dict[str, Any]:
 
 
 def scorer(metric: str, positive: Any) -> Any:
-    """An sklearn scorer for tuning and cross-validation."""
+    """An sklearn scorer for tuning and cross-validation.
+
+    A regression metric's scorer is sklearn's negated one (``neg_root_mean_squared_error``:
+    larger is better for every scorer); :func:`scorer_sign` turns its scores back.
+    """
     from sklearn.metrics import f1_score, make_scorer, precision_score, recall_score
 
+    if metric in _REGRESSION_SCORERS:
+        return _REGRESSION_SCORERS[metric]
     if metric == "specificity":
         return make_scorer(specificity_score, positive=positive)
     if metric == "pr_auc":
@@ -227,3 +233,64 @@ def _pr_auc_of_proba(y_true: Any, proba: Any) -> float:
 
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
+
+
+# --------------------------------------------------------------------------- regression
+# (issue 11; ADR 0038)
+
+_REGRESSION_SCORERS = {"rmse": "neg_root_mean_squared_error",
+                       "mae": "neg_mean_absolute_error", "r2": "r2",
+                       "mape": "neg_mean_absolute_percentage_error"}
+
+
+def scorer_sign(metric: str) -> float:
+    """``-1`` where :func:`scorer`'s scores are the metric negated (rmse, mae, mape), else 1.
+
+    >>> scorer_sign("rmse"), scorer_sign("r2"), scorer_sign("f1")
+    (-1.0, 1.0, 1.0)
+    """
+    return -1.0 if _REGRESSION_SCORERS.get(metric, "").startswith("neg_") else 1.0
+
+
+def value_metrics(y_true: Any, y_pred: Any, metrics: Iterable[str]) -> dict[str, float]:
+    """Compute named regression metrics from true and predicted values: the one place a
+    regression metric is computed.
+
+    Args:
+        y_true: the true values.
+        y_pred: the predicted values.
+        metrics: names: rmse, mae, r2 and mape (a fraction: 0.25 is 25 %; sklearn's
+            ``mean_absolute_percentage_error``, which divides by ``max(|y|, eps)``);
+            classification names are left out.
+
+    >>> got = value_metrics([3.0, 5.0, 2.0], [2.0, 5.0, 4.0], ["rmse", "mae", "r2", "mape"])
+    >>> {name: round(value, 4) for name, value in got.items()}
+    {'rmse': 1.291, 'mae': 1.0, 'r2': -0.0714, 'mape': 0.4444}
+    """
+    from sklearn import metrics as m
+
+    true = np.asarray(y_true, dtype=float)
+    pred = np.asarray(y_pred, dtype=float)
+    out: dict[str, float] = {}
+    for name in metrics:
+        if name == "rmse":
+            value = m.root_mean_squared_error(true, pred)
+        elif name == "mae":
+            value = m.mean_absolute_error(true, pred)
+        elif name == "r2":
+            if true.size < 2:
+                continue  # undefined on one row
+            value = m.r2_score(true, pred)
+        elif name == "mape":
+            value = m.mean_absolute_percentage_error(true, pred)
+        else:
+            continue
+        out[name] = float(value)
+    return out
+
+
+def regression_metrics(model: Any, X: Any, y: Any, *, split: str,
+                       metrics: list[str]) -> dict[str, float]:
+    """Compute ``metrics`` of a fitted regressor on (X, y), named ``<split>_<metric>``."""
+    values = value_metrics(y, model.predict(X), metrics)
+    return {f"{split}_{name}": value for name, value in values.items()}

@@ -299,7 +299,9 @@ def check(model_uri: str, *, window: str | None = None, input: str | None = None
             raise BadInputError("the window has no _prediction column to compare labels with")
         predicted, actual = _labels(labels, id_column, frame, settings.target,
                                     layout.PREDICTION)
-        live = live_metrics(predicted, actual, positive=settings.positive)
+        numeric = (profile.get("prediction") or {}).get("kind") == "numeric"  # a regressor
+        live = live_metrics(predicted, actual, positive=settings.positive,
+                            regression=numeric)
         source["labels"] = {"uri": to_uri(labels), "joined_rows": len(actual)}
 
     check_id = new_id(now)

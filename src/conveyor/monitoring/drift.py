@@ -279,10 +279,19 @@ def compare(profile: Mapping[str, Any], window: Any, thresholds: Thresholds, *,
 
 
 def live_metrics(predicted: Iterable[Any], actual: Iterable[Any], *,
-                 positive: Any = None) -> dict[str, float]:
+                 positive: Any = None, regression: bool = False) -> dict[str, float]:
     """Accuracy, precision, recall and F1 of the window's predictions against labels that
-    arrived later (labels compared as text, so ``1`` and ``"1"`` agree)."""
-    from conveyor.modeling.metrics import LABEL_METRICS, label_metrics
+    arrived later (labels compared as text, so ``1`` and ``"1"`` agree); for a regressor
+    (``regression``), RMSE, MAE, R² and MAPE of the predicted values."""
+    from conveyor.modeling.metrics import LABEL_METRICS, label_metrics, value_metrics
+
+    if regression:
+        y_pred = np.asarray(list(predicted), dtype=float)
+        y_true = np.asarray(list(actual), dtype=float)
+        if not y_true.size:
+            return {}
+        return {f"live_{k}": v for k, v in value_metrics(
+            y_true, y_pred, ("rmse", "mae", "r2", "mape")).items()}
 
     y_pred = [str(v) for v in predicted]
     y_true = [str(v) for v in actual]

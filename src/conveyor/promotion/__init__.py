@@ -13,9 +13,11 @@ MLflow call) and ``conveyor.modeling`` (the metrics), which may not import each 
 (docs/decisions/0026-promotion-layer-and-scoped-mlflow.md).
 
 Modules: ``decision`` (pure), ``holdout`` (the hold-out set), ``scoring``, ``plan``,
-``commit``, ``rollback``, ``records`` (decision records in the Store).
+``commit``, ``rollback``, ``records`` (decision records in the Store), ``champion`` (the
+gate's check of a pipeline run against the champion).
 """
 
+from conveyor.promotion.champion import ChampionCheck, challenge_champion, promote_challenger
 from conveyor.promotion.commit import commit_promotion, promote
 from conveyor.promotion.decision import (
     METRICS,
@@ -34,15 +36,18 @@ __all__ = [
     "PREVIOUS",
     "PRODUCTION",
     "CandidateScore",
+    "ChampionCheck",
     "Holdout",
     "PromotionDecision",
     "RegistryLock",
     "RollbackResult",
+    "challenge_champion",
     "commit_promotion",
     "decide",
     "load_holdout",
     "make_decision",
     "plan_promotion",
     "promote",
+    "promote_challenger",
     "rollback",
 ]

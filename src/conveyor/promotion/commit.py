@@ -129,8 +129,9 @@ def _tag_versions(tracker: Tracker, decision: PromotionDecision) -> None:
 
 def promote(
     tracker: Tracker, model: str, *, holdout: Holdout | None = None, store: Store | None = None,
-    metric: str = "f1", min_delta: float = 0.0, minimums: dict[str, float] | None = None,
-    dry_run: bool = False, include_all: bool = False, check_rows: int = 10,
+    metric: str | None = None, min_delta: float = 0.0,
+    minimums: dict[str, float] | None = None, dry_run: bool = False,
+    include_all: bool = False, check_rows: int = 10,
     owner: str | None = None, lock_ttl: float = 120.0, lock_wait: float = 60.0,
 ) -> PromotionDecision:
     """Score the candidates, decide, and (unless ``dry_run``) move ``production``.

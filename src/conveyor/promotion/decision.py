@@ -13,19 +13,30 @@ from typing import Any
 
 from conveyor.errors import BadInputError
 from conveyor.ids import new_id, now_iso
+from conveyor.spec.models import LOWER_IS_BETTER
 
 __all__ = [
     "METRICS",
     "CandidateScore",
     "PromotionDecision",
     "apply_minimums",
+    "beats",
     "check_rules",
+    "compare_with_champion",
     "decide",
+    "lower_is_better",
     "make_decision",
 ]
 
-#: the metrics a promotion may compare (macro-averaged over the classes)
-METRICS = ("accuracy", "f1", "precision", "recall")
+#: the metrics a promotion may compare: a classifier's (macro-averaged over the classes) and
+#: a regressor's (ADR 0038; rmse, mae and mape are better when lower: ``LOWER_IS_BETTER``)
+METRICS = ("accuracy", "f1", "precision", "recall", "rmse", "mae", "r2", "mape")
+_REGRESSION = frozenset({"rmse", "mae", "r2", "mape"})
+
+
+def _better(metric: str) -> float:
+    """``+1`` when a larger ``metric`` is better, ``-1`` when a smaller one is."""
+    return -1.0 if lower_is_better(metric) else 1.0
 _EPS = 1e-9
 
 
@@ -109,6 +120,9 @@ def check_rules(metric: str, minimums: Mapping[str, float], min_delta: float) ->
     for name in (metric, *minimums):
         if name not in METRICS:
             raise BadInputError(f"unknown metric {name!r}; use one of {', '.join(METRICS)}")
+        if (name in _REGRESSION) != (metric in _REGRESSION):
+            raise BadInputError(f"minimum {name} and metric {metric} are of different tasks "
+                                "(classification, regression); use metrics of one task")
     for name, value in minimums.items():
         if not (isinstance(value, (int, float)) and math.isfinite(value)):
             raise BadInputError(f"minimum for {name} must be a number, got {value!r}")
@@ -117,25 +131,92 @@ def check_rules(metric: str, minimums: Mapping[str, float], min_delta: float) ->
 
 
 def apply_minimums(candidate: CandidateScore, minimums: Mapping[str, float]) -> CandidateScore:
-    """Mark a scored candidate ``below_minimum`` when a score is under its floor."""
+    """Mark a scored candidate ``below_minimum`` when a score is worse than its bound: under
+    its floor, or for a lower-is-better metric (rmse) over its ceiling."""
     if candidate.status == "scored":
-        low = [f"{name} {candidate.scores[name]:.4f} < {floor:g}"
-               for name, floor in minimums.items() if candidate.scores[name] < floor - _EPS]
+        low = [f"{name} {candidate.scores[name]:.4f} {'>' if _better(name) < 0 else '<'} "
+               f"{floor:g}" for name, floor in minimums.items()
+               if _better(name) * (candidate.scores[name] - floor) < -_EPS]
         if low:
             candidate.status, candidate.reason = "below_minimum", "; ".join(low)
     return candidate
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a smaller ``metric`` is a better model (``log_loss``, ``test_rmse``, ...).
+
+    >>> lower_is_better("test_log_loss"), lower_is_better("f1")
+    (True, False)
+    """
+    split, _, name = metric.partition("_")
+    return metric in LOWER_IS_BETTER or (split in ("test", "train", "cv")
+                                         and name in LOWER_IS_BETTER)
+
+
+def beats(value: float, current: float, *, metric: str,
+          min_delta: float) -> tuple[bool, float, str]:
+    """Whether ``value`` beats ``current`` on ``metric`` by at least ``min_delta``: the one
+    comparison rule of a promotion and of the gate's champion check.
+
+    A tie (within 1e-9) never beats: it keeps the incumbent. The direction comes from
+    :data:`~conveyor.spec.models.LOWER_IS_BETTER`.
+
+    Returns:
+        (beats, delta, kind): ``delta`` is the improvement, positive when ``value`` is the
+        better one (``current - value`` for a lower-is-better metric); ``kind`` is ``beats``,
+        ``ties``, ``does not beat`` or ``short`` (better, by less than ``min_delta``).
+
+    >>> beats(0.95, 0.94, metric="f1", min_delta=0.005)[::2]
+    (True, 'beats')
+    >>> beats(0.10, 0.12, metric="test_rmse", min_delta=0.0)[::2]
+    (True, 'beats')
+    >>> beats(0.9, 0.9, metric="f1", min_delta=0.0)[::2]
+    (False, 'ties')
+    """
+    delta = current - value if lower_is_better(metric) else value - current
+    if delta <= _EPS:
+        return False, delta, "ties" if abs(delta) <= _EPS else "does not beat"
+    if delta < min_delta - _EPS:
+        return False, delta, "short"
+    return True, delta, "beats"
+
+
+def compare_with_champion(metric: str, candidate: float | None,
+                          champion: CandidateScore, *, min_delta: float) -> dict[str, Any]:
+    """One row of a gate verdict's ``comparison`` (docs/decisions/0042-...): the candidate's
+    ``metric`` against the champion's, on the same rows.
+
+    A champion that could not be scored (``refused``) or a metric either side lacks fails the
+    row: the gate does not vouch for what it could not compare.
+
+    >>> champ = CandidateScore("3", "production", "scored", {"test_f1": 0.94})
+    >>> row = compare_with_champion("test_f1", 0.95, champ, min_delta=0.005)
+    >>> row["passed"], round(row["delta"], 4)
+    (True, 0.01)
+    """
+    row: dict[str, Any] = {"metric": metric, "candidate": candidate,
+                           "champion": champion.scores.get(metric), "delta": None,
+                           "min_delta": min_delta, "lower_is_better": lower_is_better(metric),
+                           "passed": False}
+    if candidate is None or row["champion"] is None:
+        return row
+    passed, delta, _ = beats(candidate, row["champion"], metric=metric, min_delta=min_delta)
+    row.update(delta=delta, passed=passed)
+    return row
 
 
 def decide(candidates: Sequence[CandidateScore], production: CandidateScore | None, *,
            metric: str, min_delta: float) -> tuple[str, CandidateScore | None, str]:
     """The gate: (action, chosen, reason).
 
-    The best scored candidate (highest ``metric``; on a tie, the newest version) is promoted
-    when there is no production version, production was refused, or it beats production by
-    more than nothing and at least ``min_delta``; otherwise production stays.
+    The best scored candidate (highest ``metric``, lowest for a metric in
+    ``LOWER_IS_BETTER``; on a tie, the newest version) is promoted when there is no
+    production version, production was refused, or it beats production by more than nothing
+    and at least ``min_delta``; otherwise production stays.
     """
+    sign = -1 if lower_is_better(metric) else 1
     eligible = sorted((c for c in candidates if c.role == "candidate" and c.status == "scored"),
-                      key=lambda c: (c.scores[metric], int(c.version)), reverse=True)
+                      key=lambda c: (sign * c.scores[metric], int(c.version)), reverse=True)
     if not eligible:
         why = "no candidate version" if not candidates or all(
             c.role == "production" for c in candidates) else "no candidate passed the checks"
@@ -152,13 +233,12 @@ def decide(candidates: Sequence[CandidateScore], production: CandidateScore | No
                                  f"({production.reason}); v{best.version} has the best "
                                  f"{metric} ({value:.4f})")
     current = production.scores[metric]
-    delta = value - current
-    if delta <= _EPS:
-        kind = "ties" if abs(delta) <= _EPS else "does not beat"
+    passed, delta, kind = beats(value, current, metric=metric, min_delta=min_delta)
+    if kind in ("ties", "does not beat"):
         return "keep", None, (f"best candidate v{best.version} ({metric} {value:.4f}) {kind} "
                               f"production v{production.version} ({current:.4f}); "
                               "production stays")
-    if delta < min_delta - _EPS:
+    if not passed:
         return "keep", None, (f"best candidate v{best.version} ({metric} {value:.4f}) beats "
                               f"production v{production.version} ({current:.4f}) by "
                               f"{delta:.4f}, less than min_delta {min_delta:g}; production stays")

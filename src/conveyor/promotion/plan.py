@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from conveyor.promotion.decision import PromotionDecision, check_rules, make_decision
 from conveyor.promotion.holdout import Holdout, holdout_from_tags
 from conveyor.promotion.scoring import score_version
 from conveyor.tracking import Tracker, search_versions
 from conveyor.tracking.aliases import production_state
 
-__all__ = ["plan_promotion"]
+__all__ = ["TASK_TAG", "plan_promotion", "promotion_task"]
+
+#: the registered version's task, tagged by the register step (ADR 0038)
+TASK_TAG = "conveyor.task"
+
+
+def promotion_task(versions: list[Any], holdout: Holdout | None) -> str:
+    """The task of a registered model: its newest version's ``conveyor.task`` tag, else
+    inferred from the hold-out labels (:func:`conveyor.modeling.tasks.infer_task`)."""
+    from conveyor.modeling.tasks import infer_task
+
+    for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
+        task = dict(version.tags or {}).get(TASK_TAG)
+        if task in ("classification", "regression"):
+            return task
+    if holdout is not None:
+        return infer_task(holdout.y).task
+    return "classification"
 
 
 def plan_promotion(
-    tracker: Tracker, model: str, *, holdout: Holdout | None = None, metric: str = "f1",
+    tracker: Tracker, model: str, *, holdout: Holdout | None = None, metric: str | None = None,
     min_delta: float = 0.0, minimums: dict[str, float] | None = None,
     include_all: bool = False,
 ) -> PromotionDecision:
@@ -28,7 +47,9 @@ def plan_promotion(
         model: the registered model's name.
         holdout: the rows to score on; by default the hold-out set named by the newest
             candidate's tags (``conveyor.holdout.uri`` and ``.sha256``).
-        metric: the metric the gate compares (macro-averaged): accuracy, f1, precision, recall.
+        metric: the metric the gate compares: accuracy, f1, precision, recall (macro-averaged)
+            for a classifier, rmse, mae, r2, mape for a regressor; default f1 or rmse by the
+            model's task (:func:`promotion_task`).
         min_delta: how much the best candidate must beat production by.
         minimums: absolute floors per metric; a candidate below one is not eligible.
         include_all: consider every version, not only those new since the last promotion.
@@ -37,17 +58,23 @@ def plan_promotion(
         BadInputError: unknown model or metric, or no hold-out set.
         TrackingError: the registry failed.
     """
+    from conveyor.modeling.tasks import default_metric, metric_task
+
     minimums = dict(minimums or {})
-    check_rules(metric, minimums, min_delta)
+    if metric is not None:
+        check_rules(metric, minimums, min_delta)
     state = production_state(tracker, model)
     seen = 0 if include_all else state.seen
     chosen = [v for v in search_versions(tracker, model, ready_only=True)
               if str(v.version) == state.production or int(v.version) > seen]
     if holdout is None and chosen:
         holdout = holdout_from_tags(chosen)
+    task = metric_task(metric) if metric is not None else promotion_task(chosen, holdout)
+    metric = metric or default_metric(task or "classification")
+    check_rules(metric, minimums, min_delta)
     scored = [score_version(tracker, model, version, holdout,
                             "production" if str(version.version) == state.production
-                            else "candidate")
+                            else "candidate", task=task or "classification")
               for version in sorted(chosen, key=lambda v: int(v.version))
               if holdout is not None]
     return make_decision(

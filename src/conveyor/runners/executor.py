@@ -289,11 +289,10 @@ def execute_step(run: Run, name: str, *, use_cache: bool = True, force: bool = F
                 f"run step {producer} first"
             )
         inputs[wanted] = record.outputs[artifact]
-    for wanted in step.optional_inputs:
+    for wanted in step.optional_inputs:  # e.g. a separate test set, when the spec has one
         producer, _, artifact = wanted.partition(".")
-        record = upstream.get(producer)
-        if record is not None and artifact in record.outputs:
-            inputs[wanted] = record.outputs[artifact]
+        if producer in upstream and artifact in upstream[producer].outputs:
+            inputs[wanted] = upstream[producer].outputs[artifact]
     key = _cache_key(step, step.config(run.loaded.spec), inputs)
 
     started = time.perf_counter()
@@ -301,7 +300,8 @@ def execute_step(run: Run, name: str, *, use_cache: bool = True, force: bool = F
     ctx = StepContext(loaded=run.loaded, run_id=run.run_id, store=run.store,
                       tracker=run.tracker, inputs=inputs,
                       upstream={k: v.info for k, v in upstream.items()}, step=name)
-    if step.cacheable and not force:
+    cacheable = step.caches(run.loaded.spec)
+    if cacheable and not force:
         own = upstream.get(name) or run.read_record(name)
         if own is not None and own.cache_key == key and _outputs_exist(run.store, own):
             log.info("step %s: already done in run %s", name, run.run_id)
@@ -320,7 +320,7 @@ def execute_step(run: Run, name: str, *, use_cache: bool = True, force: bool = F
     record.finished_at = now_iso()
     _track(run, step, record)
     run.store.put_json(run.record_uri(name), record.to_dict())
-    if step.cacheable and record.status == "ok" and record.cached_from is None:
+    if cacheable and record.status == "ok" and record.cached_from is None:
         run.store.put_json(_cache_uri(run, name, key), {**record.to_dict(),
                                                          "cached_from": run.run_id})
     return record

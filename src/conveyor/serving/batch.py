@@ -191,6 +191,17 @@ class ChunkScorer:
     numeric: tuple[str, ...]
     classes: tuple[Any, ...] | None
     id_column: str | None
+    #: the output's name for the prediction (``Survived`` for a Kaggle submission)
+    prediction_column: str = "prediction"
+    #: write ``proba_<class>`` columns
+    probabilities: bool = True
+
+    def named(self, columns: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`predict`'s columns under the output's names, without the probabilities
+        when they are not wanted."""
+        return {(self.prediction_column if name == "prediction" else name): value
+                for name, value in columns.items()
+                if self.probabilities or not name.startswith("proba_")}
 
     @property
     def proba_columns(self) -> list[str]:
@@ -254,10 +265,12 @@ def _numeric_frame(batch: Any, features: Sequence[str]) -> Any:
     return pd.DataFrame(block.T, columns=list(features), copy=False)
 
 
-def _scorer(model: Any, id_column: str | None) -> ChunkScorer:
+def _scorer(model: Any, id_column: str | None, *, prediction_column: str = "prediction",
+            probabilities: bool = True) -> ChunkScorer:
     return ChunkScorer(features=tuple(model.feature_names),
-                   numeric=tuple(f.name for f in model.features if f.dtype in _NUMERIC),
-                   classes=model.classes, id_column=id_column)
+                       numeric=tuple(f.name for f in model.features if f.dtype in _NUMERIC),
+                       classes=model.classes, id_column=id_column,
+                       prediction_column=prediction_column, probabilities=probabilities)
 
 
 # --------------------------------------------------------------------------- output
@@ -268,6 +281,11 @@ class OutputTarget:
     fs: Any
     path: str
     uri: str
+
+    @property
+    def csv(self) -> bool:
+        """A ``.csv`` output is written as CSV (a submission file), any other as Parquet."""
+        return self.path.lower().endswith(".csv")
 
     def temporary(self) -> str:
         """A fresh temporary name beside the output (same folder, so a rename moves it)."""
@@ -372,7 +390,6 @@ def _score_local(model: Any, source: InputFiles, output: OutputTarget, scorer: C
                  chunk_rows: int, total: int | None, on_progress: ProgressCallback | None,
                  progress_every: float) -> int:
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     tmp = output.temporary()
     rows = 0
@@ -384,12 +401,12 @@ def _score_local(model: Any, source: InputFiles, output: OutputTarget, scorer: C
             try:
                 for where, first, frame, ids in _chunks(source, scorer, chunk_rows):
                     scorer.check(frame, where, first)
-                    columns = scorer.predict(model.estimator, frame, arrow=True)
+                    columns = scorer.named(scorer.predict(model.estimator, frame, arrow=True))
                     arrays = {} if ids is None else {scorer.id_column: pa.array(ids)}
                     arrays.update({k: pa.array(v) for k, v in columns.items()})
                     table = pa.table(arrays)
                     if writer is None:
-                        writer = pq.ParquetWriter(handle, table.schema)
+                        writer = _writer(handle, table.schema, csv=output.csv)
                     elif table.schema != writer.schema:
                         table = _conform(table, writer.schema, where)
                     writer.write_table(table)
@@ -410,6 +427,18 @@ def _score_local(model: Any, source: InputFiles, output: OutputTarget, scorer: C
     return rows
 
 
+def _writer(handle: Any, schema: Any, *, csv: bool) -> Any:
+    """A Parquet writer, or a CSV one (header row, no index) for a ``.csv`` output."""
+    if csv:
+        import pyarrow.csv as pcsv
+
+        return pcsv.CSVWriter(handle, schema,
+                              write_options=pcsv.WriteOptions(quoting_style="needed"))
+    import pyarrow.parquet as pq
+
+    return pq.ParquetWriter(handle, schema)
+
+
 def _conform(table: Any, schema: Any, where: str) -> Any:
     try:
         return table.cast(schema)
@@ -426,7 +455,8 @@ def score(model_uri: str, input_uri: str, output_uri: str, *, id_column: str | N
           scheduler: str | None = None, workers: int = 2, overwrite: bool = False,
           storage_options: Mapping[str, Any] | None = None, tracking_uri: str | None = None,
           on_progress: ProgressCallback | None = None, progress_every: float = 2.0,
-          model: Any = None) -> ScoreResult:
+          model: Any = None, prediction_column: str = "prediction",
+          probabilities: bool = True) -> ScoreResult:
     """Score ``input_uri`` with the model ``model_uri`` names into ``output_uri``.
 
     Args:
@@ -448,6 +478,8 @@ def score(model_uri: str, input_uri: str, output_uri: str, *, id_column: str | N
         on_progress: called with rows done, rows in total (if known) and seconds.
         progress_every: seconds between ``on_progress`` calls.
         model: an already loaded model (the score step's), instead of ``model_uri``'s.
+        prediction_column: the output's name for the prediction.
+        probabilities: write the ``proba_<class>`` columns.
 
     Raises:
         BadInputError: a missing or unreadable input, a missing column, an existing output.
@@ -465,12 +497,20 @@ def score(model_uri: str, input_uri: str, output_uri: str, *, id_column: str | N
         raise BadInputError(f"workers must be >= 1, got {workers}")
     source = _find_inputs(input_uri, storage_options)
     output = _prepare_output(output_uri, storage_options, overwrite=overwrite, source=source)
+    if output.csv and engine != "local":
+        raise BadInputError(f"{output_uri}: a CSV output is written by --engine local; the "
+                            "dask engine writes a folder of Parquet parts")
+    if not prediction_column or prediction_column == id_column:
+        raise BadInputError(f"prediction column {prediction_column!r} must be a name other "
+                            "than the id column's")
+    named = {"prediction_column": prediction_column, "probabilities": probabilities}
     if engine == "local":
         loaded = model if model is not None else open_model(model_uri,
                                                             tracking_uri=tracking_uri)
         started = time.perf_counter()
         chosen_id, total = _check_columns(source, loaded.features, id_column)
-        rows = _score_local(loaded, source, output, _scorer(loaded, chosen_id), chunk_rows,
+        rows = _score_local(loaded, source, output, _scorer(loaded, chosen_id, **named),
+                            chunk_rows,
                             total, on_progress, progress_every)
     else:
         from conveyor.serving.dask_engine import dask_client, score_dask, warm_workers
@@ -487,7 +527,8 @@ def score(model_uri: str, input_uri: str, output_uri: str, *, id_column: str | N
                 loaded = model if pending is None else pending.result()
                 chosen_id, _ = _check_columns(source, loaded.features, id_column)
                 rows = score_dask(client, loaded, source, output,
-                                  _scorer(loaded, chosen_id), chunk_rows, storage_options,
+                                  _scorer(loaded, chosen_id, **named), chunk_rows,
+                                  storage_options,
                                   on_progress)
     identity = loaded.identity
     return ScoreResult(output_uri=output.uri, rows=rows,

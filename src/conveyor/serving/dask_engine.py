@@ -82,7 +82,7 @@ def score_partition(frame: Any, key: str, scorer: ChunkScorer, where: str) -> An
     if estimator is None:
         raise ConveyorRuntimeError("the model is not installed on this worker")
     scorer.check(frame, where, 0)  # rows counted within the partition
-    out = pd.DataFrame(scorer.predict(estimator, frame), index=frame.index)
+    out = pd.DataFrame(scorer.named(scorer.predict(estimator, frame)), index=frame.index)
     if scorer.id_column:
         out.insert(0, scorer.id_column, frame[scorer.id_column])
     return out
@@ -215,8 +215,9 @@ def score_dask(client: Client, model: Any, source: InputFiles, output: OutputTar
         meta = pd.DataFrame({
             **({scorer.id_column: frame._meta[scorer.id_column]} if scorer.id_column
                else {}),
-            "prediction": pd.Series(np.asarray(scorer.classes or [0.0])[:0]),
-            **{name: pd.Series([], dtype="float64") for name in scorer.proba_columns}})
+            **scorer.named({
+                "prediction": pd.Series(np.asarray(scorer.classes or [0.0])[:0]),
+                **{name: pd.Series([], dtype="float64") for name in scorer.proba_columns}})})
         scored = frame.map_partitions(score_partition, key, scorer, uris[0] if len(uris) == 1
                                      else source.uri(source.paths[0]).rsplit("/", 1)[0],
                                      meta=meta)

@@ -6,6 +6,7 @@ and ``sklearn`` too), by the section's ``source`` tag.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from conveyor.errors import PluginError
 from conveyor.sources.base import BaseSource
 from conveyor.spec.plugins import SOURCE_GROUP, load_plugin
 
-__all__ = ["BaseSource", "read_source", "source_reader"]
+__all__ = ["BaseSource", "read_source", "scan_source", "source_reader"]
 
 
 def source_reader(tag: str) -> BaseSource:
@@ -35,3 +36,8 @@ def source_reader(tag: str) -> BaseSource:
 def read_source(source: Any, base_dir: Path) -> tuple[Any, dict[str, Any]]:
     """Read the table a ``data:`` section names, and facts about where it came from."""
     return source_reader(source.source).read(source, base_dir)
+
+
+def scan_source(source: Any, base_dir: Path) -> tuple[Iterator[Any], dict[str, Any]]:
+    """The table a ``data:`` section names as chunks of rows (:meth:`BaseSource.scan`)."""
+    return source_reader(source.source).scan(source, base_dir)

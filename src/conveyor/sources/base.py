@@ -9,10 +9,13 @@ files parse specs), so heavy libraries are imported inside :meth:`read`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-__all__ = ["BaseSource"]
+from conveyor.errors import DataError
+
+__all__ = ["BaseSource", "SourceError"]
 
 
 class BaseSource:
@@ -40,3 +43,34 @@ class BaseSource:
             ``None``.
         """
         raise NotImplementedError
+
+    def scan(self, config: Any, base_dir: Path) -> tuple[Iterator[Any], dict[str, Any]]:
+        """The table as chunks of rows, for sources that can be read in bounded memory.
+
+        The ingest step calls this and writes each chunk to the Store as it comes (ADR 0044).
+        The default reads the whole table with :meth:`read` and hands it over as one chunk.
+
+        Returns:
+            An iterator of pandas DataFrames with the same columns, and the facts of
+            :meth:`read`, complete once the iterator is exhausted (a chunked reader learns
+            the line map as it goes).
+        """
+        frame, facts = self.read(config, base_dir)
+        return iter([frame]), facts
+
+
+class SourceError(DataError):
+    """A source cannot give its rows: bad query, missing data set, unreachable server, ...
+
+    Retrying cannot help until the spec (or the environment it names) is fixed, so it is bad
+    input (exit 2). The message names the key to change.
+
+    Args:
+        reason: what is wrong.
+        key: the spec key to change (``data.query``, ``data.url``).
+    """
+
+    def __init__(self, reason: str, *, key: str) -> None:
+        self.reason = reason
+        self.key = key
+        super().__init__(f"{reason} ({key})")

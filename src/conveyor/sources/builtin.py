@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,11 @@ class FileSourceReader(BaseSource):
         from conveyor.sources.files import read_file_source
 
         return read_file_source(config, base_dir)
+
+    def scan(self, config: Any, base_dir: Path) -> tuple[Iterator[Any], dict[str, Any]]:
+        from conveyor.sources.files import scan_file_source
+
+        return scan_file_source(config, base_dir)
 
 
 class SklearnSourceReader(BaseSource):

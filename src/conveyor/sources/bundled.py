@@ -24,11 +24,16 @@ def read_sklearn_source(source: SklearnSource) -> tuple[pd.DataFrame, dict[str, 
     """Load a bundled data set; ``breast_cancer`` matches the raw WDBC file's names and labels.
 
     The target column is named ``diagnosis`` (M/B) for breast_cancer and ``target`` (class
-    names) otherwise.
+    names) otherwise; diabetes's ``target`` is a number (disease progression one year after
+    baseline, 25 to 346; its features unscaled, as in the original data).
     """
     from sklearn import datasets
 
     loader = getattr(datasets, f"load_{source.name}")
+    if source.name == "diabetes":
+        frame = loader(as_frame=True, scaled=False).frame.copy()
+        return frame, {"uri": "sklearn://diabetes", "bytes": 0, "first_line": None,
+                       "lines": None, "format": "sklearn"}
     bunch = loader(as_frame=True)
     frame: pd.DataFrame = bunch.frame.copy()
     names = list(bunch.target_names)

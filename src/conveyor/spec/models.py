@@ -18,11 +18,13 @@ from pydantic import (
     Field,
     ModelWrapValidatorHandler,
     PrivateAttr,
+    SerializerFunctionWrapHandler,
     ValidationError,
     ValidatorFunctionWrapHandler,
     WrapValidator,
     field_serializer,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -34,8 +36,13 @@ __all__ = [
     "LOWER_IS_BETTER",
     "METRIC_RANGES",
     "REGRESSION_METRICS",
+    "ROW_CHECKS",
     "SECRET_OPTION_KEYS",
+    "ChampionSpec",
+    "ColumnRule",
     "DataSpec",
+    "DeriveFunction",
+    "DriftSpec",
     "EvaluateSpec",
     "ExportSpec",
     "FileSource",
@@ -55,6 +62,7 @@ __all__ = [
     "TuneSpec",
     "ValidateSpec",
     "check_storage_options",
+    "derived_columns",
 ]
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
@@ -112,6 +120,12 @@ class FileSource(_Model):
     na_values: list[str] = Field(default_factory=lambda: ["", "NA", "NaN", "N/A", "null", "?"])
     max_bytes: int = Field(default=2 * 1024**3, gt=0, description="Refuse larger files.")
     storage_options: dict[str, Any] = Field(default_factory=dict)
+    # -- chunked and partitioned reading (issue 12, ADR 0044)
+    chunk_rows: int = Field(default=50_000, gt=0,
+                            description="Rows read at a time (memory is bounded by a chunk).")
+    partitioning: Literal["hive"] | None = Field(
+        default=None, description="hive: key=value folders of a folder or glob become "
+                                  "columns (text).")
 
     _no_secrets = field_validator("storage_options")(check_storage_options)
 
@@ -127,7 +141,7 @@ class SklearnSource(_Model):
     """A data set bundled with scikit-learn (no download)."""
 
     source: Literal["sklearn"]
-    name: Literal["breast_cancer", "iris", "wine", "digits"]
+    name: Literal["breast_cancer", "iris", "wine", "digits", "diabetes"]
 
 
 _BUILTIN_SOURCES = ("file", "sklearn")
@@ -182,6 +196,10 @@ class SchemaSpec(_Model):
         "infer"
     )
     drop: list[str] = Field(default_factory=list, description="Columns never used as features.")
+    # issue 11 (regression): the task; ``auto`` is decided from the target by the validate
+    # step (conveyor.modeling.tasks.infer_task, ADR 0038)
+    task: Literal["auto", "classification", "regression"] = Field(
+        default="auto", description="classification, regression, or auto: from the target.")
 
     @model_validator(mode="after")
     def _target_not_a_feature(self) -> SchemaSpec:
@@ -192,7 +210,61 @@ class SchemaSpec(_Model):
         return self
 
 
-Policy = Literal["fail", "warn", "off"]
+# --------------------------------------------------------------------------- validate (issue 12)
+#: What a check does when it finds a problem: stop the run, drop the offending rows (row
+#: checks only; counted and reported), record a warning, or skip the check.
+Policy = Literal["fail", "drop", "warn", "off"]
+#: Checks that find rows (a ``drop`` removes them); the others judge whole columns.
+ROW_CHECKS = frozenset({"types", "values", "duplicate_ids", "target_values"})
+
+
+class ColumnRule(_Model):
+    """``validate.columns.<name>``: what one column may hold (checked with pandera)."""
+
+    dtype: Literal["numeric", "integer", "categorical", "bool"] | None = Field(
+        default=None, description="The kind of values; numeric text is coerced first.")
+    min: float | None = Field(default=None, description="Smallest allowed value.")
+    max: float | None = Field(default=None, description="Largest allowed value.")
+    allowed: list[str | int | float | bool] | None = Field(
+        default=None, min_length=1, description="The only values allowed (a target's classes).")
+    nullable: bool = Field(default=True, description="Whether a value may be missing.")
+    policy: Policy | None = Field(
+        default=None, description="This column's policy; default validate.values.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ColumnRule:
+        for name in ("min", "max"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min:g} is above max {self.max:g}: no value can pass")
+        if self.dtype == "bool" and (self.min is not None or self.max is not None):
+            raise ValueError("min and max do not apply to a bool column")
+        return self
+
+
+class DriftSpec(_Model):
+    """``validate.drift``: the comparison with the pipeline's saved schema (TFX-style)."""
+
+    policy: Policy = Field(default="warn", description="fail, warn or off (no rows to drop).")
+
+    @field_validator("policy")
+    @classmethod
+    def _no_drop(cls, value: str) -> str:
+        if value == "drop":
+            raise ValueError("drop applies to rows; drift judges whole columns: use fail, "
+                             "warn or off")
+        return value
+    max_out_of_range_share: float = Field(
+        default=0.01, ge=0, le=1,
+        description="Share of a column's values outside the saved range or categories.")
+    max_missing_increase: float = Field(
+        default=0.1, ge=0, le=1,
+        description="How much a column's missing share may grow over the saved one.")
+
+
+_NEW_VALIDATE_KEYS = ("values", "drift", "columns")
 
 
 class ValidateSpec(_Model):
@@ -208,6 +280,29 @@ class ValidateSpec(_Model):
     min_rows: int = Field(default=10, ge=1)
     max_missing_fraction: float = Field(default=1.0, ge=0.0, le=1.0)
     min_class_rows: int = Field(default=2, ge=1)
+    # issue 12: per-column rules (pandera) and the comparison with the saved schema
+    values: Policy = Field(default="fail", description="Policy of validate.columns rules.")
+    drift: DriftSpec = Field(default_factory=DriftSpec)
+    columns: dict[str, ColumnRule] = Field(default_factory=dict)
+
+    @field_validator("missing_columns", "empty_columns", "single_class", "leakage")
+    @classmethod
+    def _drop_needs_rows(cls, value: str) -> str:
+        if value == "drop":
+            raise ValueError(f"drop applies to the checks that find rows "
+                             f"({', '.join(sorted(ROW_CHECKS))}); use fail, warn or off")
+        return value
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # The keys issue 12 added are left out at their defaults, so a spec written before
+        # them keeps its hash (its runs stay resumable and its cache keys valid; ADR 0046).
+        data = handler(self)
+        default = type(self)()
+        for name in _NEW_VALIDATE_KEYS:
+            if getattr(self, name) == getattr(default, name):
+                data.pop(name, None)
+        return data
 
 
 class SplitSpec(_Model):
@@ -216,17 +311,52 @@ class SplitSpec(_Model):
     test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
     stratify: bool = True
     seed: int = 42
+    # -- a separate test set (issue 12, ADR 0044): every validated row trains, these test
+    test_data: DataSpec | None = Field(
+        default=None, description="A data source of its own for the test set (then "
+                                  "test_size, stratify and seed are not used).")
+
+
+Impute = Literal["mean", "median", "most_frequent", "constant", "none"]
+Scale = Literal["standard", "minmax", "robust", "none"]
+Clip = Literal["iqr", "zscore", "none"]
 
 
 class NumericSpec(_Model):
-    impute: Literal["mean", "median", "most_frequent", "none"] = "median"
-    scale: Literal["standard", "minmax", "robust", "none"] = "standard"
+    impute: Impute = "median"
+    fill_value: float = Field(default=0.0, description="The value of ``impute: constant``.")
+    indicator: bool = Field(default=False,
+                            description="Add a 0/1 column per feature that had missing values.")
+    scale: Scale = "standard"
+    clip: Clip = Field(default="none", description="Clip outliers to bounds learnt on train.")
+    clip_factor: float | None = Field(
+        default=None, gt=0, description="IQR multiple (default 1.5) or z-score (default 3).")
 
 
 class CategoricalSpec(_Model):
     impute: Literal["most_frequent", "constant", "none"] = "most_frequent"
+    fill_value: str = Field(default="missing",
+                            description="The category of ``impute: constant``.")
+    indicator: bool = False
     encode: Literal["onehot", "ordinal"] = "onehot"
+    unknown: Literal["infrequent", "ignore", "error"] = Field(
+        default="infrequent", description="A category unseen in training: the infrequent "
+        "bucket (or all zeros), all zeros, or an error at prediction.")
     max_categories: int | None = Field(default=20, ge=2)
+
+
+class ColumnPreprocessSpec(_Model):
+    """One column's own preprocessing: any key left out comes from its kind's section."""
+
+    impute: Literal["mean", "median", "most_frequent", "constant", "none"] | None = None
+    fill_value: float | str | None = None
+    indicator: bool | None = None
+    scale: Scale | None = None
+    clip: Clip | None = None
+    clip_factor: float | None = Field(default=None, gt=0)
+    encode: Literal["onehot", "ordinal"] | None = None
+    unknown: Literal["infrequent", "ignore", "error"] | None = None
+    max_categories: int | None = Field(default=None, ge=2)
 
 
 class PreprocessSpec(_Model):
@@ -234,6 +364,34 @@ class PreprocessSpec(_Model):
 
     numeric: NumericSpec = Field(default_factory=NumericSpec)
     categorical: CategoricalSpec = Field(default_factory=CategoricalSpec)
+    columns: dict[str, ColumnPreprocessSpec] = Field(
+        default_factory=dict, description="Per-column settings over the kind's defaults.")
+
+
+class DeriveFunction(_Model):
+    """A derived column computed by the user's own Python function (by import path, from a
+    package ``CONVEYOR_FEATURE_MODULES`` allows): ``fn(frame[columns]) -> values``."""
+
+    function: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+    columns: list[str] = Field(default_factory=list,
+                               description="The columns it reads (default: all).")
+
+
+def _check_expression(value: Any) -> Any:
+    if isinstance(value, str):
+        from conveyor.spec.expressions import parse
+
+        parse(value)  # ExpressionError is a ValueError: pydantic locates it under the key
+    return value
+
+
+DeriveRule = Annotated[str | DeriveFunction, WrapValidator(
+    lambda value, handler: handler(_check_expression(value)))]
+
+
+def derived_columns(derive: dict[str, Any]) -> list[str]:
+    """The names ``derive:`` adds, in order."""
+    return list(derive)
 
 
 class TuneSpec(_Model):
@@ -299,12 +457,55 @@ class Bound(_Model):
 
 
 _GATE_KEY = re.compile(r"^(test|train|cv)_[a-z_0-9]+$")
+_ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+
+
+# --- gate against the champion (issue 11, docs/decisions/0042-gate-against-the-champion.md)
+class ChampionSpec(_Model):
+    """``gate.champion``: the candidate must beat the registered model's current champion
+    (the version ``alias`` points at), scored on this run's test rows, by ``min_delta``."""
+
+    metric: str = Field(description="The metric compared, on the test split: test_<metric>.")
+    min_delta: float = Field(
+        default=0.0, description="How much better than the champion the candidate must be "
+        "(in the metric's units, either direction); a tie keeps the champion.")
+    alias: str = Field(default="production", pattern=_ALIAS_PATTERN,
+                       description="The alias naming the champion.")
+
+    @field_validator("min_delta")
+    @classmethod
+    def _not_negative(cls, value: float) -> float:
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"min_delta must be a finite number >= 0 (how much the candidate "
+                             f"must beat the champion by), got {value:g}")
+        return value
+
+    def check(self, computed: set[str]) -> list[tuple[tuple[str, ...], str]]:
+        """Problems with ``gate.champion`` given the metrics evaluate computes."""
+        split, _, metric = self.metric.partition("_")
+        if split == "test" and metric in computed:
+            return []
+        close = difflib.get_close_matches(metric, sorted(computed), n=1)
+        hint = f"did you mean 'test_{close[0]}'?" if close else (
+            f"evaluate.metrics has {', '.join(sorted(computed))}")
+        return [(("champion", "metric"), f"unknown metric {self.metric!r}: the champion is "
+                 f"compared on a test_<metric> that evaluate computes; {hint}")]
+
+
+_GATE_OPTIONS = ("champion", "promote")
+# --- end gate against the champion
 
 
 class GateSpec(_Model):
-    """Minimum (or maximum) metric values a model must reach to be registered."""
+    """Minimum (or maximum) metric values a model must reach to be registered, and the
+    champion it must beat (``champion:``, ``promote:``)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
+
+    champion: ChampionSpec | None = Field(
+        default=None, description="Compare with the registered model's champion.")
+    promote: bool = Field(
+        default=False, description="Move production to a candidate that beat the champion.")
 
     # gate keys written as a bare number (``test_f1: 0.9``), so errors name the key itself
     _scalars: frozenset[str] = PrivateAttr(default=frozenset())
@@ -316,14 +517,21 @@ class GateSpec(_Model):
             return handler(data)
         out: dict[str, Any] = {}
         for key, value in data.items():
+            if key in _GATE_OPTIONS:
+                out[key] = value
+                continue
             if not isinstance(key, str) or not _GATE_KEY.match(key):
+                close = difflib.get_close_matches(str(key), _GATE_OPTIONS, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else (
+                    f", or one of {', '.join(_GATE_OPTIONS)}")
                 raise ValueError(
                     f"gate key {key!r} is not a metric name like 'test_f1' "
-                    "(<split>_<metric>, split one of test, train, cv)"
+                    f"(<split>_<metric>, split one of test, train, cv){hint}"
                 )
             out[key] = value if isinstance(value, dict) else {"min": value}
         gate = handler(out)
-        gate._scalars = frozenset(k for k, v in data.items() if not isinstance(v, dict))
+        gate._scalars = frozenset(k for k, v in data.items()
+                                  if k not in _GATE_OPTIONS and not isinstance(v, dict))
         return gate
 
     def bounds(self) -> dict[str, Bound]:
@@ -350,6 +558,8 @@ class GateSpec(_Model):
             else:
                 problems.extend(_check_bound(key, metric, value,
                                              scalar=key in self._scalars))
+        if self.champion is not None:
+            problems.extend(self.champion.check(computed))
         return problems
 
 
@@ -464,6 +674,9 @@ class Spec(_Model):
     validate_: ValidateSpec = Field(default_factory=ValidateSpec, alias="validate")
     split: SplitSpec = Field(default_factory=SplitSpec)
     preprocess: PreprocessSpec = Field(default_factory=PreprocessSpec)
+    derive: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")], DeriveRule] = (
+        Field(default_factory=dict, description="Derived columns: name -> expression "
+              "(docs/features.md), computed inside the model."))
     model: ModelSpec
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     gate: GateSpec = Field(default_factory=GateSpec)
@@ -523,13 +736,57 @@ class Spec(_Model):
 
     def cross_check(self) -> list[tuple[tuple[str, ...], str]]:
         """Checks that span sections: (key path, message) for each problem found."""
-        problems = self.gate.check(set(self.evaluate.metrics), cv=self.evaluate.cv is not None)
-        return [(("gate", *path), message) for path, message in problems]
+        problems = self.gate.check(self._computed_metrics(), cv=self.evaluate.cv is not None)
+        problems.extend(self._champion_problems())
+        found = [(("gate", *path), message) for path, message in problems]
+        return self._task_check() + found
+
+    # --- the task (issue 11, regression; ADR 0038) -------------------------------------
+    def _computed_metrics(self) -> set[str]:
+        """The metrics evaluate computes: ``evaluate.metrics`` as written, else the task's
+        defaults (both tasks' while the task is decided from the data)."""
+        if "metrics" in self.evaluate.model_fields_set:
+            return set(self.evaluate.metrics)
+        defaults = {"classification": {"accuracy", "precision", "recall", "f1", "roc_auc"},
+                    "regression": {"rmse", "mae", "r2", "mape"}}
+        return defaults.get(self.schema_.task, defaults["classification"] | defaults[
+            "regression"])
+
+    def _task_check(self) -> list[tuple[tuple[str, ...], str]]:
+        task = self.schema_.task
+        if task == "auto":
+            return []
+        other = REGRESSION_METRICS if task == "classification" else CLASSIFICATION_METRICS
+        problems: list[tuple[tuple[str, ...], str]] = []
+        if "metrics" in self.evaluate.model_fields_set:
+            problems += [(("evaluate", "metrics", str(i)), f"{m} is not a {task} metric "
+                          "(schema.task)") for i, m in enumerate(self.evaluate.metrics)
+                         if m in other]
+        if task == "regression" and self.schema_.positive_label is not None:
+            problems.append((("schema", "positive_label"), "a regression target has no "
+                             "positive label; remove it or set schema.task: classification"))
+        return problems
+
+    def _champion_problems(self) -> list[tuple[tuple[str, ...], str]]:
+        """``gate.champion`` and ``gate.promote`` need a registered model (issue 11)."""
+        gate = self.gate
+        if gate.champion is not None and not self.registry.name:
+            return [(("champion",), "a champion check needs registry.name: the champion is "
+                     f"the version of the registered model that alias "
+                     f"{gate.champion.alias!r} points at")]
+        if gate.promote and gate.champion is None:
+            return [(("promote",), "gate.promote needs gate.champion: production moves only "
+                     "to a candidate that beat it (e.g. champion: {metric: test_f1})")]
+        if gate.promote and gate.champion is not None and gate.champion.alias != "production":
+            return [(("promote",), "gate.promote moves 'production', so the champion must be "
+                     f"production: remove gate.champion.alias ({gate.champion.alias!r})")]
+        return []
 
     def dump(self) -> dict[str, Any]:
         """The spec as plain data, with YAML key names (``schema``, ``validate``)."""
-        data = self.model_dump(mode="json", by_alias=True,
-                               exclude={"steps"} if self.steps is None else None)
+        exclude = {name for name, empty in (("steps", self.steps is None),
+                                            ("derive", not self.derive)) if empty}
+        data = self.model_dump(mode="json", by_alias=True, exclude=exclude or None)
         for key, value in self._plugin_sections.items():
             data[key] = value.model_dump(mode="json", by_alias=True) if isinstance(
                 value, BaseModel) else value

@@ -55,22 +55,23 @@ def check_spec(loaded: LoadedSpec, *, data: bool = True) -> None:
         StoreError: the store holding the data cannot be reached (worth a retry).
     """
     from conveyor.errors import SpecError
-    from conveyor.modeling import build_estimator, check_params, resolve_estimator
+    from conveyor.modeling import build_estimator, check_params
+    from conveyor.modeling.tasks import declared_task, task_problems
 
     spec = loaded.spec
     pipeline_steps(loaded)  # an unknown step in ``steps:``, a step without its upstream
-    try:
-        estimator = resolve_estimator(spec.model.estimator)
-    except SpecError as exc:
-        raise loaded.error("model.estimator", exc.reason) from None
-    for param, message in check_params(estimator, dict(spec.model.params)):
-        raise loaded.error(f"model.params.{param}", message)
-    try:  # values too (C=abc), before any run is created
-        build_estimator(spec.model.estimator, dict(spec.model.params))
+    # the task, where the spec fixes it (else the validate step decides it from the target)
+    task = declared_task(spec)
+    if task is not None:
+        for key, message in task_problems(spec, task, why="schema.task" if
+                                          spec.schema_.task != "auto" else "evaluate.metrics"):
+            raise loaded.error(key, message)
+    try:  # the name, the parameter names and their values (C=abc), before any run is created
+        estimator = build_estimator(spec.model.estimator, dict(spec.model.params), task=task)
     except SpecError as exc:
         raise loaded.error(exc.key or "model.params", exc.reason) from None
     if spec.model.tune is not None:
-        for param, message in check_params(estimator, dict(spec.model.tune.params)):
+        for param, message in check_params(type(estimator), dict(spec.model.tune.params)):
             raise loaded.error(f"model.tune.params.{param}", message)
     if spec.model.threshold is not None and spec.schema_.positive_label is None:
         raise loaded.error("model.threshold", "a decision threshold needs "

@@ -113,8 +113,8 @@ class StepContext:
         return model
 
 
-_SHARED_PACKAGES = ("features", "modeling", "sources", "store", "tracking")
-_LIBRARIES = ("scikit-learn", "pandas", "numpy", "pyarrow", "mlflow", "skops")
+_SHARED_PACKAGES = ("features", "modeling", "sources", "store", "tracking", "validation")
+_LIBRARIES = ("scikit-learn", "pandas", "numpy", "pyarrow", "mlflow", "skops", "pandera")
 
 
 @functools.cache
@@ -149,8 +149,7 @@ class BaseStep:
 
     name: ClassVar[str]
     inputs: ClassVar[tuple[str, ...]] = ()
-    #: inputs read when an earlier step of the run wrote them (``train.search`` exists only
-    #: when a search ran): in ``ctx.inputs`` and the cache key when present, else absent
+    #: inputs passed (and part of the cache key) when the producer wrote them, else absent
     optional_inputs: ClassVar[tuple[str, ...]] = ()
     outputs: ClassVar[tuple[str, ...]] = ()
     config_keys: ClassVar[tuple[str, ...]] = ()
@@ -167,6 +166,11 @@ class BaseStep:
     cacheable: ClassVar[bool] = True
     #: bump to invalidate caches when behaviour changes without the module's source changing
     version: ClassVar[int] = 1
+
+    def caches(self, spec: Spec) -> bool:
+        """Whether this step's result may be reused under ``spec`` (default :attr:`cacheable`);
+        a step whose result depends on more than its config and inputs says no."""
+        return self.cacheable
 
     @classmethod
     def section_key(cls) -> str:

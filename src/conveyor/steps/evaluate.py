@@ -17,6 +17,17 @@ def _slug(title: str) -> str:
     return title.split(" (")[0].replace(" ", "_")
 
 
+def _write_plots(ctx: StepContext, images: dict[str, bytes]) -> dict[str, Any]:
+    """Each PNG as an output, and ``plots``: their titles and refs in order, for the report."""
+    outputs: dict[str, Any] = {}
+    index = []  # a list: the report shows the plots in this order
+    for title, png in images.items():
+        outputs[_slug(title)] = ref = ctx.write_bytes(f"{_slug(title)}.png", png)
+        index.append({"title": title, **ref.to_dict()})
+    outputs["plots"] = ctx.write_json("plots", index)
+    return outputs
+
+
 class EvaluateStep(BaseStep):
     """Metrics on train and test, cross-validation mean ± std on train, the confusion matrix
     and the plots. The HTML report is rendered by the gate step, once the verdict is known
@@ -25,7 +36,8 @@ class EvaluateStep(BaseStep):
     name = "evaluate"
     inputs = ("train.model", "split.train", "split.test", "validate.report")
     optional_inputs = ("train.threshold",)
-    outputs = ("metrics", "confusion", "plots")
+    # ``confusion`` (confusion.json) too, for a classifier
+    outputs = ("metrics", "plots")
     config_keys = ("schema", "evaluate", "model", "preprocess", "split")
     default = True
     #: 2: cv_<metric>_std, PR/calibration/importance plots, the plots index; no report
@@ -33,14 +45,21 @@ class EvaluateStep(BaseStep):
 
     def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
         return " ".join(f"{k}={v:.3f}" for k, v in sorted(metrics.items())
-                        if k in ("test_accuracy", "test_f1"))
+                        if k in ("test_accuracy", "test_f1", "test_rmse", "test_r2"))
 
     def _run(self, ctx: StepContext) -> StepResult:
         from conveyor.modeling import confusion, positive_scores
 
         spec = ctx.spec
+        validated = ctx.read_json("validate.report")
+        if validated.get("task") == "regression":
+            return self._run_regression(ctx, validated)
+        if "task" in validated:
+            from conveyor.modeling.tasks import check_task
+
+            check_task(ctx.loaded, validated["task"], validated.get("task_reason", ""))
         model = ctx.load_model()
-        features = ctx.read_json("validate.report")["features"]
+        features = validated["features"]
         target = spec.schema_.target
         X_train, y_train = split_xy(ctx.read_table("split.train"), features, target)
         X_test, y_test = split_xy(ctx.read_table("split.test"), features, target)
@@ -58,14 +77,36 @@ class EvaluateStep(BaseStep):
             "metrics": ctx.write_json("metrics", metrics),
             "confusion": ctx.write_json("confusion", matrix),
         }
-        index = []  # a list: the report shows the plots in this order
-        for title, png in images.items():
-            outputs[_slug(title)] = ref = ctx.write_bytes(f"{_slug(title)}.png", png)
-            index.append({"title": title, **ref.to_dict()})
-        outputs["plots"] = ctx.write_json("plots", index)
+        outputs.update(_write_plots(ctx, images))
         facts = {"model": spec.model.estimator, "train rows": len(X_train),
                  "test rows": len(X_test), "features": len(features),
                  "positive label": pos if pos is not None else "(multiclass, macro average)"}
+        return StepResult(outputs=outputs, metrics=metrics,
+                          info={"facts": facts, "images": list(images)})
+
+    def _run_regression(self, ctx: StepContext, validated: dict[str, Any]) -> StepResult:
+        """A regressor's metrics (rmse, mae, r2, mape), CV on ``KFold`` and its plots."""
+        from conveyor.modeling.regression_plots import regression_images
+        from conveyor.modeling.tasks import check_task, spec_metrics
+
+        spec = ctx.spec
+        check_task(ctx.loaded, "regression", validated.get("task_reason", "schema.task"))
+        wanted = spec_metrics(spec, "regression")
+        model = ctx.load_model()
+        features = validated["features"]
+        target = spec.schema_.target
+        X_train, y_train = split_xy(ctx.read_table("split.train"), features, target)
+        X_test, y_test = split_xy(ctx.read_table("split.test"), features, target)
+        metrics = score_model(model, (X_train, y_train), (X_test, y_test), metrics=wanted,
+                              positive=None, task="regression")
+        if spec.evaluate.cv:
+            metrics.update(self._cross_validate(model, X_train, y_train, spec, None,
+                                                task="regression", wanted=wanted))
+        images = regression_images(y_test.to_numpy(), model.predict(X_test))
+        outputs = {"metrics": ctx.write_json("metrics", metrics), **_write_plots(ctx, images)}
+        facts = {"model": spec.model.estimator, "task": "regression",
+                 "train rows": len(X_train), "test rows": len(X_test),
+                 "features": len(features), "target": target}
         return StepResult(outputs=outputs, metrics=metrics,
                           info={"facts": facts, "images": list(images)})
 
@@ -98,28 +139,33 @@ class EvaluateStep(BaseStep):
         return images
 
     @staticmethod
-    def _cross_validate(model: Any, X: Any, y: Any, spec: Any, pos: Any) -> dict[str, float]:
+    def _cross_validate(model: Any, X: Any, y: Any, spec: Any, pos: Any, *,
+                        task: str = "classification",
+                        wanted: list[str] | None = None) -> dict[str, float]:
         """``cv_<metric>`` (the mean over the folds) and ``cv_<metric>_std`` on the training
         split; the model is refitted per fold with its final hyper-parameters (and its
         decision threshold, which is part of the model)."""
         import numpy as np
         from sklearn.base import clone
-        from sklearn.model_selection import StratifiedKFold, cross_validate
+        from sklearn.model_selection import cross_validate
 
         from conveyor.modeling import scorer
+        from conveyor.modeling.metrics import scorer_sign
+        from conveyor.modeling.training import folds
 
-        cv = StratifiedKFold(n_splits=spec.evaluate.cv, shuffle=True,
-                             random_state=spec.split.seed)
-        wanted = list(spec.evaluate.metrics)
+        cv = folds(task, spec.evaluate.cv, spec.split.seed)
+        wanted = list(wanted or spec.evaluate.metrics)
         result = cross_validate(clone(model), X, y, cv=cv,
                                 scoring={m: scorer(m, pos) for m in wanted})
         out: dict[str, float] = {}
         for m in wanted:
-            folds = result[f"test_{m}"]
-            if scorer(m, pos) == f"neg_{m}":  # sklearn's losses are negated scores
-                folds = -folds
-            if np.isnan(folds).all():
+            values = result[f"test_{m}"]
+            if task == "regression":
+                values = scorer_sign(m) * values
+            elif scorer(m, pos) == f"neg_{m}":  # sklearn's losses are negated scores
+                values = -values
+            if np.isnan(values).all():
                 continue
-            out[f"cv_{m}"] = float(np.nanmean(folds))
-            out[f"cv_{m}_std"] = float(np.nanstd(folds))
+            out[f"cv_{m}"] = float(np.nanmean(values))
+            out[f"cv_{m}_std"] = float(np.nanstd(values))
         return out

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +24,9 @@ from conveyor.store import ArtifactRef
 from conveyor.tracking import RUN_TAG, PromotionEvidence, register_model, withdraw_versions
 
 __all__ = ["RegisterStep", "publish_holdout", "registration_key"]
+
+log = logging.getLogger(__name__)
+_CHECK_ROWS = 10  # the check batch a promotion predicts through the registry
 
 
 def registration_key(model: ArtifactRef) -> str:
@@ -93,7 +97,10 @@ class RegisterStep(BaseStep):
             tags={"conveyor.pipeline": ctx.spec.name,
                   "conveyor.spec_hash": ctx.loaded.spec_hash,
                   "conveyor.model_sha256": model.sha256,
-                  "conveyor.validated": str(not why).lower()},
+                  "conveyor.validated": str(not why).lower(),
+                  # promotion scores a regressor by rmse, mae, r2, mape (ADR 0038)
+                  "conveyor.task": str(ctx.read_json("validate.report").get(
+                      "task", "classification"))},
         )
         registered_by = dict(version.tags or {}).get(RUN_TAG, ctx.run_id)
         record = {"name": name, "version": str(version.version),
@@ -101,5 +108,62 @@ class RegisterStep(BaseStep):
                   "registered_by": registered_by}
         # the stored record is the same on a re-run; whether this attempt created it is a fact
         # about the attempt, kept in the step's info only
-        return StepResult(outputs={"registration": ctx.write_json("registration", record)},
-                          info={**record, "created": created})
+        outputs = {"registration": ctx.write_json("registration", record)}
+        plan = self._challenger_plan(ctx, record["version"], holdout) if not why else None
+        if plan is not None:
+            outputs["challenger"] = ctx.write_json("challenger", plan)
+        return StepResult(outputs=outputs, info={
+            **record, "created": created,
+            **({"challenger": True, "promote": plan["promote"]} if plan else {})})
+
+    # --- gate against the champion (issue 11, docs/decisions/0042-...)
+    @staticmethod
+    def _challenger_plan(ctx: StepContext, version: str,
+                         holdout: ArtifactRef) -> dict[str, Any] | None:
+        """What :meth:`publish` needs to make this version the ``challenger`` (and, with
+        ``gate.promote``, production): the gate's comparison and the compare-and-set's base.
+
+        ``None`` without a champion check, or when the candidate *is* the champion.
+        """
+        gate = ctx.spec.gate
+        champion = ctx.upstream.get("gate", {}).get("champion")
+        if gate.champion is None or not champion or champion["status"] == "same":
+            return None
+        from conveyor.promotion.scoring import as_array
+
+        verdict = ctx.read_json("gate.verdict")
+        row = next(iter(verdict["comparison"]), {})
+        target = ctx.spec.schema_.target
+        rows = ctx.store.get_table(holdout).drop(columns=[target]).iloc[:_CHECK_ROWS]
+        return {"name": ctx.spec.registry.name, "version": version, "promote": gate.promote,
+                "metric": gate.champion.metric, "min_delta": gate.champion.min_delta,
+                "candidate": ctx.read_json("evaluate.metrics").get(gate.champion.metric),
+                "champion": row.get("champion"), "production": champion["production"],
+                "generation": champion["generation"], "reason": verdict["reason"],
+                "holdout_uri": holdout.uri, "holdout_sha256": holdout.sha256,
+                "holdout_target": target,
+                "check_predictions": as_array(ctx.load_model().predict(rows)).tolist()}
+
+    def publish(self, ctx: StepContext, outputs: Mapping[str, ArtifactRef]) -> None:
+        """After the run's manifest: alias ``challenger`` on a version that beat the champion,
+        and with ``gate.promote`` production moved to it by ``conveyor promote``'s
+        compare-and-set. Recorded as the MLflow run's tags ``conveyor.challenger_version``,
+        ``conveyor.promotion`` (promoted, kept, aborted) and ``conveyor.promotion_reason``."""
+        ref = outputs.get("challenger")
+        if ref is None:
+            return
+        from conveyor.promotion import promote_challenger
+        from conveyor.tracking.aliases import CHALLENGER, set_alias
+
+        plan = ctx.store.get_json(ref.uri, sha256=ref.sha256)
+        set_alias(ctx.tracker, plan["name"], CHALLENGER, plan["version"])
+        tags = {"conveyor.challenger_version": plan["version"]}
+        if plan["promote"]:
+            decision = promote_challenger(ctx.tracker, plan, store=ctx.store,
+                                          owner=f"conveyor run {ctx.run_id}")
+            tags.update({"conveyor.promotion": decision.action,
+                         "conveyor.promotion_reason": decision.reason[:500]})
+            if decision.action != "promoted":
+                log.warning("%s v%s was not promoted: %s", plan["name"], plan["version"],
+                            decision.reason)
+        ctx.tracker.set_tags(tags)

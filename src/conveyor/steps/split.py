@@ -1,4 +1,5 @@
-"""split: a stratified hold-out split of the validated table."""
+"""split: a stratified hold-out split of the validated table (on the classes, or on quantile
+bins of a regression target)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ __all__ = ["SplitStep"]
 
 class SplitStep(BaseStep):
     name = "split"
-    inputs = ("validate.table",)
+    inputs = ("validate.table", "validate.report")
+    optional_inputs = ("ingest.test_raw",)
     outputs = ("train", "test")
-    config_keys = ("split", "schema")
+    config_keys = ("split", "schema", "derive")
     default = True
 
     def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
@@ -23,9 +25,38 @@ class SplitStep(BaseStep):
 
     def _run(self, ctx: StepContext) -> StepResult:
         frame = ctx.read_table("validate.table")
-        train, test = split_table(frame, ctx.spec.schema_.target, ctx.spec.split)
+        if ctx.spec.split.test_data is not None:
+            train, test = frame, self._test_set(ctx, list(frame.columns))
+        else:
+            task = ctx.read_json("validate.report").get("task", "classification")
+            train, test = split_table(frame, ctx.spec.schema_.target, ctx.spec.split,
+                                      task=task)
         return StepResult(
             outputs={"train": ctx.write_table("train", train),
                      "test": ctx.write_table("test", test)},
             info={"train_rows": len(train), "test_rows": len(test)},
         )
+
+    def _test_set(self, ctx: StepContext, columns: list[str]) -> Any:
+        """``split.test_data`` as ingest read it, checked and typed as the data were."""
+        from conveyor.errors import ConveyorRuntimeError, DataError
+        from conveyor.sources.lines import LineMap
+        from conveyor.steps.validate import validate_table
+
+        if "ingest.test_raw" not in ctx.inputs:
+            raise ConveyorRuntimeError("split.test_data is set but ingest read no test set in "
+                                       f"run {ctx.run_id}; run step ingest again")
+        ingest = ctx.upstream.get("ingest", {})
+        source = str(ingest.get("test_source", "test data")).rstrip("/").rsplit("/", 1)[-1]
+        raw = ctx.read_table("ingest.test_raw")
+        if ctx.spec.derive:  # checked with its derived columns, as the data were
+            from conveyor.features.derive import derive_frame
+
+            raw = derive_frame(raw, ctx.spec.derive, source=source)
+        test, _ = validate_table(raw, ctx.spec, source=source,
+                                 lines=LineMap.from_json(ingest.get("test_lines")))
+        missing = [c for c in columns if c not in test.columns]
+        if missing:
+            raise DataError(f"{source}: the test set has no column(s) {', '.join(missing)} "
+                            "that the data have (split.test_data)")
+        return test[columns]

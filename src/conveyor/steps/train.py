@@ -21,11 +21,28 @@ __all__ = ["TrainStep"]
 log = logging.getLogger(__name__)
 
 
+def check_labels(estimator: Any, y: Any) -> None:
+    """xgboost's classifiers learn only the labels ``0 … n-1``: refuse others before fitting.
+
+    Raises:
+        SpecError: naming ``model.estimator``, the target's labels and the way out.
+    """
+    if not type(estimator).__module__.startswith("xgboost.") or not hasattr(
+            estimator, "predict_proba"):
+        return
+    labels = sorted(y.unique(), key=str)
+    if [str(v) for v in labels] != [str(i) for i in range(len(labels))]:
+        shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in labels[:5])
+        raise SpecError(f"{type(estimator).__name__} learns only the classes 0 … "
+                        f"{len(labels) - 1}, but the target holds {shown}; use lightgbm or "
+                        "another classifier, or recode the target", key="model.estimator")
+
+
 class TrainStep(BaseStep):
     name = "train"
     inputs = ("split.train", "validate.report")
     outputs = ("model",)
-    config_keys = ("schema", "preprocess", "model", "split")
+    config_keys = ("schema", "preprocess", "model", "split", "derive")
     section = "model"
     default = True
     #: 2: the model folder holds the reference profile (a model cached before has none)
@@ -45,18 +62,26 @@ class TrainStep(BaseStep):
 
     def _run(self, ctx: StepContext) -> StepResult:
         spec = ctx.spec
-        features = ctx.read_json("validate.report")["features"]
+        report = ctx.read_json("validate.report")
+        features = report["features"]
+        task = report.get("task", "classification")
         train = ctx.read_table("split.train")
         X, y = split_xy(train, features, spec.schema_.target)
+        from conveyor.modeling.tasks import check_task
+
+        check_task(ctx.loaded, task, report.get("task_reason", "schema.task"))
         try:
             from conveyor.modeling import build_estimator
 
-            estimator = build_estimator(spec.model.estimator, dict(spec.model.params))
-            pipeline = build_model_pipeline(features, spec.preprocess, estimator)
+            estimator = build_estimator(spec.model.estimator, dict(spec.model.params),
+                                        task=task)
+            check_labels(estimator, y)
+            pipeline = build_model_pipeline(features, spec.preprocess, estimator,
+                                            derive=spec.derive, derived=report.get("derived"))
             model, facts = fit_model(
                 pipeline, X, y, tune=spec.model.tune, seed=spec.split.seed,
                 positive=positive_label(spec.schema_.positive_label, y),
-                what=spec.model.estimator)
+                what=spec.model.estimator, task=task)
         except SpecError as exc:
             raise ctx.loaded.error(exc.key or "model", exc.reason) from None
         outputs: dict[str, Any] = {}
@@ -67,8 +92,8 @@ class TrainStep(BaseStep):
         example = X.head(5)
         # The reference profile travels inside the model folder: hashed with it, copied with
         # it by export and registration, found by the server beside the model (ADR 0035).
-        profile = build_profile(X, list(X.columns), model.predict(X),
-                                classes=getattr(model, "classes_", None),
+        classes = getattr(model, "classes_", None) if task == "classification" else None
+        profile = build_profile(X, list(X.columns), model.predict(X), classes=classes,
                                 target=spec.schema_.target)
         extra = {PROFILE_FILE: profile_bytes(profile)}
         folder = ctx.scratch / "model"
@@ -79,7 +104,9 @@ class TrainStep(BaseStep):
         from conveyor.modeling.threshold import inner_model
 
         info = {**facts, **logged, "estimator": type(inner_model(model)[-1]).__name__,
-                "classes": [c.item() if hasattr(c, "item") else c for c in model.classes_]}
+                "task": task}
+        if classes is not None:
+            info["classes"] = [c.item() if hasattr(c, "item") else c for c in classes]
         metrics = {k: v for k, v in facts.items() if k.startswith("cv_")}
         return StepResult(outputs={"model": ref, **outputs}, info=info, metrics=metrics)
 

@@ -18,7 +18,7 @@ import os
 import re
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from typing import Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from conveyor.errors import StoreError
+from conveyor.errors import ConveyorError, StoreError
 from conveyor.spec.identity import resolve_location
 
 __all__ = [
@@ -362,6 +362,48 @@ class Store:
         ref = self.put_bytes(uri, buffer.getvalue())
         self._remember((ref.uri, ref.sha256), frame)
         return ref
+
+    # -- chunked tables (ADR 0044): a source read in chunks, never whole in memory
+    def put_table_batches(self, uri: str, frames: Iterable[Any], *,
+                          check: Callable[[int, list[str]], None] | None = None,
+                          ) -> tuple[ArtifactRef, int, list[str]]:
+        """Write DataFrame chunks as one Parquet table at ``uri``, in bounded memory.
+
+        The chunks go to a local temporary file (their types widened as later chunks need,
+        :mod:`conveyor.store.tables`), which is published whole once the last chunk is in:
+        an exception from ``frames`` publishes nothing.
+
+        Args:
+            uri: where the table goes.
+            frames: the chunks (pandas DataFrames with the same columns).
+            check: called with the row count and columns before anything is published; an
+                exception it raises publishes nothing.
+
+        Returns:
+            The reference, the number of rows and the column names.
+        """
+        from conveyor.store.tables import write_batches
+
+        path = self._path(uri)
+        local_dir = os.path.dirname(path) if self.is_local else None
+        if local_dir:
+            os.makedirs(local_dir, exist_ok=True)
+        tmp, writer, sha256 = write_batches(frames, local_dir)
+        try:
+            if check is not None:
+                check(writer.rows, writer.columns or [])
+            size = tmp.stat().st_size
+            if self.is_local:
+                os.replace(tmp, path)
+            else:  # one (multipart) upload: an unfinished one leaves no object behind
+                self.fs.put_file(str(tmp), path)
+        except ConveyorError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"cannot write {uri}: {exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+        return ArtifactRef(uri=uri, sha256=sha256, size=size), writer.rows, writer.columns or []
 
     def put_table_once(self, uri: str, frame: Any) -> ArtifactRef:
         """Write ``frame`` at ``uri`` unless something is there; the reference of what is.

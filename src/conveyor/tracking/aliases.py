@@ -16,6 +16,7 @@ from conveyor.tracking.lock import RegistryLock, error_code
 from conveyor.tracking.tracker import Tracker, one_line
 
 __all__ = [
+    "CHALLENGER",
     "GENERATION_TAG",
     "LAST_DECISION_TAG",
     "PREVIOUS",
@@ -27,6 +28,7 @@ __all__ = [
     "production_state",
     "registry_lock",
     "roll_back_production",
+    "set_alias",
     "set_last_decision",
     "tag_version",
 ]
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 
 PRODUCTION = "production"
 PREVIOUS = "previous_production"
+CHALLENGER = "challenger"
 SEEN_TAG = "conveyor.promotion.seen"
 GENERATION_TAG = "conveyor.promotion.generation"
 LAST_DECISION_TAG = "conveyor.promotion.last_decision"
@@ -150,6 +153,15 @@ def mark_seen(tracker: Tracker, model: str, versions: Iterable[int]) -> None:
     seen = production_state(tracker, model).seen
     _call("recording the versions seen", tracker.client.set_registered_model_tag, model,
           SEEN_TAG, str(max(seen, *evaluated)))
+
+
+def set_alias(tracker: Tracker, model: str, alias: str, version: str) -> None:
+    """Point ``alias`` (``challenger``) at ``version``; never used for ``production``, which
+    moves only through :func:`move_production` under the registry lock."""
+    if alias in (PRODUCTION, PREVIOUS):
+        raise TrackingError(f"{alias!r} moves only through a promotion or a rollback")
+    _call(f"setting {model!r} {alias}", tracker.client.set_registered_model_alias, model,
+          alias, version)
 
 
 def set_last_decision(tracker: Tracker, model: str, record_uri: str) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from conveyor.errors import StoreError, TrackingError
 from conveyor.store import folder_digest
+from conveyor.tracking.aliases import CHALLENGER
 from conveyor.tracking.sqlite_registry import copy_version_files, local_folder, read_version
 from conveyor.tracking.tracker import RUN_TAG, Tracker, mlflow_scope, one_line
 
@@ -372,9 +373,12 @@ def withdraw_versions(tracker: Tracker, name: str, conveyor_run_id: str, *,
         number = str(version.version)
         if number in kept:
             continue
-        if getattr(version, "aliases", None):
+        # ``challenger`` is the run's own alias (set when it publishes): it goes with the
+        # version; any other alias means someone promoted it
+        aliases = [a for a in getattr(version, "aliases", None) or [] if a != CHALLENGER]
+        if aliases:
             log.warning("run %s failed but %s v%s already has aliases %s; kept",
-                        conveyor_run_id, name, number, version.aliases)
+                        conveyor_run_id, name, number, aliases)
             continue
         try:
             tracker.client.delete_model_version(name, number)

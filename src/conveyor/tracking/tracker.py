@@ -378,8 +378,12 @@ class Tracker:
                        str(path), None if folder == "." else folder)
 
     def log_dataset(self, frame: Any, *, source: str, name: str, digest: str, context: str,
-                    targets: str | None = None) -> None:
-        """Record a table as an MLflow dataset input of the run."""
+                    targets: str | None = None, rows: int | None = None) -> None:
+        """Record a table as an MLflow dataset input of the run.
+
+        ``frame`` may be the first rows only (a table read in chunks); ``rows`` is then the
+        whole table's count, which the dataset's profile reports.
+        """
         import mlflow.data
         from mlflow.data.code_dataset_source import CodeDatasetSource
         from mlflow.entities import DatasetInput, InputTag
@@ -392,6 +396,9 @@ class Tracker:
                 frame, source=source if known else CodeDatasetSource(tags={"uri": source}),
                 name=name, targets=targets, digest=digest[:36])
             entity = dataset._to_mlflow_entity()
+            if rows is not None:
+                entity._profile = json.dumps(
+                    {"num_rows": rows, "num_elements": rows * len(frame.columns)})
         except Exception as exc:
             raise TrackingError(f"describing dataset {name!r} for MLflow failed: "
                                 f"{one_line(exc)}") from exc

@@ -256,3 +256,49 @@ def test_conveyor_is_listed_as_an_airflow_provider(airflow_home: AirflowHome) ->
     done = airflow_home.run("providers", "hooks", "--output", "json")
     hooks = json.loads(done.stdout[done.stdout.index("["):])
     assert any(h.get("connection_type") == "conveyor" for h in hooks), hooks
+
+
+def test_a_candidate_worse_than_the_champion_fails_the_gate_task(
+    airflow_home: AirflowHome, examples_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The champion gate under Airflow (docs/promotion.md, ADR 0042): as after `conveyor run`
+    (exit 3), the gate task fails, nothing is registered and production stays."""
+    from mlflow import MlflowClient
+
+    import conveyor
+
+    tracking = airflow_home.env["MLFLOW_TRACKING_URI"]
+    for name in ("CONVEYOR_HOME", "MLFLOW_TRACKING_URI"):
+        monkeypatch.setenv(name, airflow_home.env[name])
+    for name, value in examples_env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    champion = ["gate.champion.metric=test_f1", "gate.champion.min_delta=0.005"]
+    # the champion: this spec's default model, made production by a local run with promote
+    first = conveyor.run(SPEC, [*champion, "gate.promote=true"])
+    assert first.status == "ok", first.reason
+    client = MlflowClient(tracking_uri=tracking)
+    production = client.get_registered_model("breast_cancer_classifier").aliases["production"]
+    versions_before = len(_registered_versions(tracking, "breast_cancer_classifier"))
+
+    # C=0.02 passes the spec's bounds (accuracy 0.956, F1 0.937) but not the champion (0.951)
+    result = airflow_home.dags_test("breast_cancer", extra_env=examples_env, conf={
+        "model.params.C": 0.02, "gate.champion.metric": "test_f1",
+        "gate.champion.min_delta": 0.005})
+
+    assert result.returncode != 0, result.tail()
+    assert result.states == {**dict.fromkeys(STEPS[:5], "success"), "gate": "failed",
+                             "register": "upstream_failed", "export": "upstream_failed"}, \
+        result.tail()
+    assert f"is worse than champion v{production}" in result.output
+    run_id = conveyor_run_id("breast_cancer", result.run_id)
+    experiment = client.get_experiment_by_name("breast_cancer")
+    (mlflow_run,) = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`conveyor.run_id` = '{run_id}'")
+    tags = mlflow_run.data.tags
+    assert (tags["conveyor.status"], tags["conveyor.gate"], tags["conveyor.champion_version"],
+            tags["conveyor.champion_check"]) == ("rejected", "rejected", str(production),
+                                                 "kept")
+    assert len(_registered_versions(tracking, "breast_cancer_classifier")) == versions_before
+    aliases = client.get_registered_model("breast_cancer_classifier").aliases
+    assert aliases["production"] == production
