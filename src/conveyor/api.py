@@ -280,7 +280,8 @@ def run(spec: PathLike | LoadedSpec, overrides: Iterable[str] = (), *,
                          metrics=metrics, model_uri=None, manifest_uri=None, run_uri=run_uri,
                          mlflow_run_id=summary.mlflow_run_id, steps=steps)
     info = {name: (step.get("info") or {}) for name, step in manifest.get("steps", {}).items()}
-    report = manifest.get("artifacts", {}).get("evaluate/report", {}).get("uri")
+    artifacts = manifest.get("artifacts", {})  # the gate's report (ADR 0041), or evaluate's
+    report = (artifacts.get("gate/report") or artifacts.get("evaluate/report") or {}).get("uri")
     status = "rejected" if manifest.get("status") == "rejected" else "ok"
     return RunResult(
         run_id=summary.run_id, pipeline=loaded.spec.name, status=status,

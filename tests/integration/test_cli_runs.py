@@ -148,7 +148,7 @@ def test_show_a_complete_run(shared: Shared, home: Path) -> None:
                            "register", "export"]
     assert all(step["duration"] is not None for step in steps.values())
     assert steps["register"]["status"] == "skipped"
-    assert data["report"].endswith("/evaluate/report.html")
+    assert data["report"].endswith("/gate/report.html")
     assert data["export"]["model"].endswith("/exports/tiny/zz-custom-first/model")
     assert data["metrics"]["test_accuracy"] > 0.8
     assert data["manifest"].endswith("/zz-custom-first/manifest.json")

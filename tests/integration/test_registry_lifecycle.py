@@ -230,13 +230,13 @@ def test_promote_and_rollback_a_model_registered_by_conveyor_run(shared: Shared,
 def test_a_cached_run_names_its_own_report(shared: Shared, home: Path) -> None:
     run_id = shared.cached.run_id
     folder = home / "artifacts" / "breast_cancer" / run_id
-    report = folder / "evaluate" / "report.html"
+    report = folder / "gate" / "report.html"  # the gate renders it, never cached (ADR 0041)
     assert shared.cached.line("report") == f"report     {report.as_uri()}"
     manifest = shared.manifest(run_id)
-    assert manifest["artifacts"]["evaluate/report"]["uri"] == report.as_uri()
+    assert manifest["artifacts"]["gate/report"]["uri"] == report.as_uri()
     assert manifest["steps"]["evaluate"]["status"] == "cached"
     page = report.read_text()
-    assert f"evaluation of run {run_id}" in page
-    assert f"run {shared.first.run_id} (cached" in page
-    assert page.count("data:image/png;base64,") == 2  # the confusion matrix and ROC curve
+    assert f"run {run_id}" in page and f"run {shared.first.run_id}" not in page
+    # the plots evaluate made in the first run: confusion, ROC, PR, calibration, importance
+    assert page.count("data:image/png;base64,") == 5
     assert "test_f1" in page or "f1" in page

@@ -73,11 +73,14 @@ def test_the_run_validates_a_regression_and_registers_a_regressor(
     assert "test_rmse" in out and "registered models:/diabetes_regressor/1" in out
     home = trained["home"]
     evaluate = trained["evaluate"]
-    assert {"predicted_vs_actual.png", "residuals.png", "report.html"} <= {
+    assert {"predicted_vs_actual.png", "residuals.png", "plots.json"} <= {
         p.name for p in evaluate.iterdir()}
+    report = (evaluate.parent / "gate" / "report.html").read_text()  # the gate's (ADR 0041)
+    assert "rmse" in report and report.count("data:image/png;base64,") == 2
     metrics = json.loads((evaluate / "metrics.json").read_text())
-    assert set(metrics) == {f"{s}_{m}" for s in ("train", "test", "cv")
-                            for m in ("rmse", "mae", "r2", "mape")}
+    names = ("rmse", "mae", "r2", "mape")
+    assert set(metrics) == ({f"{s}_{m}" for s in ("train", "test", "cv") for m in names}
+                            | {f"cv_{m}_std" for m in names})
     assert metrics["test_rmse"] <= 60 and metrics["test_r2"] >= 0.3  # the example's gate
 
     mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
@@ -171,8 +174,9 @@ def test_the_python_api_registers_the_same_way(trained: dict[str, Any]) -> None:
     result = trained["api"]
     assert result.status == "ok"
     assert result.model_uri == "models:/diabetes_regressor/2"
-    evaluated = {k for k in result.metrics if k.startswith(("train_", "test_", "cv_"))}
-    assert evaluated == {f"{s}_{m}" for s in ("train", "test", "cv")
-                         for m in ("rmse", "mae", "r2", "mape")}
+    names = ("rmse", "mae", "r2", "mape")
+    scores = {k for k in result.metrics if k.startswith(("train_", "test_", "cv_"))}
+    assert scores == ({f"{s}_{m}" for s in ("train", "test", "cv") for m in names}
+                      | {f"cv_{m}_std" for m in names})
     assert result.metrics["test_rmse"] < json.loads(
         (trained["evaluate"] / "metrics.json").read_text())["test_rmse"]

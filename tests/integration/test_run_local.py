@@ -248,9 +248,10 @@ def test_second_identical_run_is_cached_and_reuses_v1(shared: Shared, home: Path
     first, second = shared.first, shared.second
     assert second.run_id != first.run_id
     assert second.steps["ingest"] == "ok"
-    for step in ("validate", "split", "train", "evaluate", "gate"):
+    for step in ("validate", "split", "train", "evaluate"):
         assert second.steps[step] == "cached", step
         assert second.manifest["steps"][step]["cached_from"] == first.run_id, step
+    assert second.steps["gate"] == "ok"  # never cached: it renders this run's report (ADR 0041)
     # the same trained model: the same version (ADR 0016)
     assert second.model_uri == f"models:/{REGISTERED}/1"
     assert versions_of(home, second.run_id) == []
@@ -351,6 +352,7 @@ def test_gate_failure_exits_3_and_publishes_nothing(shared: Shared, home: Path) 
     assert f"run        {run_id}" in result.out
     assert "gate rejected the model" in result.out and "test_f1" in result.out
     assert "nothing was registered or exported" in result.out
+    assert f"/{run_id}/gate/report.html" in result.out  # the report of a rejected run
     data = manifest(shared, run_id)
     assert data["status"] == "rejected"
     assert data["steps"]["register"]["status"] == "skipped"
@@ -363,11 +365,18 @@ def test_gate_failure_exits_3_and_publishes_nothing(shared: Shared, home: Path) 
     tags = mlflow_runs(home, run_id)[0].data.tags
     assert tags["conveyor.gate"] == "rejected" and tags["conveyor.status"] == "rejected"
     # Only the gate changed: evaluate is reused (gate is not in its cache key, ADR 0027), and
-    # this run's own report still shows this run's verdict.
+    # the gate renders this run's report with its verdict before the rejection halts the run
+    # (ADR 0041); it is an artifact of the MLflow run too.
     assert data["steps"]["evaluate"]["status"] == "cached"
-    report = Path(data["artifacts"]["evaluate/report"]["uri"].removeprefix("file://"))
-    assert f"/{run_id}/evaluate/report.html" in str(report)
-    assert "<h2>Gate: rejected</h2>" in report.read_text()
+    report = Path(data["artifacts"]["gate/report"]["uri"].removeprefix("file://"))
+    assert f"/{run_id}/gate/report.html" in str(report)
+    page = report.read_text()
+    assert '<span class="verdict rejected">REJECTED</span>' in page
+    assert "test_f1 = 0.9512, needs &gt;= 0.999" in page and f"run {run_id}" in page
+    mlflow_run = mlflow_runs(home, run_id)[0]
+    logged = client(home).download_artifacts(mlflow_run.info.run_id, "gate/report.html",
+                                             str(home / "downloaded"))
+    assert Path(logged).read_text() == page
 
 
 def test_gate_rejection_is_a_result_of_the_api(shared: Shared, home: Path) -> None:

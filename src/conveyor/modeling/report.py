@@ -1,114 +1,351 @@
-"""Plots and the HTML report of an evaluation: what a person would rather look at."""
+"""The run's HTML report: the one page a person opens to judge a model.
+
+All HTML of an evaluation is written here; steps gather the facts and call
+:func:`render_report`. The page is self-contained (styles inline, images as ``data:`` URIs,
+no script, no external URL), so it can be mailed, attached to an MLflow run or opened from an
+export folder offline. Every value from a spec, a data set or a search is escaped.
+
+Sections, each with an ``id``: the header with the verdict, ``metrics`` (test, train,
+cross-validation mean ± std), ``gate`` (checks and the champion comparison), ``threshold``,
+``plots``, ``search``, ``data`` and ``spec``.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
-import io
+import math
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["confusion_plot", "html_report", "roc_plot"]
+__all__ = ["metric_rows", "render_report"]
 
 
-def _figure() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(4.2, 3.6), dpi=100)  # no pyplot: no global state, no GUI backend
-
-
-def _png(fig: Any) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight")
-    return buffer.getvalue()
-
-
-def confusion_plot(confusion: dict[str, Any], *, title: str) -> bytes:
-    """A PNG of the confusion matrix (rows: true label, columns: predicted)."""
-    fig = _figure()
-    ax = fig.add_subplot()
-    matrix = confusion["matrix"]
-    labels = [str(v) for v in confusion["labels"]]
-    ax.imshow(matrix, cmap="Blues")
-    top = max(max(row) for row in matrix) or 1
-    for i, row in enumerate(matrix):
-        for j, value in enumerate(row):
-            ax.text(j, i, str(value), ha="center", va="center",
-                    color="white" if value > top / 2 else "black")
-    ax.set_xticks(range(len(labels)), labels)
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    return _png(fig)
-
-
-def roc_plot(y_true: Any, scores: Any, *, positive: Any, title: str) -> bytes:
-    """A PNG of the ROC curve of a binary classifier."""
-    from sklearn.metrics import roc_auc_score, roc_curve
-
-    fpr, tpr, _ = roc_curve(y_true == positive, scores)
-    auc = roc_auc_score(y_true == positive, scores)
-    fig = _figure()
-    ax = fig.add_subplot()
-    ax.plot(fpr, tpr, label=f"AUC = {auc:.3f}")
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title(title)
-    ax.legend(loc="lower right")
-    return _png(fig)
+_SPLITS = ("test", "train", "cv")
+_CSS = """
+:root{--ink:#111827;--muted:#6b7280;--line:#e5e7eb;--bg:#f8fafc;--ok:#15803d;--bad:#b91c1c;
+--okbg:#dcfce7;--badbg:#fee2e2;--accent:#2563eb}
+*{box-sizing:border-box}
+body{margin:0;font:15px/1.5 -apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,"Helvetica Neue",
+Arial,sans-serif;color:var(--ink);background:var(--bg)}
+header{padding:1.6rem 2.5rem 1.3rem;background:#fff;border-bottom:1px solid var(--line)}
+header h1{margin:0 0 .2rem;font-size:1.55rem;font-weight:650;letter-spacing:-.01em}
+header .sub{color:var(--muted);font-size:.9rem}
+.verdict{display:inline-block;margin-left:.8rem;padding:.15rem .7rem;border-radius:999px;
+font-size:.8rem;font-weight:700;letter-spacing:.06em;vertical-align:middle}
+.verdict.passed{background:var(--okbg);color:var(--ok)}
+.verdict.rejected{background:var(--badbg);color:var(--bad)}
+.verdict.none{background:var(--line);color:var(--muted)}
+.reason{margin:.6rem 0 0;color:var(--bad);font-weight:500}
+nav{margin-top:.8rem;font-size:.85rem}
+nav a{color:var(--accent);text-decoration:none;margin-right:1rem}
+main{padding:1.2rem 2.5rem 3rem;max-width:78rem}
+section{background:#fff;border:1px solid var(--line);border-radius:10px;padding:1.1rem 1.4rem;
+margin:0 0 1.2rem}
+h2{font-size:1.05rem;margin:0 0 .8rem;font-weight:650}
+.cards{display:flex;flex-wrap:wrap;gap:.8rem;margin:0 0 1.2rem}
+.card{background:#fff;border:1px solid var(--line);border-radius:10px;padding:.7rem 1.1rem;
+min-width:9.5rem}
+.card .k{font-size:.75rem;color:var(--muted);text-transform:uppercase;letter-spacing:.05em}
+.card .v{font-size:1.35rem;font-weight:650;font-variant-numeric:tabular-nums}
+table{border-collapse:collapse;width:100%;font-size:.9rem}
+th,td{padding:.38rem .7rem;text-align:left;border-bottom:1px solid var(--line)}
+th{font-size:.75rem;color:var(--muted);text-transform:uppercase;letter-spacing:.04em;
+font-weight:600}
+td.n{font-variant-numeric:tabular-nums;text-align:right;white-space:nowrap}
+th.n{text-align:right}
+tr:last-child td{border-bottom:none}
+.ok{color:var(--ok);font-weight:600}.bad{color:var(--bad);font-weight:700}
+.muted{color:var(--muted)}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:1rem}
+figure{margin:0;border:1px solid var(--line);border-radius:8px;padding:.6rem;background:#fff}
+figure img{width:100%;height:auto;display:block}
+figcaption{font-size:.82rem;color:var(--muted);margin-top:.3rem}
+pre{background:var(--bg);border:1px solid var(--line);border-radius:8px;padding:.8rem 1rem;
+overflow:auto;font-size:.8rem;line-height:1.45;max-height:30rem}
+details summary{cursor:pointer;color:var(--accent);font-size:.9rem}
+.two{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:1.2rem;
+align-items:start}
+"""
 
 
-def html_report(
-    *, title: str, metrics: dict[str, float], facts: dict[str, Any], images: dict[str, bytes],
-    gate: dict[str, Any] | None = None,
-) -> str:
-    """A self-contained HTML page: facts, a train/test metrics table, and the plots."""
-    esc = html.escape
-    names = sorted({k.split("_", 1)[1] for k in metrics})
-    splits = [s for s in ("train", "cv", "test") if any(k.startswith(s + "_") for k in metrics)]
-    head = "".join(f"<th>{esc(s)}</th>" for s in splits)
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return _e(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return _e(value)
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _img(png: bytes, alt: str) -> str:
+    return (f'<img alt="{_e(alt)}" src="data:image/png;base64,'
+            f'{base64.b64encode(png).decode("ascii")}">')
+
+
+def metric_rows(metrics: Mapping[str, float]) -> list[dict[str, Any]]:
+    """One row per metric name: ``test``, ``train``, ``cv`` (mean) and ``cv_std``.
+
+    >>> metric_rows({"test_f1": 0.9, "cv_f1": 0.88, "cv_f1_std": 0.02})
+    [{'metric': 'f1', 'test': 0.9, 'train': None, 'cv': 0.88, 'cv_std': 0.02}]
+    """
+    names: list[str] = []
+    for key in metrics:
+        split, _, name = key.partition("_")
+        if (split in _SPLITS and name and not (split == "cv" and name.endswith("_std"))
+                and name not in names):
+            names.append(name)
+    return [{"metric": n, "test": metrics.get(f"test_{n}"), "train": metrics.get(f"train_{n}"),
+             "cv": metrics.get(f"cv_{n}"), "cv_std": metrics.get(f"cv_{n}_std")}
+            for n in names]
+
+
+def _metrics_section(metrics: Mapping[str, float], rules: Mapping[str, str]) -> str:
+    rows = metric_rows(metrics)
+    has_cv = any(r["cv"] is not None for r in rows)
+    head = ("<tr><th>metric</th><th class=n>test</th><th class=n>train</th>"
+            + ("<th class=n>CV mean ± std (train)</th>" if has_cv else "")
+            + "<th>gate</th></tr>")
+    body = []
+    for r in rows:
+        cv = ""
+        if has_cv:
+            cv = (f"<td class=n>{_num(r['cv'])} ± {_num(r['cv_std'])}</td>"
+                  if r["cv"] is not None else "<td class=n>—</td>")
+        body.append(f"<tr><td>{_e(r['metric'])}</td><td class=n>{_num(r['test'])}</td>"
+                    f"<td class=n>{_num(r['train'])}</td>{cv}"
+                    f"<td class=muted>{_e(rules.get('test_' + r['metric'], ''))}</td></tr>")
+    return (f'<section id="metrics"><h2>Metrics</h2><table>{head}{"".join(body)}</table>'
+            "</section>")
+
+
+def _gate_section(verdict: Mapping[str, Any] | None) -> str:
+    if verdict is None:
+        return ('<section id="gate"><h2>Gate</h2><p class=muted>No gate step ran.</p>'
+                "</section>")
+    checks = verdict.get("checks") or []
     rows = "".join(
-        f"<tr><td>{esc(n)}</td>"
-        + "".join(f"<td>{metrics[f'{s}_{n}']:.4f}</td>" if f"{s}_{n}" in metrics else "<td></td>"
-                  for s in splits)
-        + "</tr>"
-        for n in names
-    )
-    fact_rows = "".join(f"<tr><th>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>"
-                        for k, v in facts.items())
-    gate_html = ""
-    if gate is not None:
-        checks = "".join(
-            f"<tr class={'ok' if c['passed'] else 'bad'}><td>{esc(c['metric'])}</td>"
-            f"<td>{esc(c['rule'])}</td><td>{c['value'] if c['value'] is not None else '—'}</td>"
-            f"<td>{'pass' if c['passed'] else 'FAIL'}</td></tr>"
-            for c in gate.get("checks", [])
-        )
-        verdict = "passed" if gate.get("passed") else "rejected"
-        gate_html = (f"<h2>Gate: {verdict}</h2><table><tr><th>metric</th><th>rule</th>"
-                     f"<th>value</th><th></th></tr>{checks}</table>")
+        f"<tr><td>{_e(c.get('metric'))}</td><td>{_e(c.get('rule'))}</td>"
+        f"<td class=n>{_num(c.get('value'))}</td>"
+        f"<td class={'ok' if c.get('passed') else 'bad'}>"
+        f"{'pass' if c.get('passed') else 'FAIL'}</td></tr>" for c in checks)
+    parts = ['<section id="gate"><h2>Gate</h2>']
+    parts.append("<table><tr><th>metric</th><th>rule</th><th class=n>value</th><th></th></tr>"
+                 f"{rows}</table>" if checks else
+                 "<p class=muted>No bounds in the spec's <code>gate:</code>.</p>")
+    champion = verdict.get("champion")
+    if champion:
+        parts.append(f"<h2 style='margin-top:1.2rem'>Against the champion: "
+                     f"{_e(champion.get('name'))} version {_e(champion.get('version'))} "
+                     f"(@{_e(champion.get('alias', 'production'))})</h2>")
+        comparison = verdict.get("comparison") or []
+        if comparison:
+            parts.append(
+                "<table><tr><th>metric</th><th class=n>candidate</th><th class=n>champion</th>"
+                "<th class=n>delta</th><th class=n>min delta</th><th></th></tr>" + "".join(
+                    f"<tr><td>{_e(c.get('metric'))}"
+                    f"{' <span class=muted>(lower is better)</span>' if c.get('lower_is_better') else ''}"  # noqa: E501
+                    f"</td><td class=n>{_num(c.get('candidate'))}</td>"
+                    f"<td class=n>{_num(c.get('champion'))}</td>"
+                    f"<td class=n>{_num(c.get('delta'))}</td>"
+                    f"<td class=n>{_num(c.get('min_delta'))}</td>"
+                    f"<td class={'ok' if c.get('passed') else 'bad'}>"
+                    f"{'beats it' if c.get('passed') else 'does not beat it'}</td></tr>"
+                    for c in comparison) + "</table>")
+        scores = champion.get("metrics") or {}
+        if scores:
+            parts.append("<details><summary>the champion's recorded scores</summary><table>"
+                         + "".join(f"<tr><td>{_e(k)}</td><td class=n>{_num(v)}</td></tr>"
+                                   for k, v in sorted(scores.items())) + "</table></details>")
+    elif "champion" in verdict:
+        parts.append("<p class=muted>No champion in production yet: nothing to compare "
+                     "with.</p>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _threshold_section(threshold: Mapping[str, Any] | None, images: Mapping[str, bytes]) -> str:
+    if not threshold:
+        return ""
+    rows = [("threshold", _num(threshold.get("threshold"), 2)),
+            ("positive class", _e(threshold.get("positive", "")))]
+    if threshold.get("tuned"):
+        metric = _e(threshold.get("metric"))
+        rows += [("chosen for", f"{metric} on {_e(threshold.get('cv'))} out-of-fold splits of "
+                                "the training rows"),
+                 (f"{metric} at the threshold", _num(threshold.get("score"))),
+                 (f"{metric} at 0.5", _num(threshold.get("default_score")))]
+    else:
+        rows.append(("chosen", "fixed in the spec (model.threshold)"))
+    table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+    curve = next((png for title, png in images.items() if title.startswith("threshold")), None)
+    figure = (f"<figure>{_img(curve, 'threshold curve')}<figcaption>the tuned metric by "
+              "threshold</figcaption></figure>") if curve else ""
+    return (f'<section id="threshold"><h2>Decision threshold</h2><div class=two>'
+            f"<table>{table}</table>{figure}</div></section>")
+
+
+def _plots_section(images: Mapping[str, bytes]) -> str:
     figures = "".join(
-        f"<figure><img alt='{esc(name)}' src='data:image/png;base64,"
-        f"{base64.b64encode(png).decode()}'><figcaption>{esc(name)}</figcaption></figure>"
-        for name, png in images.items()
-    )
+        f"<figure>{_img(png, title)}<figcaption>{_e(title)}</figcaption></figure>"
+        for title, png in images.items() if not title.startswith("threshold"))
+    return f'<section id="plots"><h2>Plots</h2><div class=grid>{figures}</div></section>'
+
+
+def _search_section(search: Mapping[str, Any] | None, history: bytes | None) -> str:
+    if not search:
+        return ""
+    best = search.get("best") or {}
+    facts = [("method", search.get("method")), ("metric", search.get("metric")),
+             ("direction", search.get("direction")), ("folds", search.get("cv")),
+             ("trials", search.get("n_trials")), ("stopped by", search.get("stopped_by")),
+             ("best candidate", best.get("candidate")),
+             ("best CV score", f"{_num(best.get('cv_mean'))} ± {_num(best.get('cv_std'))}")]
+    table = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v) if k != 'best CV score' else v}</td></tr>"
+                    for k, v in facts if v is not None)
+    params = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>"
+                     for k, v in (best.get("params") or {}).items())
+    parts = [f'<section id="search"><h2>Hyper-parameter search</h2><div class=two><div>'
+             f"<table>{table}</table>"]
+    if params:
+        parts.append(f"<h2 style='margin-top:1rem'>Best parameters</h2><table>{params}</table>")
+    parts.append("</div>")
+    if history:
+        parts.append(f"<figure>{_img(history, 'search history')}<figcaption>score by trial"
+                     "</figcaption></figure>")
+    parts.append("</div>")
+    candidates = search.get("candidates") or []
+    if candidates:
+        parts.append("<h2 style='margin-top:1rem'>Candidates</h2><table><tr><th>name</th>"
+                     "<th>estimator</th><th class=n>CV mean ± std</th><th class=n>trials</th>"
+                     "<th>best parameters</th></tr>" + "".join(
+                         f"<tr><td>{_e(c.get('name'))}</td><td>{_e(c.get('estimator'))}</td>"
+                         f"<td class=n>{_num(c.get('cv_mean'))} ± {_num(c.get('cv_std'))}</td>"
+                         f"<td class=n>{_e(c.get('trials', ''))}</td>"
+                         f"<td class=muted>{_e(c.get('best_params', ''))}</td></tr>"
+                         for c in candidates) + "</table>")
+    trials = search.get("trials") or []
+    if trials:
+        reverse = search.get("direction", "maximize") != "minimize"
+        done = [t for t in trials if t.get("cv_mean") is not None]
+        top = sorted(done, key=lambda t: t["cv_mean"], reverse=reverse)[:10]
+        parts.append(f"<details><summary>the best {len(top)} of {len(trials)} trials</summary>"
+                     "<table><tr><th class=n>#</th><th>candidate</th><th>parameters</th>"
+                     "<th class=n>CV mean ± std</th><th>state</th><th class=n>seconds</th></tr>"
+                     + "".join(
+                         f"<tr><td class=n>{_e(t.get('number'))}</td>"
+                         f"<td>{_e(t.get('candidate', ''))}</td>"
+                         f"<td class=muted>{_e(t.get('params', ''))}</td>"
+                         f"<td class=n>{_num(t.get('cv_mean'))} ± {_num(t.get('cv_std'))}</td>"
+                         f"<td>{_e(t.get('state', ''))}</td>"
+                         f"<td class=n>{_num(t.get('seconds'), 2)}</td></tr>" for t in top)
+                     + "</table></details>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _data_section(data: Mapping[str, Any] | None) -> str:
+    if not data:
+        return ""
+    features = data.get("features") or {}
+    missing = data.get("missing") or {}
+    kinds: dict[str, int] = {}
+    for kind in features.values():
+        kinds[str(kind)] = kinds.get(str(kind), 0) + 1
+    facts = [("rows", data.get("rows")), ("columns", data.get("columns")),
+             ("features", ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "—"),
+             ("classes", ", ".join(f"{k}: {v}" for k, v in (data.get("classes") or {}).items())
+              or "—"),
+             ("columns with missing values", len(missing))]
+    table = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts)
+    rows = data.get("rows") or 0
+    columns = "".join(
+        f"<tr><td>{_e(name)}</td><td>{_e(kind)}</td>"
+        f"<td class=n>{missing.get(name, 0)}</td>"
+        f"<td class=n>{(missing.get(name, 0) / rows if rows else 0):.1%}</td></tr>"
+        for name, kind in features.items())
+    warnings = "".join(f"<li>{_e(w)}</li>" for w in data.get("warnings") or [])
+    return (f'<section id="data"><h2>Data</h2><table>{table}</table>'
+            + (f"<h2 style='margin-top:1rem'>Warnings from validate</h2><ul>{warnings}</ul>"
+               if warnings else "")
+            + "<details><summary>every feature: type and missing values</summary><table>"
+            "<tr><th>column</th><th>type</th><th class=n>missing</th><th class=n>share</th></tr>"
+            f"{columns}</table></details></section>")
+
+
+def render_report(
+    *, pipeline: str, run_id: str, metrics: Mapping[str, float],
+    images: Mapping[str, bytes] | None = None, verdict: Mapping[str, Any] | None = None,
+    facts: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None,
+    spec_yaml: str | None = None, search: Mapping[str, Any] | None = None,
+    search_history: bytes | None = None, threshold: Mapping[str, Any] | None = None,
+    created: str | None = None,
+) -> str:
+    """The run's report as one self-contained HTML page.
+
+    Args:
+        pipeline: the spec's name.
+        run_id: the Conveyor run id.
+        metrics: ``test_*``, ``train_*``, ``cv_*`` and ``cv_*_std`` values.
+        images: PNG bytes by title (``"ROC curve (test)"``), shown in a grid.
+        verdict: the gate's verdict (``passed``, ``checks``, ``reason``; ``champion`` and
+            ``comparison`` when the gate compared with production), or ``None``.
+        facts: a few headline facts (model, rows), shown as cards.
+        data: the validate step's report (rows, columns, features, classes, missing).
+        spec_yaml: the spec as run, in YAML.
+        search: the train step's search record (method, best, candidates, trials).
+        search_history: the search's PNG (score by trial).
+        threshold: the decision threshold saved with the model (value, how it was chosen,
+            the metric at it and at 0.5).
+        created: when the report was rendered (ISO 8601).
+    """
+    images = dict(images or {})
+    if verdict is None:
+        state, label = "none", "NO GATE"
+    elif verdict.get("passed"):
+        state, label = "passed", "PASSED"
+    else:
+        state, label = "rejected", "REJECTED"
+    reason = (f'<p class=reason>{_e(verdict.get("reason"))}</p>'
+              if verdict is not None and not verdict.get("passed") and verdict.get("reason")
+              else "")
+    rules = {c["metric"]: c.get("rule", "") for c in (verdict or {}).get("checks", [])
+             if "metric" in c}
+    cards = "".join(f'<div class=card><div class=k>{_e(k)}</div><div class=v>{_e(v)}</div>'
+                    "</div>" for k, v in (facts or {}).items())
+    headline = [(k, metrics[k]) for k in ("test_accuracy", "test_f1", "test_roc_auc",
+                                           "test_pr_auc", "test_rmse", "test_r2")
+                if k in metrics][:4]
+    cards += "".join(f'<div class=card><div class=k>{_e(k)}</div><div class=v>{_num(v, 3)}'
+                     "</div></div>" for k, v in headline)
+    sections = [
+        _metrics_section(metrics, rules),
+        _gate_section(verdict),
+        _threshold_section(threshold, images),
+        _plots_section(images) if images else "",
+        _search_section(search, search_history),
+        _data_section(data),
+        (f'<section id="spec"><h2>Spec</h2><details open><summary>the spec as run</summary>'
+         f"<pre>{_e(spec_yaml)}</pre></details></section>" if spec_yaml else ""),
+    ]
+    links = [("metrics", "Metrics"), ("gate", "Gate"), ("threshold", "Threshold"),
+             ("plots", "Plots"), ("search", "Search"), ("data", "Data"), ("spec", "Spec")]
+    nav = "".join(f'<a href="#{anchor}">{text}</a>' for anchor, text in links
+                  if f'id="{anchor}"' in "".join(sections))
+    when = f" · {_e(created)}" if created else ""
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
-<style>
-body{{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:60rem}}
-table{{border-collapse:collapse;margin:0.5rem 0 1.5rem}}
-td,th{{border:1px solid #ddd;padding:0.3rem 0.7rem;text-align:left}}
-tr.ok td:last-child{{color:#176b1a}} tr.bad td:last-child{{color:#b3261e;font-weight:bold}}
-figure{{display:inline-block;margin:0 1rem 1rem 0}}
-</style></head><body>
-<h1>{esc(title)}</h1>
-<table>{fact_rows}</table>
-<h2>Metrics</h2><table><tr><th>metric</th>{head}</tr>{rows}</table>
-{gate_html}
-<h2>Plots</h2>{figures}
-</body></html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(pipeline)} · run {_e(run_id)} · {label}</title>
+<style>{_CSS}</style></head><body>
+<header><h1>{_e(pipeline)}<span class="verdict {state}">{label}</span></h1>
+<div class=sub>run {_e(run_id)}{when}</div>{reason}<nav>{nav}</nav></header>
+<main><div class=cards>{cards}</div>
+{"".join(sections)}
+</main></body></html>
 """

@@ -214,9 +214,11 @@ def describe_run(store: Store, pipeline: str, run_id: str) -> dict[str, Any]:
               "cached_from": r.get("cached_from"), "finished_at": r.get("finished_at"),
               "metrics": r.get("metrics") or {}, "info": r.get("info") or {}}
              for name, r in records.items()]  # a list: pipeline order survives JSON
-    report = next((ref.get("uri") for name, r in records.items()
+    # the gate renders the report (ADR 0041); runs from before it have evaluate's
+    report = next((ref.get("uri") for step in ("gate", "evaluate")
+                   for name, r in records.items() if name == step
                    for artifact, ref in (r.get("outputs") or {}).items()
-                   if name == "evaluate" and artifact == "report"), None)
+                   if artifact == "report"), None)
     registered = (records.get("register") or {}).get("info") or {}
     exported = (records.get("export") or {}).get("info") or {}
     return {

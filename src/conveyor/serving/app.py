@@ -468,11 +468,15 @@ class App:
         run_id = tags.get("conveyor.run_id") or identity.run_id
         if not (self.config.store_root and run_id):
             return None
-        return f"{self.config.store_root.rstrip('/')}/{pipeline}/{run_id}/evaluate/report.html"
+        # the gate renders the run's report (ADR 0041); runs from before it: evaluate's
+        return f"{self.config.store_root.rstrip('/')}/{pipeline}/{run_id}/gate/report.html"
 
     async def _report(self, scope: dict[str, Any], receive: Any, send: Any) -> int:
         uri = self._report_uri(self._serving())
         body = await asyncio.to_thread(_read_store, uri, raw=True) if uri else None
+        if body is None and uri:
+            body = await asyncio.to_thread(
+                _read_store, uri.replace("/gate/report.html", "/evaluate/report.html"), raw=True)
         if body is None:
             raise RequestError(404, "no evaluation report found for this model")
         await _respond(send, 200, body, [(b"content-type", b"text/html; charset=utf-8")])

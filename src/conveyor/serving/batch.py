@@ -230,10 +230,13 @@ class ChunkScorer:
         """
         import numpy as np
 
+        from conveyor.modeling.threshold import decision_threshold, label_index
+
         X = frame[list(self.features)]
         if self.classes is not None and hasattr(estimator, "predict_proba"):
             proba = np.asarray(estimator.predict_proba(X))
-            best = proba.argmax(axis=1)
+            # the arg-max, or the decision threshold saved inside the model (ADR 0041)
+            best = label_index(proba, self.classes, decision_threshold(estimator))
             if arrow:
                 import pyarrow as pa
 

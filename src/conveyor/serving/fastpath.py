@@ -56,7 +56,12 @@ def compile_predictor(estimator: Any, feature_names: Sequence[str]) -> Predictor
         ``(n, n_classes)`` probabilities in ``estimator.classes_`` order; or ``None`` when the
         pipeline holds anything this module does not know.
     """
+    from conveyor.modeling.threshold import inner_model
+
     names = [str(n) for n in feature_names]
+    # a model saved with a decision threshold: its probabilities are its pipeline's; the
+    # caller turns them into labels with the threshold (ModelHolder, ADR 0041)
+    estimator = inner_model(estimator)
     try:
         steps = _flatten(estimator)
         final = steps.pop()

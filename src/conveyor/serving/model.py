@@ -140,10 +140,13 @@ class LoadedModel:
         """
         import numpy as np
 
+        from conveyor.modeling.threshold import labels_from_proba
+
         X = frame[self.feature_names]
         if self.classes is not None and hasattr(self.estimator, "predict_proba"):
             proba = np.asarray(self.estimator.predict_proba(X))
-            labels = np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)]
+            # the arg-max, or the decision threshold saved inside the model (ADR 0041)
+            labels = labels_from_proba(self.estimator, proba, self.classes)
             return Prediction(labels=labels, proba=proba)
         return Prediction(labels=np.asarray(self.estimator.predict(X)), proba=None)
 

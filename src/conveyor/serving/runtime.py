@@ -27,6 +27,7 @@ import numpy as np
 
 from conveyor.errors import BadInputError, ConveyorError
 from conveyor.ids import now_iso
+from conveyor.modeling.threshold import decision_threshold, label_index
 from conveyor.serving.fastpath import FastpathDeclined, Predictor, compile_predictor
 from conveyor.serving.model import (
     Feature,
@@ -88,6 +89,7 @@ class ServingModel:
         self._predictor = predictor
         self.fallback_reason = fallback_reason
         self._labels = None if self.classes is None else np.asarray(self.classes, dtype=object)
+        self._decided = decision_threshold(loaded.estimator)
         self._version = loaded.identity.version
 
     @property
@@ -133,7 +135,8 @@ class ServingModel:
         return self._sklearn(X)
 
     def _answer(self, proba: np.ndarray) -> ServedPrediction:
-        labels = self._labels[proba.argmax(axis=1)]  # type: ignore[index]
+        # the arg-max, or the decision threshold saved inside the model (ADR 0041)
+        labels = self._labels[label_index(proba, self._labels, self._decided)]  # type: ignore[index]
         return ServedPrediction(labels=labels, proba=proba, classes=self.classes,
                                 version=self._version)
 

@@ -62,6 +62,7 @@ __all__ = [
     "Spec",
     "SplitSpec",
     "StoreSpec",
+    "ThresholdSpec",
     "TrackingSpec",
     "TuneSpec",
     "ValidateSpec",
@@ -452,12 +453,42 @@ class TuneSpec(_Model):
         return problems
 
 
+class ThresholdSpec(_Model):
+    """A decision threshold tuned on out-of-fold probabilities of the training split.
+
+    ``model.threshold: 0.3`` fixes it instead. Either way the threshold is saved inside the
+    model (docs/decisions/0041-evaluation-report-and-threshold.md).
+    """
+
+    metric: Literal["f1", "precision", "recall", "accuracy", "balanced_accuracy",
+                    "specificity"] = Field(
+        default="f1", description="The label metric the threshold maximises on the folds.")
+    cv: int = Field(default=5, ge=2, description="Stratified folds of the training split.")
+
+
 class ModelSpec(_Model):
     """The estimator: an allow-listed short name or import path, and its parameters."""
 
     estimator: str
     params: dict[str, Any] = Field(default_factory=dict)
     tune: TuneSpec | None = None
+    threshold: float | ThresholdSpec | None = Field(
+        default=None, description="Binary only: a fixed probability threshold of the positive "
+        "class, or {metric, cv} to tune it on folds of the training split.")
+
+    @field_validator("threshold", mode="wrap")
+    @classmethod
+    def _one_threshold(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # one message for each shape, not pydantic's error for every member of the union
+        if value is None or isinstance(value, ThresholdSpec):
+            return value
+        if isinstance(value, dict):
+            return ThresholdSpec.model_validate(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                0.0 < float(value) < 1.0):
+            raise ValueError(f"expected a probability between 0 and 1 (exclusive), or "
+                             f"{{metric: f1, cv: 5}} to tune it; got {value!r}")
+        return float(value)
 
 
 # ----------------------------------------------------------------- candidates (ADR 0039)

@@ -66,6 +66,10 @@ def check_spec(loaded: LoadedSpec, *, data: bool = True) -> None:
             raise loaded.error(key, message)
     for candidate in spec.candidates():  # ``model:`` is one candidate (ADR 0039)
         _check_candidate(loaded, candidate, task)
+    if spec.model is not None and spec.model.threshold is not None \
+            and spec.schema_.positive_label is None:
+        raise loaded.error("model.threshold", "a decision threshold needs "
+                           "schema.positive_label (the class whose probability it decides)")
     if data:
         check_data(loaded)
 

@@ -1,5 +1,5 @@
-"""evaluate: metrics on the train and test splits (and cross-validation), the confusion
-matrix, plots and an HTML report."""
+"""evaluate: metrics on the train and test splits (and cross-validation mean ± std on train),
+the confusion matrix and the plots (PNG, with a ``plots`` index the report reads)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from conveyor.modeling.evaluation import score_model, scoring_positive
-from conveyor.modeling.gate import judge
 from conveyor.modeling.training import split_xy
 from conveyor.steps.base import BaseStep, StepContext, StepResult
-from conveyor.store import ArtifactRef
 
 __all__ = ["EvaluateStep"]
 
@@ -19,28 +17,31 @@ def _slug(title: str) -> str:
     return title.split(" (")[0].replace(" ", "_")
 
 
-def _write_report(ctx: StepContext, metrics: dict[str, float], facts: dict[str, Any],
-                  images: dict[str, bytes]) -> ArtifactRef:
-    from conveyor.modeling.report import html_report
-
-    # The verdict shown is the gate's judgement of these metrics under this run's spec: it is
-    # rendered for every run (fresh or on a cache hit, see ``reuse``), so ``gate`` is not part
-    # of evaluate's cache key and a new bound does not re-evaluate the model (ADR 0027).
-    spec = ctx.spec
-    report = html_report(
-        title=f"{spec.name}: evaluation of run {ctx.run_id}", metrics=metrics, facts=facts,
-        images=images, gate=judge(metrics, spec.gate) if spec.gate.bounds() else None,
-    )
-    return ctx.write_bytes("report.html", report.encode())
+def _write_plots(ctx: StepContext, images: dict[str, bytes]) -> dict[str, Any]:
+    """Each PNG as an output, and ``plots``: their titles and refs in order, for the report."""
+    outputs: dict[str, Any] = {}
+    index = []  # a list: the report shows the plots in this order
+    for title, png in images.items():
+        outputs[_slug(title)] = ref = ctx.write_bytes(f"{_slug(title)}.png", png)
+        index.append({"title": title, **ref.to_dict()})
+    outputs["plots"] = ctx.write_json("plots", index)
+    return outputs
 
 
 class EvaluateStep(BaseStep):
+    """Metrics on train and test, cross-validation mean ± std on train, the confusion matrix
+    and the plots. The HTML report is rendered by the gate step, once the verdict is known
+    (docs/decisions/0041-evaluation-report-and-threshold.md)."""
+
     name = "evaluate"
     inputs = ("train.model", "split.train", "split.test", "validate.report")
+    optional_inputs = ("train.threshold",)
     # ``confusion`` (confusion.json) too, for a classifier
-    outputs = ("metrics", "report")
+    outputs = ("metrics", "plots")
     config_keys = ("schema", "evaluate", "model", "models", "tune", "preprocess", "split")
     default = True
+    #: 2: cv_<metric>_std, PR/calibration/importance plots, the plots index; no report
+    version = 2
 
     def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
         return " ".join(f"{k}={v:.3f}" for k, v in sorted(metrics.items())
@@ -48,7 +49,6 @@ class EvaluateStep(BaseStep):
 
     def _run(self, ctx: StepContext) -> StepResult:
         from conveyor.modeling import confusion, positive_scores
-        from conveyor.modeling.report import confusion_plot, roc_plot
 
         spec = ctx.spec
         validated = ctx.read_json("validate.report")
@@ -64,28 +64,24 @@ class EvaluateStep(BaseStep):
         X_train, y_train = split_xy(ctx.read_table("split.train"), features, target)
         X_test, y_test = split_xy(ctx.read_table("split.test"), features, target)
         pos = scoring_positive(spec.schema_.positive_label, y_train)
-        binary = pos is not None
         metrics = score_model(model, (X_train, y_train), (X_test, y_test),
                               metrics=spec.evaluate.metrics, positive=pos)
         if spec.evaluate.cv:
             metrics.update(self._cross_validate(model, X_train, y_train, spec, pos))
         matrix = confusion(model, X_test, y_test)
-        images = {"confusion matrix (test)": confusion_plot(matrix, title="test split")}
-        scores = positive_scores(model, X_test, pos) if binary else None
-        if scores is not None:
-            images["ROC curve (test)"] = roc_plot(y_test.to_numpy(), scores, positive=pos,
-                                                  title="test split")
+        scores = positive_scores(model, X_test, pos) if pos is not None else None
+        decided = (ctx.read_json("train.threshold") if "train.threshold" in ctx.inputs
+                   else None)
+        images = self._plots(model, X_test, y_test, matrix, scores, pos, metrics, decided)
         outputs = {
             "metrics": ctx.write_json("metrics", metrics),
             "confusion": ctx.write_json("confusion", matrix),
         }
-        for title, png in images.items():
-            outputs[_slug(title)] = ctx.write_bytes(f"{_slug(title)}.png", png)
+        outputs.update(_write_plots(ctx, images))
         chosen = ctx.upstream.get("train", {}).get("candidate")  # the best of models:
         facts = {"model": spec.model.estimator if spec.model else chosen,
                  "train rows": len(X_train), "test rows": len(X_test), "features": len(features),
                  "positive label": pos if pos is not None else "(multiclass, macro average)"}
-        outputs["report"] = _write_report(ctx, metrics, facts, images)
         return StepResult(outputs=outputs, metrics=metrics,
                           info={"facts": facts, "images": list(images)})
 
@@ -108,39 +104,50 @@ class EvaluateStep(BaseStep):
             metrics.update(self._cross_validate(model, X_train, y_train, spec, None,
                                                 task="regression", wanted=wanted))
         images = regression_images(y_test.to_numpy(), model.predict(X_test))
-        outputs = {"metrics": ctx.write_json("metrics", metrics)}
-        for title, png in images.items():
-            outputs[_slug(title)] = ctx.write_bytes(f"{_slug(title)}.png", png)
+        outputs = {"metrics": ctx.write_json("metrics", metrics), **_write_plots(ctx, images)}
         chosen = ctx.upstream.get("train", {}).get("candidate")  # the best of models:
         facts = {"model": spec.model.estimator if spec.model else chosen, "task": "regression",
                  "train rows": len(X_train), "test rows": len(X_test),
                  "features": len(features), "target": target}
-        outputs["report"] = _write_report(ctx, metrics, facts, images)
         return StepResult(outputs=outputs, metrics=metrics,
                           info={"facts": facts, "images": list(images)})
 
-    def reuse(self, ctx: StepContext, cached: StepResult,
-              cached_from: str | None) -> dict[str, ArtifactRef]:
-        """This run's own report, rendered from the cached metrics and plots (no model load).
+    @staticmethod
+    def _plots(model: Any, X: Any, y: Any, matrix: dict[str, Any], scores: Any, pos: Any,
+               metrics: dict[str, float], decided: dict[str, Any] | None) -> dict[str, bytes]:
+        """The evaluation's PNGs by title: the curves of the positive class's scores where
+        there are some (binary), and the permutation importance on test."""
+        from conveyor.modeling import plots as p
 
-        Without it a fully cached run's summary and manifest would name the computing run's
-        ``evaluate/report.html``.
-        """
-        metrics_ref = cached.outputs["metrics"]
-        metrics = ctx.store.get_json(metrics_ref.uri, sha256=metrics_ref.sha256)
-        images = {}
-        for title in cached.info.get("images", []):
-            ref = cached.outputs.get(_slug(title))
-            if ref is not None:
-                images[title] = ctx.store.get_bytes(ref.uri, sha256=ref.sha256)
-        facts = {**cached.info.get("facts", {}),
-                 "evaluated in": f"run {cached_from} (cached: same model, data and config)"}
-        return {"report": _write_report(ctx, metrics, facts, images)}
+        images = {"confusion matrix (test)": p.confusion_plot(matrix, title="test split")}
+        if scores is not None:
+            y_true = y.to_numpy()
+            images["ROC curve (test)"] = p.roc_plot(y_true, scores, positive=pos,
+                                                    title="test split",
+                                                    auc=metrics.get("test_roc_auc"))
+            images["PR curve (test)"] = p.pr_plot(y_true, scores, positive=pos,
+                                                  title="test split",
+                                                  auc=metrics.get("test_pr_auc"))
+            if scores.min() >= 0 and scores.max() <= 1:  # probabilities, not margins
+                images["calibration (test)"] = p.calibration_plot(y_true, scores, positive=pos,
+                                                                  title="test split")
+        if decided is not None and "curve" in decided:
+            images["threshold curve (train folds)"] = p.threshold_plot(
+                decided, title="out-of-fold, training split")
+        metric = "f1" if pos is not None else "accuracy"
+        importance = p.permutation_importance(model, X, y, metric=metric, positive=pos, seed=0)
+        images["permutation importance (test)"] = p.importance_plot(
+            importance, title=f"test split, {metric}")
+        return images
 
     @staticmethod
     def _cross_validate(model: Any, X: Any, y: Any, spec: Any, pos: Any, *,
                         task: str = "classification",
                         wanted: list[str] | None = None) -> dict[str, float]:
+        """``cv_<metric>`` (the mean over the folds) and ``cv_<metric>_std`` on the training
+        split; the model is refitted per fold with its final hyper-parameters (and its
+        decision threshold, which is part of the model)."""
+        import numpy as np
         from sklearn.base import clone
         from sklearn.model_selection import cross_validate
 
@@ -149,7 +156,18 @@ class EvaluateStep(BaseStep):
         from conveyor.modeling.training import folds
 
         cv = folds(task, spec.evaluate.cv, spec.split.seed)
-        wanted = [m for m in (wanted or spec.evaluate.metrics) if m != "log_loss"]
+        wanted = list(wanted or spec.evaluate.metrics)
         result = cross_validate(clone(model), X, y, cv=cv,
                                 scoring={m: scorer(m, pos) for m in wanted})
-        return {f"cv_{m}": scorer_sign(m) * float(result[f"test_{m}"].mean()) for m in wanted}
+        out: dict[str, float] = {}
+        for m in wanted:
+            values = result[f"test_{m}"]
+            if task == "regression":
+                values = scorer_sign(m) * values
+            elif scorer(m, pos) == f"neg_{m}":  # sklearn's losses are negated scores
+                values = -values
+            if np.isnan(values).all():
+                continue
+            out[f"cv_{m}"] = float(np.nanmean(values))
+            out[f"cv_{m}_std"] = float(np.nanstd(values))
+        return out

@@ -1,6 +1,6 @@
 """export: publish the model, its metrics and a manifest to ``export.uri`` (a folder or S3).
 
-Layout: ``{export.uri}/{run_id}/{model/, metrics.json, manifest.json}`` and
+Layout: ``{export.uri}/{run_id}/{model/, metrics.json, report.html, manifest.json}`` and
 ``{export.uri}/latest.json``. An export is whole or absent
 (docs/decisions/0015-export-published-last.md):
 
@@ -60,6 +60,7 @@ def _check(target: Store, refs: dict[str, ArtifactRef]) -> None:
 class ExportStep(BaseStep):
     name = "export"
     inputs = ("train.model", "evaluate.metrics", "gate.verdict")
+    optional_inputs = ("gate.report",)
     after = ("register",)  # the export's manifest names the registered version
     outputs = ("manifest",)
     config_keys = ("export",)
@@ -97,11 +98,17 @@ class ExportStep(BaseStep):
                     ctx.inputs["evaluate.metrics"].uri,
                     sha256=ctx.inputs["evaluate.metrics"].sha256)),
             }
+            report = ctx.inputs.get("gate.report")
+            if report is not None:  # the run's HTML report travels with its model (ADR 0041)
+                staged["report.html"] = target.put_bytes(
+                    f"{staging}/report.html", ctx.store.get_bytes(report.uri,
+                                                                  sha256=report.sha256))
             _check(target, staged)
             moved = True
-            final = {"model": target.copy_dir(staged["model"], target, f"{base}/model"),
-                     "metrics.json": target.put_bytes(f"{base}/metrics.json", target.get_bytes(
-                         staged["metrics.json"].uri, sha256=staged["metrics.json"].sha256))}
+            final = {"model": target.copy_dir(staged["model"], target, f"{base}/model")}
+            for name in [n for n in staged if n != "model"]:
+                final[name] = target.put_bytes(f"{base}/{name}", target.get_bytes(
+                    staged[name].uri, sha256=staged[name].sha256))
             manifest = {
                 "pipeline": ctx.spec.name, "run_id": ctx.run_id,
                 "exported_at": now_iso(),
@@ -118,7 +125,9 @@ class ExportStep(BaseStep):
             _quietly(target.delete, staging)
         return StepResult(outputs={"manifest": ref},
                           info={"uri": base, "model": final["model"].uri,
-                                "metrics": final["metrics.json"].uri})
+                                "metrics": final["metrics.json"].uri,
+                                **({"report": final["report.html"].uri}
+                                   if "report.html" in final else {})})
 
 
 def _quietly(action: Any, uri: str) -> None:

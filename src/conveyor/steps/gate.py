@@ -3,7 +3,8 @@ with the registered model's champion on this run's test rows; the verdict decide
 model may be registered and exported, and a rejection makes the run ``rejected``.
 
 The verdict (``gate/verdict.json``) is ``{"passed", "checks", "reason", "champion",
-"comparison"}`` (docs/decisions/0042-gate-against-the-champion.md).
+"comparison"}`` (docs/decisions/0042-gate-against-the-champion.md). The gate also renders
+the run's HTML report with the verdict, rejected or not (ADR 0041).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from conveyor.modeling.gate import judge
 from conveyor.monitoring.alerts import notify_gate_failure
 from conveyor.steps.base import BaseStep, StepContext, StepResult
+from conveyor.steps.reporting import REPORT_INPUTS, write_run_report
 
 if TYPE_CHECKING:
     from conveyor.promotion import ChampionCheck
@@ -26,15 +28,12 @@ class GateStep(BaseStep):
     name = "gate"
     inputs = ("evaluate.metrics", "train.model", "split.train", "split.test",
               "validate.report")
-    outputs = ("verdict",)
+    optional_inputs = REPORT_INPUTS
+    outputs = ("verdict", "report")
     config_keys = ("gate",)
     default = True
-
-    def caches(self, spec: Spec) -> bool:
-        """Not with a champion check: the verdict depends on the registry's champion, which
-        may have moved since an identical run (a cached verdict would judge against another
-        champion)."""
-        return spec.gate.champion is None
+    #: the report names this run and renders this run's spec: never another run's (ADR 0041)
+    cacheable = False
 
     def _run(self, ctx: StepContext) -> StepResult:
         metrics = ctx.read_json("evaluate.metrics")
@@ -56,7 +55,9 @@ class GateStep(BaseStep):
                                 "generation": check.generation}
         if not verdict["passed"]:  # an alert when the spec's webhook variable is set
             notify_gate_failure(ctx.spec, verdict["reason"], ctx.run_id)
-        return StepResult(outputs={"verdict": ctx.write_json("verdict", verdict)},
+        # the report before the verdict halts the run: a rejected run has one too (ADR 0041)
+        return StepResult(outputs={"verdict": ctx.write_json("verdict", verdict),
+                                   "report": write_run_report(ctx, verdict)},
                           info={"passed": verdict["passed"], "reason": verdict["reason"],
                                 **info})
 

@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from conveyor.errors import SpecError
+from conveyor.errors import DataError, SpecError
 from conveyor.features import build_model_pipeline
 from conveyor.modeling.training import fit_model, positive_label, split_xy
 from conveyor.monitoring.profile import PROFILE_FILE, build_profile, profile_bytes
@@ -83,6 +83,10 @@ class TrainStep(BaseStep):
             model, facts = self._fit(ctx, features, report, X, y, positive, task)
         else:
             model, facts, outputs = self._search(ctx, features, report, X, y, positive, task)
+        if spec.model is not None and spec.model.threshold is not None:
+            model, decided = self._threshold(ctx, model, X, y)
+            facts["threshold"] = decided["threshold"]
+            outputs["threshold"] = ctx.write_json("threshold", decided)
         example = X.head(5)
         # The reference profile travels inside the model folder: hashed with it, copied with
         # it by export and registration, found by the server beside the model (ADR 0035).
@@ -96,7 +100,10 @@ class TrainStep(BaseStep):
         ref = ctx.store.put_dir(ctx.output_uri("model"), folder)
         outputs["model"] = ref
         ctx.store.remember(ref, model)
-        info = {**facts, **logged, "estimator": type(model[-1]).__name__, "task": task}
+        from conveyor.modeling.threshold import inner_model
+
+        info = {**facts, **logged, "estimator": type(inner_model(model)[-1]).__name__,
+                "task": task}
         if classes is not None:
             info["classes"] = [c.item() if hasattr(c, "item") else c for c in classes]
         metrics = facts.pop("metrics", None) or {
@@ -171,3 +178,30 @@ class TrainStep(BaseStep):
                  "trials": len(record["trials"]), "stopped_by": record["stopped_by"],
                  "metrics": metrics}
         return result.model, facts, outputs
+
+    @staticmethod
+    def _threshold(ctx: StepContext, model: Any, X: Any, y: Any) -> tuple[Any, dict[str, Any]]:
+        """Wrap the fitted model in its decision threshold: fixed, or tuned on out-of-fold
+        probabilities of the training rows (never the test split)."""
+        from conveyor.modeling.evaluation import scoring_positive
+        from conveyor.modeling.threshold import threshold_model, tune_threshold
+
+        spec = ctx.spec
+        setting = spec.model.threshold
+        positive = scoring_positive(spec.schema_.positive_label, y)
+        if positive is None:
+            raise ctx.loaded.error("model.threshold", "a decision threshold needs a binary "
+                                   "target and schema.positive_label (the class it decides)")
+        try:
+            if isinstance(setting, float):
+                decided: dict[str, Any] = {"threshold": setting, "tuned": False}
+            else:
+                decided = {**tune_threshold(model, X, y, positive=positive,
+                                            metric=setting.metric, cv=setting.cv,
+                                            seed=spec.split.seed), "tuned": True}
+            wrapped = threshold_model(model, decided["threshold"], positive)
+        except DataError as exc:
+            raise ctx.loaded.error("model.threshold", str(exc).removeprefix(
+                "model.threshold: ")) from None
+        log.info("decision threshold %.2f for %r", decided["threshold"], positive)
+        return wrapped, {**decided, "positive": positive}

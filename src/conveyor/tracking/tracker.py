@@ -253,6 +253,9 @@ def _pip_requirements(model: Any = None) -> list[str]:
     from importlib.metadata import version
 
     packages = ["mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops"]
+    inner = getattr(model, "estimator", None)  # a decision-threshold wrapper (ADR 0041)
+    if inner is not None and hasattr(inner, "steps"):
+        model = inner
     estimator = model[-1] if hasattr(model, "steps") else model
     root = type(estimator).__module__.split(".", 1)[0] if estimator is not None else ""
     if root in ("xgboost", "lightgbm"):

@@ -234,6 +234,11 @@ def test_gate_rejection_fails_the_gate_task_once_and_finishes_the_run_as_rejecte
     assert manifest["steps"]["register"]["status"] == "skipped"
     assert manifest["steps"]["export"]["status"] == "skipped"
     assert "needs >=" in manifest["steps"]["gate"]["info"]["reason"]
+    # the gate task rendered the run's report before failing, as under `conveyor run`
+    report = Path(urlparse(manifest["artifacts"]["gate/report"]["uri"]).path).read_text()
+    assert '<span class="verdict rejected">REJECTED</span>' in report
+    assert "gate/report.html" in [a.path for a in client.list_artifacts(
+        mlflow_run.info.run_id, "gate")]
 
     # Nothing was registered or exported.
     versions_after = _registered_versions(tracking, "breast_cancer_classifier")
