@@ -25,6 +25,10 @@ from conveyor.cli import main
 from conveyor.runners.gc import plan_gc
 from conveyor.store import Store
 
+# a pipeline's folders beside its runs, never collected: the cache index, the hold-out sets
+# registered versions score on, the saved schema (ADR 0046)
+KEPT_FOLDERS = ("_cache", "_holdout", "_schema")
+
 
 def cli(*args: str) -> tuple[int, str]:
     out = io.StringIO()
@@ -57,14 +61,14 @@ def test_gc_keeps_what_kept_runs_use_and_deletes_the_rest(
         three_runs: dict[str, str], breast_cancer_spec: Path, conveyor_home: Path) -> None:
     runs_dir = conveyor_home / "artifacts" / "breast_cancer"
     a, b, c = three_runs["A"], three_runs["B"], three_runs["C"]
-    assert {p.name for p in runs_dir.iterdir()} == {a, b, c, "_cache", "_holdout"}
+    assert {p.name for p in runs_dir.iterdir()} == {a, b, c, *KEPT_FOLDERS}
     assert c in cache_entries(runs_dir).values()
 
     # The plan alone (the default) deletes nothing.
     code, out = cli("gc", str(breast_cancer_spec), "--keep", "1", "--min-age-hours", "0")
     assert code == 0, out
     assert "would delete 1 run(s)" in out and "--yes" in out
-    assert {p.name for p in runs_dir.iterdir()} == {a, b, c, "_cache", "_holdout"}
+    assert {p.name for p in runs_dir.iterdir()} == {a, b, c, *KEPT_FOLDERS}
 
     plan = plan_gc(Store(runs_dir.parent.as_uri()), "breast_cancer", keep=1,
                    min_age=timedelta(0))
@@ -80,7 +84,7 @@ def test_gc_keeps_what_kept_runs_use_and_deletes_the_rest(
                     "--yes")
     assert code == 0, out
     assert "deleted 1 run(s)" in out
-    assert {p.name for p in runs_dir.iterdir()} == {a, b, "_cache", "_holdout"}
+    assert {p.name for p in runs_dir.iterdir()} == {a, b, *KEPT_FOLDERS}
     assert c not in cache_entries(runs_dir).values()  # no new run can take a hit on C
 
     # Every artifact B's manifest names still exists, and a new run reuses A's work.
@@ -104,9 +108,9 @@ def test_young_runs_are_kept_and_keep_zero_is_refused(
     code, out = cli("gc", str(breast_cancer_spec), "--keep", "1", "--yes")  # min age 24 h
     assert code == 0, out
     assert "nothing to collect" in out
-    assert {p.name for p in runs_dir.iterdir()} == {*three_runs.values(), "_cache", "_holdout"}
+    assert {p.name for p in runs_dir.iterdir()} == {*three_runs.values(), *KEPT_FOLDERS}
 
     code, out = cli("gc", str(breast_cancer_spec), "--keep", "0", "--yes")
     assert code == 2
     assert "--keep must be at least 1" in out
-    assert {p.name for p in runs_dir.iterdir()} == {*three_runs.values(), "_cache", "_holdout"}
+    assert {p.name for p in runs_dir.iterdir()} == {*three_runs.values(), *KEPT_FOLDERS}

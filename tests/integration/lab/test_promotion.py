@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+# A spawned child imports this module again: its own folder first, so that ``conftest`` is
+# the lab's (under pytest-xdist another test folder's conftest can come first on sys.path).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import drop, make_lab
 from conveyor.cli import main
 from conveyor.errors import TrackingError
