@@ -17,6 +17,7 @@ from conveyor.modeling.metrics import (
 )
 from conveyor.promotion.decision import METRICS, CandidateScore
 from conveyor.promotion.holdout import Holdout
+from conveyor.spec.models import REGRESSION_METRICS
 from conveyor.tracking import Tracker, one_line
 from conveyor.tracking.registry import (
     VersionRefusedError,
@@ -26,7 +27,16 @@ from conveyor.tracking.registry import (
 
 __all__ = ["check_batch", "score_on_split", "score_version"]
 
-_REGRESSION = frozenset({"rmse", "mae", "r2", "mape"})
+def _load(tracker: Tracker, model: str, version: Any, role: str) -> tuple[CandidateScore, Any]:
+    """A ``refused`` score for ``version`` and the version loaded after its digest check, or
+    ``None`` with the reason on the score when it cannot be verified or loaded."""
+    result = CandidateScore(version=str(version.version), role=role, status="refused",
+                            config=dict(version.tags or {}).get("conveyor.config.name", ""))
+    try:
+        return result, load_verified_version(tracker, model, version)
+    except VersionRefusedError as exc:
+        result.reason = str(exc)
+        return result, None
 
 
 def score_version(tracker: Tracker, model: str, version: Any, holdout: Holdout,
@@ -41,13 +51,8 @@ def score_version(tracker: Tracker, model: str, version: Any, holdout: Holdout,
         role: ``production`` or ``candidate``.
         task: ``regression`` scores rmse, mae, r2 and mape of the predicted values.
     """
-    number = str(version.version)
-    result = CandidateScore(version=number, role=role, status="refused",
-                            config=dict(version.tags or {}).get("conveyor.config.name", ""))
-    try:
-        loaded = load_verified_version(tracker, model, version)
-    except VersionRefusedError as exc:
-        result.reason = str(exc)
+    result, loaded = _load(tracker, model, version, role)
+    if loaded is None:
         return result
     try:
         predictions = as_array(loaded.predict(holdout.X))
@@ -91,16 +96,12 @@ def score_on_split(tracker: Tracker, model: str, version: Any, holdout: Holdout,
         positive: the positive label of binary metrics, or ``None`` for macro averages.
         split: the prefix of the names (``test``).
     """
-    result = CandidateScore(version=str(version.version), role=role, status="refused",
-                            config=dict(version.tags or {}).get("conveyor.config.name", ""))
-    try:
-        loaded = load_verified_version(tracker, model, version)
-    except VersionRefusedError as exc:
-        result.reason = str(exc)
+    result, loaded = _load(tracker, model, version, role)
+    if loaded is None:
         return result
     try:
         raw = loaded.get_raw_model()  # the fitted pipeline: probabilities for roc_auc
-        if metrics and all(m in _REGRESSION for m in metrics):  # a regressor (ADR 0038)
+        if metrics and all(m in REGRESSION_METRICS for m in metrics):  # a regressor (ADR 0038)
             result.scores = regression_metrics(raw, holdout.X, holdout.y, split=split,
                                                metrics=list(metrics))
         else:
