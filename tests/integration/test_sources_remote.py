@@ -46,6 +46,8 @@ class Server:
     def __init__(self) -> None:
         self.routes: dict[str, tuple[int, bytes]] = {}
         self.requests: list[str] = []
+        #: paths whose body stops half-way, though Content-Length promised all of it
+        self.truncated: set[str] = set()
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         owner = self
@@ -58,7 +60,10 @@ class Server:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if body:
-                    self.wfile.write(data)
+                    cut = self.path in owner.truncated
+                    self.wfile.write(data[: len(data) // 2] if cut else data)
+                    if cut:
+                        self.close_connection = True
 
             def do_GET(self) -> None:
                 self._answer(True)
@@ -191,6 +196,49 @@ def test_openml_by_name_then_from_the_cache_without_a_request(
         "Iris-setosa": 50, "Iris-versicolor": 50, "Iris-virginica": 50}
     assert frame["sepallength"].dtype == "float64"
     assert facts["openml"]["default_target"] == "class"
+
+
+def test_openml_file_arrives_in_pieces_and_parses_in_chunks_to_the_same_table(
+        openml: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conveyor.sources import openml_api
+
+    monkeypatch.setattr(openml_api, "_PIECE", 1000)  # iris.arff is ~7 kB: several pieces
+    monkeypatch.setattr(openml_api, "_ROWS_PER_CHUNK", 7)  # 150 rows: 22 chunks
+    frame, _ = read_source(OpenMLSource(source="openml", id=61), tmp_path)
+    cached = tmp_path / "openml-cache" / f"127.0.0.1_{openml.port}" / "61" / "data.arff"
+    assert cached.read_bytes() == (RECORDED / "iris.arff").read_bytes()
+    # the MD5 over 1000-byte pieces matched, and no partial file stayed beside it
+    assert sorted(p.name for p in cached.parent.iterdir()) == ["data.arff", "description.json"]
+    whole = openml_api.parse_arff((RECORDED / "iris.arff").read_text(), "iris")
+    assert len(whole) == 150
+    pd.testing.assert_frame_equal(frame, whole)  # chunked == whole: values, dtypes, index
+
+
+def test_openml_a_cut_or_corrupt_download_leaves_nothing_in_the_cache(
+        openml: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        conveyor_home: Path) -> None:
+    folder = tmp_path / "openml-cache" / f"127.0.0.1_{openml.port}" / "61"
+    openml.truncated.add("/data/v1/download/61/iris.arff")
+    code, output = run_until(capsys, write_spec(tmp_path, "{source: openml, id: 61}",
+                                                target="class"), "ingest")
+    bad_input(code, output, conveyor_home, f"cannot reach OpenML at {openml.base}",
+              "(data.id)")
+    assert sorted(p.name for p in folder.iterdir()) == ["description.json"]  # no partial file
+
+    openml.truncated.clear()
+    arff = (RECORDED / "iris.arff").read_bytes()
+    openml.routes["/data/v1/download/61/iris.arff"] = (200, arff.replace(b"5.1", b"5.2", 1))
+    code, output = run_until(capsys, write_spec(tmp_path, "{source: openml, id: 61}",
+                                                target="class"), "ingest")
+    bad_input(code, output, conveyor_home,
+              "the file of OpenML data set 61 does not match its MD5", "(data.id)")
+    assert sorted(p.name for p in folder.iterdir()) == ["description.json"]
+
+    openml.routes["/data/v1/download/61/iris.arff"] = (200, arff)  # the server heals
+    code, output = run_until(capsys, write_spec(tmp_path, "{source: openml, id: 61}",
+                                                target="class"), "ingest")
+    assert code == 0, output
+    assert (folder / "data.arff").read_bytes() == arff
 
 
 @pytest.mark.parametrize(("data", "fragments"), [

@@ -21,11 +21,13 @@ whole or not at all, and the ARFF file is checked against its MD5 before it is k
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
@@ -40,7 +42,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OPENML_URL = "https://www.openml.org"
 _TIMEOUT = 30.0
-_MAX_BYTES = 2 * 1024**3
+_MAX_BYTES = 2 * 1024**3  # a data file
+_MAX_JSON_BYTES = 64 * 1024**2  # a list or a description
+_PIECE = 1024**2  # bytes per piece of a download
+_ROWS_PER_CHUNK = 50_000  # ARFF rows parsed into one frame at a time
 
 
 class OpenMLSource(BaseModel):
@@ -93,11 +98,11 @@ class OpenMLSourceReader(BaseSource):
         if str(description.get("format", "ARFF")).lower() not in ("arff", "sparse_arff"):
             raise SourceError(f"OpenML data set {data_id} is {description.get('format')}, "
                               "not ARFF", key="data.id" if config.id else "data.name")
-        text = client.arff(data_id, description)
-        frame = parse_arff(text, f"OpenML data set {data_id}")
+        path = client.arff(data_id, description)
+        frame = parse_arff(path, f"OpenML data set {data_id}")
         log.info("OpenML data set %s (%s version %s): %d rows", data_id,
                  description.get("name"), description.get("version"), len(frame))
-        return frame, {"uri": f"{base}/d/{data_id}", "bytes": len(text), "format": "arff",
+        return frame, {"uri": f"{base}/d/{data_id}", "bytes": path.stat().st_size, "format": "arff",
                        "first_line": None, "lines": None,
                        "openml": {"id": int(data_id), "name": description.get("name"),
                                   "version": description.get("version"),
@@ -118,6 +123,7 @@ class _Client:
         self.cache = cache
 
     def _get(self, url: str, key: str, *, not_found: str) -> bytes:
+        """A small answer (a JSON document), whole."""
         import httpx
 
         try:
@@ -125,16 +131,61 @@ class _Client:
                               transport=httpx.HTTPTransport(retries=2)) as client:
                 response = client.get(url, headers={"Accept-Encoding": "gzip"})
         except httpx.HTTPError as exc:
-            raise SourceError(f"cannot reach OpenML at {self.base}: {exc or type(exc).__name__}"
-                              "; check data.base_url or CONVEYOR_OPENML_URL", key=key) from None
+            raise self._unreachable(exc, key) from None
+        self._check(response, url, key, not_found)
+        if len(response.content) > _MAX_JSON_BYTES:
+            raise SourceError(f"{url} is over {_MAX_JSON_BYTES:,} bytes", key=key)
+        return response.content
+
+    def _download(self, url: str, path: Path, key: str, *, what: str, md5: str | None) -> None:
+        """Stream a data file to ``path`` in pieces, checking its size and MD5 on the way.
+
+        The body never sits in memory whole: it goes to a temporary file beside ``path``,
+        which replaces ``path`` only when the whole file arrived and matched ``md5``, so the
+        cache never holds a partial or corrupt file.
+        """
+        import tempfile
+
+        import httpx
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        digest, size = hashlib.md5(), 0  # OpenML publishes MD5
+        descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with (os.fdopen(descriptor, "wb") as handle,
+                  httpx.Client(timeout=_TIMEOUT, follow_redirects=False,
+                               transport=httpx.HTTPTransport(retries=2)) as client,
+                  client.stream("GET", url, headers={"Accept-Encoding": "gzip"}) as response):
+                if response.status_code != 200:
+                    response.read()
+                    self._check(response, url, key, f"{what} is gone")
+                for piece in response.iter_bytes(_PIECE):
+                    size += len(piece)
+                    if size > _MAX_BYTES:
+                        raise SourceError(f"{url} is over {_MAX_BYTES:,} bytes", key=key)
+                    digest.update(piece)
+                    handle.write(piece)
+            if md5 and digest.hexdigest() != md5:
+                raise SourceError(f"{what} does not match its MD5 {md5}; fetch it again later",
+                                  key=key)
+            os.replace(partial, path)
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc, key) from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(partial)
+
+    def _unreachable(self, exc: Exception, key: str) -> SourceError:
+        return SourceError(f"cannot reach OpenML at {self.base}: {exc or type(exc).__name__}"
+                           "; check data.base_url or CONVEYOR_OPENML_URL", key=key)
+
+    @staticmethod
+    def _check(response: Any, url: str, key: str, not_found: str) -> None:
         if response.status_code in (404, 412):
             raise SourceError(not_found + _api_message(response), key=key)
         if response.status_code != 200:
             raise SourceError(f"OpenML answered {response.status_code} for {url}"
                               + _api_message(response), key=key)
-        if len(response.content) > _MAX_BYTES:
-            raise SourceError(f"{url} is over {_MAX_BYTES:,} bytes", key=key)
-        return response.content
 
     def _json(self, path: str, cached: Path, key: str, not_found: str) -> Any:
         if cached.is_file():
@@ -169,21 +220,15 @@ class _Client:
             raise SourceError(f"OpenML's description of {data_id} has no "
                               "data_set_description", key="data.id") from None
 
-    def arff(self, data_id: int, description: dict[str, Any]) -> str:
+    def arff(self, data_id: int, description: dict[str, Any]) -> Path:
+        """The data set's ARFF file in the cache, downloaded first if it is not there."""
         cached = self.cache / str(data_id) / "data.arff"
         if not cached.is_file():
             url = str(description.get("url") or "")
             _check_origin(url, self.base)
-            body = self._get(url, "data.id", not_found=f"OpenML's file of {data_id} is gone")
-            expected = description.get("md5_checksum")
-            if expected and hashlib.md5(body).hexdigest() != expected:  # OpenML publishes MD5
-                raise SourceError(f"the file of OpenML data set {data_id} does not match its "
-                                  f"MD5 {expected}; fetch it again later", key="data.id")
-            _keep(cached, body)
-        try:
-            return cached.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            return cached.read_text(encoding="latin-1")  # older uploads
+            self._download(url, cached, "data.id", what=f"the file of OpenML data set {data_id}",
+                           md5=description.get("md5_checksum"))
+        return cached
 
 
 def _check_origin(url: str, base: str) -> None:
@@ -217,21 +262,37 @@ def _keep(path: Path, body: bytes) -> None:
 _ATTRIBUTE = re.compile(r"^@attribute\s+('[^']*'|\"[^\"]*\"|\S+)\s+(.+)$", re.IGNORECASE)
 
 
-def parse_arff(text: str, name: str) -> Any:
-    """A dense ARFF file as a DataFrame: numeric attributes as numbers, the rest as text,
-    ``?`` as missing.
+def parse_arff(source: str | Path, name: str) -> Any:
+    """A dense ARFF file (a path, or its text) as a DataFrame: numeric attributes as numbers,
+    the rest as text, ``?`` as missing.
+
+    A file is read line by line and its rows become frames of :data:`_ROWS_PER_CHUNK` rows at
+    a time, so the text of a large download is never held whole, nor a Python list per row of
+    the whole file. UTF-8, or Latin-1 for older uploads that are not UTF-8.
 
     Raises:
         SourceError: a sparse or malformed file (naming the line).
     """
+    if isinstance(source, Path):
+        try:
+            with source.open(encoding="utf-8") as lines:
+                return _parse_arff(lines, name)
+        except UnicodeDecodeError:
+            with source.open(encoding="latin-1") as lines:
+                return _parse_arff(lines, name)
+    return _parse_arff(source.splitlines(), name)
+
+
+def _parse_arff(lines: Iterable[str], name: str) -> Any:
     import csv
 
     import pandas as pd
 
     columns: list[tuple[str, bool]] = []
     rows: list[list[str]] = []
+    frames: list[Any] = []
     in_data = False
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line or line.startswith("%"):
             continue
@@ -257,9 +318,27 @@ def parse_arff(text: str, name: str) -> Any:
             raise SourceError(f"{name} line {number}: {len(row)} values, expected "
                               f"{len(columns)}", key="data.id")
         rows.append(row)
-    if not columns or not rows:
+        if len(rows) == _ROWS_PER_CHUNK:
+            frames.append(_arff_frame(rows, columns))
+            rows = []
+    if rows:
+        frames.append(_arff_frame(rows, columns))
+    if not columns or not frames:
         raise SourceError(f"{name} has no {'attributes' if not columns else 'rows'}",
                           key="data.id")
+    if len(frames) == 1:
+        return frames[0]
+    frame = pd.concat(frames, ignore_index=True)
+    for column, numeric in columns:  # a chunk without a value is float; text stays text
+        if not numeric and frame[column].dtype != object:
+            frame[column] = frame[column].astype(object)
+    return frame
+
+
+def _arff_frame(rows: list[list[str]], columns: list[tuple[str, bool]]) -> Any:
+    """One chunk of ARFF rows as a frame: ``?`` missing, numeric attributes as numbers."""
+    import pandas as pd
+
     frame = pd.DataFrame(rows, columns=[c for c, _ in columns], dtype=object)
     frame = frame.mask(frame == "?")
     for column, numeric in columns:
