@@ -2,7 +2,8 @@
 answering with recorded responses), and SQL on the PostgreSQL at 127.0.0.1:5432.
 
 Each is driven as a user drives it, ``conveyor run SPEC --until ...``; bad input must end
-with exit 2, one line naming the key, and no manifest.
+with exit 2, one line naming the key, and no manifest; a server that does not answer with
+exit 1 (worth a retry, ADR 0053), the key still named.
 """
 
 from __future__ import annotations
@@ -114,6 +115,16 @@ def bad_input(code: int, output: str, home: Path, *fragments: str) -> None:
     assert list((home / "artifacts").rglob("raw.parquet")) == []
 
 
+def unreachable(code: int, output: str, home: Path, *fragments: str) -> None:
+    assert code == 1, output
+    failures = [line for line in output.splitlines() if line.startswith("failed: ")]
+    assert len(failures) == 1, output
+    assert "Traceback" not in output
+    for fragment in fragments:
+        assert fragment in failures[0], f"{fragment!r} not in {failures[0]!r}"
+    assert list((home / "artifacts").rglob("manifest.json")) == []
+
+
 def ingest_record(home: Path) -> dict[str, object]:
     [record] = list((home / "artifacts").rglob("ingest/_record.json"))
     return json.loads(record.read_text())
@@ -122,7 +133,7 @@ def ingest_record(home: Path) -> dict[str, object]:
 # --------------------------------------------------------------------------- a file over HTTP
 
 
-def test_a_csv_over_http_is_ingested_and_a_404_or_a_dead_host_is_bad_input(
+def test_a_csv_over_http_is_ingested_a_404_is_bad_input_and_a_dead_host_a_failure(
         server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         conveyor_home: Path) -> None:
     rows = "".join(f"{i},{i % 3},{'a' if i % 2 else 'b'}\n" for i in range(40))
@@ -142,7 +153,7 @@ def test_a_csv_over_http_is_ingested_and_a_404_or_a_dead_host_is_bad_input(
     dead = f"http://127.0.0.1:{free_port()}/t.csv"
     spec = write_spec(tmp_path, f"{{source: file, uri: '{dead}'}}")
     code, output = run_until(capsys, spec, "ingest")
-    bad_input(code, output, conveyor_home / "x", "data.uri", f"cannot reach {dead}")
+    unreachable(code, output, conveyor_home / "x", "(data.uri)", f"cannot reach {dead}")
 
 
 # --------------------------------------------------------------------------- OpenML
@@ -212,7 +223,16 @@ def test_openml_unreachable_names_the_setting(
     base = f"http://127.0.0.1:{free_port()}"
     spec = write_spec(tmp_path, f"{{source: openml, id: 61, base_url: '{base}'}}")
     code, output = run_until(capsys, spec, "ingest")
-    bad_input(code, output, conveyor_home, f"cannot reach OpenML at {base}", "(data.id)")
+    unreachable(code, output, conveyor_home, f"cannot reach OpenML at {base}", "(data.id)")
+
+
+def test_openml_answering_5xx_is_a_failure_worth_a_retry(
+        openml: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        conveyor_home: Path) -> None:
+    openml.routes["/api/v1/json/data/61"] = (503, b'{"error": {"message": "maintenance"}}')
+    code, output = run_until(capsys, write_spec(tmp_path, "{source: openml, id: 61}"), "ingest")
+    unreachable(code, output, conveyor_home, "OpenML answered 503", "(data.id)")
+    assert openml.requests == ["/api/v1/json/data/61"]
 
 
 # --------------------------------------------------------------------------- SQL
@@ -260,11 +280,12 @@ def test_sql_rows_in_chunks_with_the_password_kept_out_of_every_record(
       'relation "missing_table" does not exist', "(data.query)")),
     ("{{source: sql, url: 'postgresql://postgres@127.0.0.1:5432/{db}', "
      "query: 'SELEKT 1'}}", ('syntax error at or near "SELEKT"', "(data.query)")),
-    ("{{source: sql, url: 'postgresql://postgres@127.0.0.1:{port}/{db}', query: 'SELECT 1'}}",
-     ("cannot connect to postgresql://postgres@127.0.0.1:", "(data.url)")),
+    ("{{source: sql, url: 'postgresql://postgres@127.0.0.1:5432/{db}_gone', "
+     "query: 'SELECT 1'}}", ("cannot connect to postgresql://postgres@127.0.0.1:5432/",
+                             "_gone\" does not exist", "(data.url)")),
     ("{{source: sql, url_env: NOT_SET_ANYWHERE, query: 'SELECT 1'}}",
      ("the environment variable NOT_SET_ANYWHERE", "(data.url_env)")),
-], ids=["missing-table", "bad-query", "unreachable", "unset-url-env"])
+], ids=["missing-table", "bad-query", "unknown-database", "unset-url-env"])
 def test_sql_bad_input_names_the_key(
         sales_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         conveyor_home: Path, data: str, fragments: tuple[str, ...]) -> None:

@@ -17,6 +17,7 @@ import fsspec
 import pandas as pd
 
 from conveyor.errors import DataError, StoreError
+from conveyor.sources.base import SourceUnreachableError
 from conveyor.sources.lines import LineMap
 from conveyor.spec.models import FileSource
 from conveyor.store import to_uri
@@ -108,8 +109,8 @@ def list_file_source(
         cause = exc.__cause__  # fsspec's HTTP info() reports a dead host as "not found"
         if web and isinstance(cause, (OSError, TimeoutError)) and not isinstance(
                 cause, FileNotFoundError):
-            raise DataFileError(f"cannot reach {uri}: {_first_line(cause)}",
-                                key="data.uri") from None
+            raise SourceUnreachableError(f"cannot reach {uri}: {_first_line(cause)}",
+                                         key="data.uri") from None
         relative = "://" not in source.uri and not Path(source.uri).expanduser().is_absolute()
         how = f" ({source.uri} resolved against the spec's folder)" if relative else ""
         raise DataFileError(f"data file not found: {_shown(uri)}{how}", key="data.uri") from None
@@ -118,9 +119,9 @@ def list_file_source(
     except ImportError as exc:
         raise DataFileError(f"cannot read {uri}: {exc}", key="data.uri") from exc
     except Exception as exc:  # botocore's and aiohttp's errors derive from Exception only
-        if web:  # the spec names the server: a wrong host or port is fixed in the spec
-            raise DataFileError(f"cannot reach {uri}: {_first_line(exc)}",
-                                key="data.uri") from None
+        if web:  # no answer may pass: exit 1 and a retry, the key named (ADR 0053)
+            raise SourceUnreachableError(f"cannot reach {uri}: {_first_line(exc)}",
+                                         key="data.uri") from None
         raise StoreError(f"cannot reach {uri}: {_first_line(exc)}") from exc
     listed: list[tuple[str, int | None]] = []
     for path_, info in files:

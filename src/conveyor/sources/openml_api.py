@@ -32,7 +32,7 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from conveyor.sources.base import BaseSource, SourceError
+from conveyor.sources.base import BaseSource, SourceError, SourceUnreachableError
 
 __all__ = ["DEFAULT_OPENML_URL", "OpenMLSource", "OpenMLSourceReader", "openml_cache_dir"]
 
@@ -125,13 +125,16 @@ class _Client:
                               transport=httpx.HTTPTransport(retries=2)) as client:
                 response = client.get(url, headers={"Accept-Encoding": "gzip"})
         except httpx.HTTPError as exc:
-            raise SourceError(f"cannot reach OpenML at {self.base}: {exc or type(exc).__name__}"
-                              "; check data.base_url or CONVEYOR_OPENML_URL", key=key) from None
+            raise SourceUnreachableError(
+                f"cannot reach OpenML at {self.base}: {exc or type(exc).__name__}; check "
+                "data.base_url or CONVEYOR_OPENML_URL", key=key) from None
         if response.status_code in (404, 412):
             raise SourceError(not_found + _api_message(response), key=key)
         if response.status_code != 200:
-            raise SourceError(f"OpenML answered {response.status_code} for {url}"
-                              + _api_message(response), key=key)
+            # a 5xx may pass (exit 1, retried); any other answer is a refusal (ADR 0053)
+            problem = SourceUnreachableError if response.status_code >= 500 else SourceError
+            raise problem(f"OpenML answered {response.status_code} for {url}"
+                          + _api_message(response), key=key)
         if len(response.content) > _MAX_BYTES:
             raise SourceError(f"{url} is over {_MAX_BYTES:,} bytes", key=key)
         return response.content
