@@ -104,25 +104,26 @@ def run_until(capsys: pytest.CaptureFixture[str], spec: Path, step: str,
     return code, captured.out + captured.err
 
 
-def bad_input(code: int, output: str, home: Path, *fragments: str) -> None:
-    assert code == 2, output
-    errors = [line for line in output.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, output
+def ended(code: int, output: str, home: Path, fragments: tuple[str, ...], *,
+          exit_code: int, prefix: str) -> None:
+    """One line ``<prefix> ...`` holding each fragment, the exit code, nothing published."""
+    assert code == exit_code, output
+    lines = [line for line in output.splitlines() if line.startswith(prefix)]
+    assert len(lines) == 1, output
     assert "Traceback" not in output
     for fragment in fragments:
-        assert fragment in errors[0], f"{fragment!r} not in {errors[0]!r}"
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
     assert list((home / "artifacts").rglob("manifest.json")) == []
     assert list((home / "artifacts").rglob("raw.parquet")) == []
 
 
+def bad_input(code: int, output: str, home: Path, *fragments: str) -> None:
+    ended(code, output, home, fragments, exit_code=2, prefix="error: ")
+
+
 def unreachable(code: int, output: str, home: Path, *fragments: str) -> None:
-    assert code == 1, output
-    failures = [line for line in output.splitlines() if line.startswith("failed: ")]
-    assert len(failures) == 1, output
-    assert "Traceback" not in output
-    for fragment in fragments:
-        assert fragment in failures[0], f"{fragment!r} not in {failures[0]!r}"
-    assert list((home / "artifacts").rglob("manifest.json")) == []
+    """A server that did not answer: a failure worth a retry (ADR 0053)."""
+    ended(code, output, home, fragments, exit_code=1, prefix="failed: ")
 
 
 def ingest_record(home: Path) -> dict[str, object]:
