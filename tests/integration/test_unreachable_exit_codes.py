@@ -11,8 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from conveyor.processes import free_port
 
 
@@ -40,17 +38,6 @@ def write_spec(folder: Path, data: str) -> Path:
                     "model: {estimator: logistic_regression, params: {max_iter: 500}}\n"
                     "gate: {}\n")
     return spec
-
-
-@pytest.fixture()
-def dead_s3(s3_env: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """S3 credentials as for the real server, but its endpoint on a closed port."""
-    endpoint = f"http://127.0.0.1:{free_port()}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    monkeypatch.setenv("AWS_RETRY_MODE", "standard")
-    return endpoint
 
 
 def test_an_s3_store_on_a_closed_port_exits_1(

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from conveyor.errors import ConveyorRuntimeError, DataError
 
-__all__ = ["BaseSource", "SourceError", "SourceUnreachableError"]
+__all__ = ["BaseSource", "KeyedMessage", "SourceError", "SourceUnreachableError"]
 
 
 class BaseSource:
@@ -59,7 +59,22 @@ class BaseSource:
         return iter([frame]), facts
 
 
-class SourceError(DataError):
+class KeyedMessage:
+    """A mixin for the errors of sources: the message ends with the spec key to look at,
+    ``<reason> (<key>)``, and ``reason`` and ``key`` are kept apart for ``LoadedSpec.error``.
+
+    Args:
+        reason: what is wrong.
+        key: the spec key (``data.url``, ``data.uri``).
+    """
+
+    def __init__(self, reason: str, *, key: str) -> None:
+        self.reason = reason
+        self.key = key
+        super().__init__(f"{reason} ({key})")
+
+
+class SourceError(KeyedMessage, DataError):
     """A source's server answered and refused: bad query, missing data set, unknown database
     or role, a 404, ...
 
@@ -72,13 +87,8 @@ class SourceError(DataError):
         key: the spec key to change (``data.query``, ``data.url``).
     """
 
-    def __init__(self, reason: str, *, key: str) -> None:
-        self.reason = reason
-        self.key = key
-        super().__init__(f"{reason} ({key})")
 
-
-class SourceUnreachableError(ConveyorRuntimeError):
+class SourceUnreachableError(KeyedMessage, ConveyorRuntimeError):
     """A source's server did not answer: connection refused, a timeout, a name that does not
     resolve.
 
@@ -91,7 +101,3 @@ class SourceUnreachableError(ConveyorRuntimeError):
         key: the spec key that locates the server (``data.url``, ``data.uri``).
     """
 
-    def __init__(self, reason: str, *, key: str) -> None:
-        self.reason = reason
-        self.key = key
-        super().__init__(f"{reason} ({key})")

@@ -17,7 +17,7 @@ import fsspec
 import pandas as pd
 
 from conveyor.errors import DataError, StoreError
-from conveyor.sources.base import SourceUnreachableError
+from conveyor.sources.base import KeyedMessage, SourceUnreachableError
 from conveyor.sources.lines import LineMap
 from conveyor.spec.models import FileSource
 from conveyor.store import to_uri
@@ -37,18 +37,13 @@ def _format(source: FileSource, uri: str) -> str:
     )
 
 
-class DataFileError(DataError):
+class DataFileError(KeyedMessage, DataError):
     """The data file itself is wrong (missing, a folder, empty, too large).
 
     Args:
         reason: what is wrong.
         key: the spec key to change (``data.uri``, ``data.max_bytes``).
     """
-
-    def __init__(self, reason: str, *, key: str) -> None:
-        self.reason = reason
-        self.key = key
-        super().__init__(f"{reason} ({key})")
 
 
 def _is_glob(uri: str) -> bool:
