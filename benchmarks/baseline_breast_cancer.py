@@ -1,12 +1,10 @@
 """The hand-written equivalent of ``conveyor run examples/breast_cancer/pipeline.yaml``.
 
-What a careful engineer writes without Conveyor: read the raw WDBC CSV with pandas, a
-stratified 80/20 split (seed 42), median imputer + StandardScaler + LogisticRegression(C=1,
-max_iter=1000) as one sklearn Pipeline, accuracy/precision/recall/F1/ROC AUC on train and test
-(M is the positive class), MLflow on a SQLite file (params, metrics, the dataset as an input,
-the model with signature, input example, explicit pip requirements and skops trusted types),
-registration in the model registry, and the metrics JSON and the model written to an export
-folder.
+What a careful engineer writes without Conveyor: the job the plain script runs
+(breast_cancer_job.py: read, split, fit, score), then MLflow on a SQLite file (params,
+metrics, the dataset as an input, the model with signature, input example, explicit pip
+requirements and skops trusted types), registration in the model registry, and the metrics
+JSON and the model written to an export folder.
 
 It makes the same MLflow choices Conveyor makes, so the benchmark compares the same work:
 explicit ``pip_requirements`` (inference costs ~6 s per log_model) and
@@ -27,15 +25,8 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
-FEATURES = [
-    f"{name}_{stat}"
-    for stat in ("mean", "se", "worst")
-    for name in ("radius", "texture", "perimeter", "area", "smoothness", "compactness",
-                 "concavity", "concave_points", "symmetry", "fractal_dimension")
-]
-COLUMNS = ["id", "diagnosis", *FEATURES]
-PARAMS = {"C": 1.0, "max_iter": 1000}
-SEED, TEST_SIZE, POSITIVE = 42, 0.2, "M"
+from breast_cancer_job import PARAMS, SEED, TEST_SIZE, prepare
+
 MODEL_NAME = "breast_cancer_classifier_baseline"
 
 
@@ -52,39 +43,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import mlflow
     import mlflow.sklearn
-    import pandas as pd
     from mlflow.models import infer_signature
-    from sklearn import metrics as m
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import train_test_split
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
 
-    # -- data ------------------------------------------------------------------------------
-    frame = pd.read_csv(args.data, header=None, names=COLUMNS, na_values=["?", ""])
-    X, y = frame[FEATURES], frame["diagnosis"]
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=TEST_SIZE, stratify=y, random_state=SEED)
-
-    # -- model -----------------------------------------------------------------------------
-    model = Pipeline([
-        ("impute", SimpleImputer(strategy="median")),
-        ("scale", StandardScaler()),
-        ("model", LogisticRegression(**PARAMS)),
-    ]).fit(X_train, y_train)
-
-    positive_column = list(model.classes_).index(POSITIVE)
-    results: dict[str, float] = {}
-    for split, (X_s, y_s) in {"train": (X_train, y_train), "test": (X_test, y_test)}.items():
-        predicted = model.predict(X_s)
-        scores = model.predict_proba(X_s)[:, positive_column]
-        results[f"{split}_accuracy"] = m.accuracy_score(y_s, predicted)
-        results[f"{split}_precision"] = m.precision_score(y_s, predicted, pos_label=POSITIVE)
-        results[f"{split}_recall"] = m.recall_score(y_s, predicted, pos_label=POSITIVE)
-        results[f"{split}_f1"] = m.f1_score(y_s, predicted, pos_label=POSITIVE)
-        results[f"{split}_roc_auc"] = m.roc_auc_score(y_s == POSITIVE, scores)
-    results = {k: float(v) for k, v in results.items()}
+    # -- data and model: the job the plain script runs too ----------------------------------
+    job = prepare(args.data)
+    frame, X_train, model, results = job.frame, job.X_train, job.model, job.results
 
     # -- MLflow ----------------------------------------------------------------------------
     uri = f"sqlite:///{home / 'mlflow.db'}"

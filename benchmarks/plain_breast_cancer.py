@@ -1,11 +1,12 @@
 """The plain script: the breast-cancer job with pandas and scikit-learn only, no MLflow.
 
-What a careful engineer writes when nothing needs tracking: read the raw WDBC CSV with pandas,
-a stratified 80/20 split (seed 42), median imputer + StandardScaler + LogisticRegression(C=1,
-max_iter=1000) as one sklearn Pipeline, accuracy/precision/recall/F1/ROC AUC on train and test
-(M is the positive class), and the metrics JSON and the fitted model written to an output
-folder. The model is saved with joblib (it ships with scikit-learn; ``--format skops`` saves
-with skops instead, as Conveyor's model format does).
+What a careful engineer writes when nothing needs tracking: the shared job
+(breast_cancer_job.py: read the raw WDBC CSV with pandas, a stratified 80/20 split, seed 42,
+median imputer + StandardScaler + LogisticRegression(C=1, max_iter=1000) as one sklearn
+Pipeline, accuracy/precision/recall/F1/ROC AUC on train and test, M positive), and the metrics
+JSON and the fitted model written to an output folder. The model is saved with joblib (it
+ships with scikit-learn; ``--format skops`` saves with skops instead, as Conveyor's model
+format does).
 
 It is the floor of issue 11's speed targets: ``conveyor run`` on a fresh home within 2x its
 time, a cached re-run within 1.3x (benchmarks/run_breast_cancer.py).
@@ -22,15 +23,7 @@ import json
 import sys
 from pathlib import Path
 
-FEATURES = [
-    f"{name}_{stat}"
-    for stat in ("mean", "se", "worst")
-    for name in ("radius", "texture", "perimeter", "area", "smoothness", "compactness",
-                 "concavity", "concave_points", "symmetry", "fractal_dimension")
-]
-COLUMNS = ["id", "diagnosis", *FEATURES]
-PARAMS = {"C": 1.0, "max_iter": 1000}
-SEED, TEST_SIZE, POSITIVE = 42, 0.2, "M"
+from breast_cancer_job import prepare
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,36 +34,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="how the model is saved (default joblib)")
     args = parser.parse_args(argv)
 
-    import pandas as pd
-    from sklearn import metrics as m
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import train_test_split
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    frame = pd.read_csv(args.data, header=None, names=COLUMNS, na_values=["?", ""])
-    X, y = frame[FEATURES], frame["diagnosis"]
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=TEST_SIZE, stratify=y, random_state=SEED)
-
-    model = Pipeline([
-        ("impute", SimpleImputer(strategy="median")),
-        ("scale", StandardScaler()),
-        ("model", LogisticRegression(**PARAMS)),
-    ]).fit(X_train, y_train)
-
-    positive_column = list(model.classes_).index(POSITIVE)
-    results: dict[str, float] = {}
-    for split, (X_s, y_s) in {"train": (X_train, y_train), "test": (X_test, y_test)}.items():
-        predicted = model.predict(X_s)
-        scores = model.predict_proba(X_s)[:, positive_column]
-        results[f"{split}_accuracy"] = m.accuracy_score(y_s, predicted)
-        results[f"{split}_precision"] = m.precision_score(y_s, predicted, pos_label=POSITIVE)
-        results[f"{split}_recall"] = m.recall_score(y_s, predicted, pos_label=POSITIVE)
-        results[f"{split}_f1"] = m.f1_score(y_s, predicted, pos_label=POSITIVE)
-        results[f"{split}_roc_auc"] = m.roc_auc_score(y_s == POSITIVE, scores)
-    results = {k: float(v) for k, v in results.items()}
+    job = prepare(args.data)
+    model, results = job.model, job.results
 
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)

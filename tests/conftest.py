@@ -254,6 +254,18 @@ def s3_env(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture()
+def dead_s3(s3_env: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """S3 credentials as for the local server, but the endpoint on a closed port of
+    127.0.0.1, tried once (``AWS_MAX_ATTEMPTS=1``); yields the endpoint."""
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("AWS_RETRY_MODE", "standard")
+    return endpoint
+
+
+@pytest.fixture()
 def s3_bucket(s3_env: str) -> str:
     """A fresh, empty bucket on the local S3 server; yields its name."""
     import boto3

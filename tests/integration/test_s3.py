@@ -12,7 +12,6 @@ import io
 import json
 import os
 import re
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +40,6 @@ def cli(*args: str) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(list(args))
     return code, out.getvalue(), err.getvalue()
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def s3_client(endpoint: str) -> Any:
@@ -147,14 +140,9 @@ def test_pipeline_on_s3(s3_bucket: str, s3_env: str, breast_cancer_spec: Path,
 
 
 def test_unreachable_store_fails_fast_and_clearly(
-    s3_env: str, breast_cancer_spec: Path, conveyor_home: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    dead_s3: str, breast_cancer_spec: Path, conveyor_home: Path,
 ) -> None:
-    endpoint = f"http://127.0.0.1:{closed_port()}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    monkeypatch.setenv("AWS_RETRY_MODE", "standard")
+    endpoint = dead_s3
     code, out, err = cli("run", str(breast_cancer_spec), "store.root=s3://nowhere/artifacts")
     assert code == 1, err
     lines = err.strip().splitlines()
@@ -173,13 +161,8 @@ def test_unreachable_store_fails_fast_and_clearly(
 
 
 def test_export_failure_registers_nothing(
-    s3_env: str, breast_cancer_spec: Path, conveyor_home: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    dead_s3: str, breast_cancer_spec: Path, conveyor_home: Path,
 ) -> None:
-    endpoint = f"http://127.0.0.1:{closed_port()}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     code, _, err = cli("run", str(breast_cancer_spec), "export.uri=s3://nowhere/exports")
     assert code == 1, err
     assert "Traceback" not in err

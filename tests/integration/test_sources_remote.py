@@ -2,7 +2,8 @@
 answering with recorded responses), and SQL on the PostgreSQL at 127.0.0.1:5432.
 
 Each is driven as a user drives it, ``conveyor run SPEC --until ...``; bad input must end
-with exit 2, one line naming the key, and no manifest.
+with exit 2, one line naming the key, and no manifest; a server that does not answer with
+exit 1 (worth a retry, ADR 0053), the key still named.
 """
 
 from __future__ import annotations
@@ -108,15 +109,26 @@ def run_until(capsys: pytest.CaptureFixture[str], spec: Path, step: str,
     return code, captured.out + captured.err
 
 
-def bad_input(code: int, output: str, home: Path, *fragments: str) -> None:
-    assert code == 2, output
-    errors = [line for line in output.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, output
+def ended(code: int, output: str, home: Path, fragments: tuple[str, ...], *,
+          exit_code: int, prefix: str) -> None:
+    """One line ``<prefix> ...`` holding each fragment, the exit code, nothing published."""
+    assert code == exit_code, output
+    lines = [line for line in output.splitlines() if line.startswith(prefix)]
+    assert len(lines) == 1, output
     assert "Traceback" not in output
     for fragment in fragments:
-        assert fragment in errors[0], f"{fragment!r} not in {errors[0]!r}"
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
     assert list((home / "artifacts").rglob("manifest.json")) == []
     assert list((home / "artifacts").rglob("raw.parquet")) == []
+
+
+def bad_input(code: int, output: str, home: Path, *fragments: str) -> None:
+    ended(code, output, home, fragments, exit_code=2, prefix="error: ")
+
+
+def unreachable(code: int, output: str, home: Path, *fragments: str) -> None:
+    """A server that did not answer: a failure worth a retry (ADR 0053)."""
+    ended(code, output, home, fragments, exit_code=1, prefix="failed: ")
 
 
 def ingest_record(home: Path) -> dict[str, object]:
@@ -127,7 +139,7 @@ def ingest_record(home: Path) -> dict[str, object]:
 # --------------------------------------------------------------------------- a file over HTTP
 
 
-def test_a_csv_over_http_is_ingested_and_a_404_or_a_dead_host_is_bad_input(
+def test_a_csv_over_http_is_ingested_a_404_is_bad_input_and_a_dead_host_a_failure(
         server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         conveyor_home: Path) -> None:
     rows = "".join(f"{i},{i % 3},{'a' if i % 2 else 'b'}\n" for i in range(40))
@@ -147,7 +159,7 @@ def test_a_csv_over_http_is_ingested_and_a_404_or_a_dead_host_is_bad_input(
     dead = f"http://127.0.0.1:{free_port()}/t.csv"
     spec = write_spec(tmp_path, f"{{source: file, uri: '{dead}'}}")
     code, output = run_until(capsys, spec, "ingest")
-    bad_input(code, output, conveyor_home / "x", "data.uri", f"cannot reach {dead}")
+    unreachable(code, output, conveyor_home / "x", "(data.uri)", f"cannot reach {dead}")
 
 
 # --------------------------------------------------------------------------- OpenML
@@ -221,8 +233,8 @@ def test_openml_a_cut_or_corrupt_download_leaves_nothing_in_the_cache(
     openml.truncated.add("/data/v1/download/61/iris.arff")
     code, output = run_until(capsys, write_spec(tmp_path, "{source: openml, id: 61}",
                                                 target="class"), "ingest")
-    bad_input(code, output, conveyor_home, f"cannot reach OpenML at {openml.base}",
-              "(data.id)")
+    unreachable(code, output, conveyor_home, f"cannot reach OpenML at {openml.base}",
+                "(data.id)")
     assert sorted(p.name for p in folder.iterdir()) == ["description.json"]  # no partial file
 
     openml.truncated.clear()
@@ -230,8 +242,8 @@ def test_openml_a_cut_or_corrupt_download_leaves_nothing_in_the_cache(
     openml.routes["/data/v1/download/61/iris.arff"] = (200, arff.replace(b"5.1", b"5.2", 1))
     code, output = run_until(capsys, write_spec(tmp_path, "{source: openml, id: 61}",
                                                 target="class"), "ingest")
-    bad_input(code, output, conveyor_home,
-              "the file of OpenML data set 61 does not match its MD5", "(data.id)")
+    unreachable(code, output, conveyor_home,
+                "the file of OpenML data set 61 does not match its MD5", "(data.id)")
     assert sorted(p.name for p in folder.iterdir()) == ["description.json"]
 
     openml.routes["/data/v1/download/61/iris.arff"] = (200, arff)  # the server heals
@@ -260,7 +272,16 @@ def test_openml_unreachable_names_the_setting(
     base = f"http://127.0.0.1:{free_port()}"
     spec = write_spec(tmp_path, f"{{source: openml, id: 61, base_url: '{base}'}}")
     code, output = run_until(capsys, spec, "ingest")
-    bad_input(code, output, conveyor_home, f"cannot reach OpenML at {base}", "(data.id)")
+    unreachable(code, output, conveyor_home, f"cannot reach OpenML at {base}", "(data.id)")
+
+
+def test_openml_answering_5xx_is_a_failure_worth_a_retry(
+        openml: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        conveyor_home: Path) -> None:
+    openml.routes["/api/v1/json/data/61"] = (503, b'{"error": {"message": "maintenance"}}')
+    code, output = run_until(capsys, write_spec(tmp_path, "{source: openml, id: 61}"), "ingest")
+    unreachable(code, output, conveyor_home, "OpenML answered 503", "(data.id)")
+    assert openml.requests == ["/api/v1/json/data/61"]
 
 
 # --------------------------------------------------------------------------- SQL
@@ -308,11 +329,12 @@ def test_sql_rows_in_chunks_with_the_password_kept_out_of_every_record(
       'relation "missing_table" does not exist', "(data.query)")),
     ("{{source: sql, url: 'postgresql://postgres@127.0.0.1:5432/{db}', "
      "query: 'SELEKT 1'}}", ('syntax error at or near "SELEKT"', "(data.query)")),
-    ("{{source: sql, url: 'postgresql://postgres@127.0.0.1:{port}/{db}', query: 'SELECT 1'}}",
-     ("cannot connect to postgresql://postgres@127.0.0.1:", "(data.url)")),
+    ("{{source: sql, url: 'postgresql://postgres@127.0.0.1:5432/{db}_gone', "
+     "query: 'SELECT 1'}}", ("cannot connect to postgresql://postgres@127.0.0.1:5432/",
+                             "_gone\" does not exist", "(data.url)")),
     ("{{source: sql, url_env: NOT_SET_ANYWHERE, query: 'SELECT 1'}}",
      ("the environment variable NOT_SET_ANYWHERE", "(data.url_env)")),
-], ids=["missing-table", "bad-query", "unreachable", "unset-url-env"])
+], ids=["missing-table", "bad-query", "unknown-database", "unset-url-env"])
 def test_sql_bad_input_names_the_key(
         sales_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         conveyor_home: Path, data: str, fragments: tuple[str, ...]) -> None:

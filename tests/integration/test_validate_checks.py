@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conveyor.cli import main
+from conveyor.processes import free_port
 
 # a spec error creates nothing, not even the MLflow database: each test starts without one
 pytestmark = pytest.mark.fresh_mlflow
@@ -153,6 +154,18 @@ def test_unreachable_data_store_is_a_warning_not_a_failure(
             code, out, err = cli(capsys, "validate", str(path))
     assert code == 0 and "is valid" in out, err
     assert "data.uri was not checked: cannot reach s3://nowhere/wdbc.data" in caplog.text
+
+
+def test_an_http_data_file_that_does_not_answer_is_a_warning_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+) -> None:
+    # a server that does not answer is a failure of the run, not a spec error (ADR 0053)
+    dead = f"http://127.0.0.1:{free_port()}/wdbc.data"
+    path = spec_with(tmp_path, URI_LINE, f"  uri: {dead}")
+    with caplog.at_level(logging.WARNING, logger="conveyor"):
+        code, out, err = cli(capsys, "validate", str(path))
+    assert code == 0 and "is valid" in out, err
+    assert f"data.uri was not checked: cannot reach {dead}" in caplog.text
 
 
 # --------------------------------------------------------------------------- gate bounds

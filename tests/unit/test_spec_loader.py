@@ -606,6 +606,21 @@ def test_unknown_param_with_nearest_name(tmp_path: Path) -> None:
     assert "LogisticRegression has no parameter 'max_iters'; did you mean 'max_iter'?" in str(err)
 
 
+@pytest.mark.parametrize("estimator", ["lightgbm", "lightgbm.LGBMClassifier"])
+def test_a_lightgbm_parameter_outside_get_params_is_accepted_and_a_typo_is_not(
+        tmp_path: Path, estimator: str) -> None:
+    # verbose (and min_data_in_leaf) reach LightGBM through **kwargs: not a typo
+    text = edit("  estimator: logistic_regression", f"  estimator: {estimator}")
+    good = edit("{C: 1.0, max_iter: 1000}", "{verbose: -1, min_data_in_leaf: 5}", text)
+    loaded = load(write(tmp_path, good))
+    assert loaded.spec.model.params == {"verbose": -1, "min_data_in_leaf": 5}
+    typo = edit("{C: 1.0, max_iter: 1000}", "{verbos: -1}", text)
+    path = write(tmp_path, typo)
+    err = spec_error(path)
+    assert_where(err, path, line_of(typo, "verbos"), "model.params.verbos")
+    assert "has no parameter 'verbos'; did you mean 'verbose'?" in str(err)
+
+
 def test_unknown_tune_param(tmp_path: Path) -> None:
     text = edit("{C: 1.0, max_iter: 1000}",
                 "{C: 1.0, max_iter: 1000}\n  tune:\n    params: {CC: [0.1, 1.0]}")

@@ -272,6 +272,26 @@ def test_the_page_is_self_contained_and_escaped() -> None:
     assert "<code>values</code>" in page and "rows dropped" in page
 
 
+def test_the_page_wears_the_run_reports_frame() -> None:
+    from conveyor.modeling.report import render_report
+    from conveyor.report_page import CSS
+
+    frame = people()
+    frame.loc[5, "age"] = -1.0
+    _, report = run(frame, spec({"values": "drop", "columns": {"age": {"min": 0}}}))
+    validation = render_html(report)
+    failed = render_html({**report, "passed": False})
+    model = render_report(pipeline="p", run_id="r", metrics={"test_f1": 0.9})
+    for page in (validation, failed, model):  # one head, one style sheet, one header
+        assert page.startswith('<!doctype html>\n<html lang="en"><head><meta charset="utf-8">')
+        assert f"<style>{CSS}</style>" in page and page.count("<header>") == 1
+    assert '<span class="verdict passed">PASSED</span>' in validation
+    assert '<span class="verdict rejected">FAILED</span>' in failed
+    assert '<a href="#problems">Problems</a>' in validation
+    assert '<section id="problems">' in validation and 'id="dropped"' in validation
+    assert '<span class="drop">drop</span>' in validation and ".drop{" in CSS
+
+
 def test_unquoted_yes_no_in_allowed_gets_a_hint() -> None:
     """``allowed: [yes, no]`` is read by YAML as booleans; the message says so."""
     the_spec = spec({"columns": {"label": {"allowed": [True, False]}}})

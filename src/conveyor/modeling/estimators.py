@@ -199,23 +199,45 @@ def implied_task(name: str) -> str | None:
     return {"classifier": "classification", "regressor": "regression"}.get(kind or "")
 
 
+def _native_params(estimator: type) -> list[str]:
+    """The library's own parameter names (and aliases) an estimator takes through
+    ``**kwargs``: LightGBM's ``verbose``, ``min_data_in_leaf``, ... are not in its
+    ``get_params()`` until set, but LightGBM reads them."""
+    if not (getattr(estimator, "__module__", "") or "").startswith("lightgbm."):
+        return []
+    try:  # the table LightGBM itself checks parameters and aliases against
+        from lightgbm.basic import _ConfigAliases
+
+        table = _ConfigAliases._get_all_param_aliases()
+    except Exception:  # noqa: BLE001 - another LightGBM version: its sklearn names only
+        return []
+    return sorted({name for main, aliases in table.items() for name in (main, *aliases)})
+
+
 def check_params(estimator: type, params: dict[str, Any]) -> list[tuple[str, str]]:
     """Check parameter names against the estimator's signature.
+
+    An estimator taking ``**kwargs`` (xgboost, lightgbm) accepts the names of its
+    ``get_params()`` and, for LightGBM, the library's own parameters and their aliases
+    (``verbose``); anything else is still a typo.
 
     Returns:
         (parameter, message) for each unknown parameter, with the nearest valid name.
     """
     signature = inspect.signature(estimator.__init__)
     if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
-        valid_from_sig = None  # xgboost/lightgbm accept **kwargs: use get_params() instead
+        valid = list(estimator().get_params())
+        native = _native_params(estimator)
     else:
-        valid_from_sig = [n for n in signature.parameters if n != "self"]
-    valid = valid_from_sig if valid_from_sig is not None else list(estimator().get_params())
+        valid = [n for n in signature.parameters if n != "self"]
+        native = []
     problems = []
     for name in params:
-        if name not in valid:
-            close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+        if name not in valid and name not in native:
+            close = difflib.get_close_matches(name, valid + native, n=1, cutoff=0.6)
             hint = f"did you mean {close[0]!r}?" if close else "valid: " + ", ".join(sorted(valid))
+            if native and not close:
+                hint += f", or one of {estimator.__module__.split('.')[0]}'s own parameters"
             problems.append((name, f"{estimator.__name__} has no parameter {name!r}; {hint}"))
     return problems
 

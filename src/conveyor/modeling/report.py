@@ -13,64 +13,18 @@ cross-validation mean ± std), ``gate`` (checks and the champion comparison), ``
 from __future__ import annotations
 
 import base64
-import html
 import math
 from collections.abc import Mapping
 from typing import Any
+
+from conveyor.report_page import escape, page
 
 __all__ = ["metric_rows", "render_report"]
 
 
 _SPLITS = ("test", "train", "cv")
-_CSS = """
-:root{--ink:#111827;--muted:#6b7280;--line:#e5e7eb;--bg:#f8fafc;--ok:#15803d;--bad:#b91c1c;
---okbg:#dcfce7;--badbg:#fee2e2;--accent:#2563eb}
-*{box-sizing:border-box}
-body{margin:0;font:15px/1.5 -apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,"Helvetica Neue",
-Arial,sans-serif;color:var(--ink);background:var(--bg)}
-header{padding:1.6rem 2.5rem 1.3rem;background:#fff;border-bottom:1px solid var(--line)}
-header h1{margin:0 0 .2rem;font-size:1.55rem;font-weight:650;letter-spacing:-.01em}
-header .sub{color:var(--muted);font-size:.9rem}
-.verdict{display:inline-block;margin-left:.8rem;padding:.15rem .7rem;border-radius:999px;
-font-size:.8rem;font-weight:700;letter-spacing:.06em;vertical-align:middle}
-.verdict.passed{background:var(--okbg);color:var(--ok)}
-.verdict.rejected{background:var(--badbg);color:var(--bad)}
-.verdict.none{background:var(--line);color:var(--muted)}
-.reason{margin:.6rem 0 0;color:var(--bad);font-weight:500}
-nav{margin-top:.8rem;font-size:.85rem}
-nav a{color:var(--accent);text-decoration:none;margin-right:1rem}
-main{padding:1.2rem 2.5rem 3rem;max-width:78rem}
-section{background:#fff;border:1px solid var(--line);border-radius:10px;padding:1.1rem 1.4rem;
-margin:0 0 1.2rem}
-h2{font-size:1.05rem;margin:0 0 .8rem;font-weight:650}
-.cards{display:flex;flex-wrap:wrap;gap:.8rem;margin:0 0 1.2rem}
-.card{background:#fff;border:1px solid var(--line);border-radius:10px;padding:.7rem 1.1rem;
-min-width:9.5rem}
-.card .k{font-size:.75rem;color:var(--muted);text-transform:uppercase;letter-spacing:.05em}
-.card .v{font-size:1.35rem;font-weight:650;font-variant-numeric:tabular-nums}
-table{border-collapse:collapse;width:100%;font-size:.9rem}
-th,td{padding:.38rem .7rem;text-align:left;border-bottom:1px solid var(--line)}
-th{font-size:.75rem;color:var(--muted);text-transform:uppercase;letter-spacing:.04em;
-font-weight:600}
-td.n{font-variant-numeric:tabular-nums;text-align:right;white-space:nowrap}
-th.n{text-align:right}
-tr:last-child td{border-bottom:none}
-.ok{color:var(--ok);font-weight:600}.bad{color:var(--bad);font-weight:700}
-.muted{color:var(--muted)}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:1rem}
-figure{margin:0;border:1px solid var(--line);border-radius:8px;padding:.6rem;background:#fff}
-figure img{width:100%;height:auto;display:block}
-figcaption{font-size:.82rem;color:var(--muted);margin-top:.3rem}
-pre{background:var(--bg);border:1px solid var(--line);border-radius:8px;padding:.8rem 1rem;
-overflow:auto;font-size:.8rem;line-height:1.45;max-height:30rem}
-details summary{cursor:pointer;color:var(--accent);font-size:.9rem}
-.two{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:1.2rem;
-align-items:start}
-"""
-
-
 def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    return escape(value)
 
 
 def _num(value: Any, digits: int = 4) -> str:
@@ -335,17 +289,7 @@ def render_report(
     ]
     links = [("metrics", "Metrics"), ("gate", "Gate"), ("threshold", "Threshold"),
              ("plots", "Plots"), ("search", "Search"), ("data", "Data"), ("spec", "Spec")]
-    nav = "".join(f'<a href="#{anchor}">{text}</a>' for anchor, text in links
-                  if f'id="{anchor}"' in "".join(sections))
     when = f" · {_e(created)}" if created else ""
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(pipeline)} · run {_e(run_id)} · {label}</title>
-<style>{_CSS}</style></head><body>
-<header><h1>{_e(pipeline)}<span class="verdict {state}">{label}</span></h1>
-<div class=sub>run {_e(run_id)}{when}</div>{reason}<nav>{nav}</nav></header>
-<main><div class=cards>{cards}</div>
-{"".join(sections)}
-</main></body></html>
-"""
+    return page(title=f"{pipeline} · run {run_id} · {label}", heading=pipeline,
+                badge=(state, label), sub=f"run {_e(run_id)}{when}", note=reason,
+                links=links, cards=cards, body="".join(sections))

@@ -1,7 +1,8 @@
 """Hyper-parameter search over one or more candidate models, on the same folds.
 
 ``grid`` and ``random`` are scikit-learn's ``GridSearchCV``/``RandomizedSearchCV`` (the
-folds and scorer of :func:`conveyor.modeling.training.fit_model`); ``optuna`` is a
+folds and scorer of :func:`conveyor.modeling.training.fit_model`; random search draws a range
+from a scipy.stats law, :func:`sampled`); ``optuna`` is a
 Bayesian search: one seeded TPE study per candidate, asked and told in turn (trial 0 is the
 first candidate's, trial 1 the second's, ...), so every candidate gets its share of the
 trial budget and of the time budget, and a search stopped by its time budget has tried each
@@ -135,7 +136,8 @@ def run_search(candidates: Sequence[SearchCandidate], X: Any, y: Any, *, tune: A
     """Tune each candidate on the same folds, pick the best by ``tune.metric``, refit it.
 
     Args:
-        candidates: the models (their spaces: lists, or :class:`ParamRange` for optuna).
+        candidates: the models (their spaces: lists, or :class:`ParamRange` for random and
+            optuna).
         X, y: the training split.
         tune: a ``TuneSpec`` (method, metric, cv, budgets, pruning, n_jobs, seed).
         seed: the folds' seed (the spec's ``split.seed``); the sampler's unless
@@ -224,8 +226,9 @@ def _sklearn(candidates: Sequence[SearchCandidate], X: Any, y: Any, folds: list[
     trials: list[TrialRecord] = []
     stopped_by = "exhausted"
     for candidate in candidates:
-        grid = {f"model__{k}": list(v) for k, v in candidate.space.items()}
-        if tune.method == "random" and len(ParameterGrid(grid)) > tune.n_iter:
+        grid = {f"model__{k}": sampled(v) for k, v in candidate.space.items()}
+        drawn = any(not isinstance(v, list) for v in grid.values())  # a continuous range
+        if tune.method == "random" and (drawn or len(ParameterGrid(grid)) > tune.n_iter):
             stopped_by = "trials"
             search = RandomizedSearchCV(candidate.pipeline, grid, n_iter=tune.n_iter, cv=folds,
                                         scoring=scorer(tune.metric, positive),
@@ -253,6 +256,54 @@ def _sklearn(candidates: Sequence[SearchCandidate], X: Any, y: Any, folds: list[
                 seconds=round(seconds, 4), scores=folds_scores if ok else [],
                 error=None if ok else "a fit or score failed (scikit-learn scored it NaN)"))
     return trials, stopped_by
+
+
+class _RoundedLogUniform:
+    """Integers in ``[low, high]`` on a log scale, as Optuna's ``suggest_int(log=True)``:
+    a log-uniform draw on ``[low - 0.5, high + 0.5]``, rounded (scipy has no such law)."""
+
+    def __init__(self, low: int, high: int) -> None:
+        from scipy.stats import loguniform
+
+        self.low, self.high = low, high
+        self._law = loguniform(max(low - 0.5, low / 2), high + 0.5)
+
+    def rvs(self, size: Any = None, random_state: Any = None) -> Any:
+        import numpy as np
+
+        draws = np.clip(np.rint(self._law.rvs(size=size, random_state=random_state)),
+                        self.low, self.high).astype(int)
+        return draws if size is not None else int(draws)
+
+    def __repr__(self) -> str:
+        return f"int_loguniform({self.low}, {self.high})"
+
+
+def sampled(value: Any) -> Any:
+    """One hyper-parameter's space for scikit-learn's random search: a list stays a list of
+    choices; a :class:`ParamRange` with ``step`` becomes the list of its points (as Optuna
+    samples them), else a scipy.stats law: ``loguniform`` (``log: true``), ``uniform``
+    (floats) or ``randint`` (integers, both bounds included).
+
+    >>> sampled(ParamRange(low=1, high=9, step=4))
+    [1, 5, 9]
+    >>> sampled(ParamRange(low=0.5, high=1.0, step=0.25))
+    [0.5, 0.75, 1.0]
+    """
+    if not isinstance(value, ParamRange):
+        return list(value)
+    if value.step is not None:
+        count = math.floor((value.high - value.low) / value.step + 1e-9) + 1
+        points = [value.low + i * value.step for i in range(count)]
+        return points if value.kind == "int" else [round(p, 12) for p in points]
+    from scipy import stats
+
+    if value.kind == "int":
+        return (_RoundedLogUniform(int(value.low), int(value.high)) if value.log
+                else stats.randint(value.low, value.high + 1))
+    if value.log:
+        return stats.loguniform(value.low, value.high)
+    return stats.uniform(value.low, value.high - value.low)
 
 
 # ----------------------------------------------------------------------------- optuna

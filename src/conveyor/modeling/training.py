@@ -144,7 +144,9 @@ def fit_model(pipeline: Any, X: Any, y: Any, *, tune: Any = None, seed: int = 0,
         return pipeline, facts
     from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 
-    grid = {f"model__{k}": v for k, v in tune.params.items()}
+    from conveyor.modeling.search import sampled
+
+    grid = {f"model__{k}": sampled(v) for k, v in tune.params.items()}  # ranges: random only
     cv = folds(task, tune.cv, seed)
     metric = tune.metric
     if task == "regression" and "metric" not in tune.model_fields_set:

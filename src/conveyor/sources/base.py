@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from conveyor.errors import DataError
+from conveyor.errors import ConveyorRuntimeError, DataError
 
-__all__ = ["BaseSource", "SourceError"]
+__all__ = ["BaseSource", "KeyedMessage", "SourceError", "SourceUnreachableError"]
 
 
 class BaseSource:
@@ -59,18 +59,45 @@ class BaseSource:
         return iter([frame]), facts
 
 
-class SourceError(DataError):
-    """A source cannot give its rows: bad query, missing data set, unreachable server, ...
-
-    Retrying cannot help until the spec (or the environment it names) is fixed, so it is bad
-    input (exit 2). The message names the key to change.
+class KeyedMessage:
+    """A mixin for the errors of sources: the message ends with the spec key to look at,
+    ``<reason> (<key>)``, and ``reason`` and ``key`` are kept apart for ``LoadedSpec.error``.
 
     Args:
         reason: what is wrong.
-        key: the spec key to change (``data.query``, ``data.url``).
+        key: the spec key (``data.url``, ``data.uri``).
     """
 
     def __init__(self, reason: str, *, key: str) -> None:
         self.reason = reason
         self.key = key
         super().__init__(f"{reason} ({key})")
+
+
+class SourceError(KeyedMessage, DataError):
+    """A source's server answered and refused: bad query, missing data set, unknown database
+    or role, a 404, ...
+
+    Retrying cannot help until the spec (or the environment it names) is fixed, so it is bad
+    input (exit 2). The message names the key to change. A server that does not answer at all
+    is :class:`SourceUnreachableError` (ADR 0053).
+
+    Args:
+        reason: what is wrong.
+        key: the spec key to change (``data.query``, ``data.url``).
+    """
+
+
+class SourceUnreachableError(KeyedMessage, ConveyorRuntimeError):
+    """A source's server did not answer: connection refused, a timeout, a name that does not
+    resolve.
+
+    That may pass (a database restarting, a network fault), so it is a failure worth a retry:
+    exit 1, and Airflow retries the task with backoff (ADR 0053). The message still names the
+    key that says where the server is, in case the spec names the wrong one.
+
+    Args:
+        reason: what was tried and what the connection said.
+        key: the spec key that locates the server (``data.url``, ``data.uri``).
+    """
+

@@ -17,6 +17,7 @@ import fsspec
 import pandas as pd
 
 from conveyor.errors import DataError, StoreError
+from conveyor.sources.base import KeyedMessage, SourceUnreachableError
 from conveyor.sources.lines import LineMap
 from conveyor.spec.models import FileSource
 from conveyor.store import to_uri
@@ -36,18 +37,13 @@ def _format(source: FileSource, uri: str) -> str:
     )
 
 
-class DataFileError(DataError):
+class DataFileError(KeyedMessage, DataError):
     """The data file itself is wrong (missing, a folder, empty, too large).
 
     Args:
         reason: what is wrong.
         key: the spec key to change (``data.uri``, ``data.max_bytes``).
     """
-
-    def __init__(self, reason: str, *, key: str) -> None:
-        self.reason = reason
-        self.key = key
-        super().__init__(f"{reason} ({key})")
 
 
 def _is_glob(uri: str) -> bool:
@@ -108,8 +104,8 @@ def list_file_source(
         cause = exc.__cause__  # fsspec's HTTP info() reports a dead host as "not found"
         if web and isinstance(cause, (OSError, TimeoutError)) and not isinstance(
                 cause, FileNotFoundError):
-            raise DataFileError(f"cannot reach {uri}: {_first_line(cause)}",
-                                key="data.uri") from None
+            raise SourceUnreachableError(f"cannot reach {uri}: {_first_line(cause)}",
+                                         key="data.uri") from None
         relative = "://" not in source.uri and not Path(source.uri).expanduser().is_absolute()
         how = f" ({source.uri} resolved against the spec's folder)" if relative else ""
         raise DataFileError(f"data file not found: {_shown(uri)}{how}", key="data.uri") from None
@@ -118,9 +114,9 @@ def list_file_source(
     except ImportError as exc:
         raise DataFileError(f"cannot read {uri}: {exc}", key="data.uri") from exc
     except Exception as exc:  # botocore's and aiohttp's errors derive from Exception only
-        if web:  # the spec names the server: a wrong host or port is fixed in the spec
-            raise DataFileError(f"cannot reach {uri}: {_first_line(exc)}",
-                                key="data.uri") from None
+        if web:  # no answer may pass: exit 1 and a retry, the key named (ADR 0053)
+            raise SourceUnreachableError(f"cannot reach {uri}: {_first_line(exc)}",
+                                         key="data.uri") from None
         raise StoreError(f"cannot reach {uri}: {_first_line(exc)}") from exc
     listed: list[tuple[str, int | None]] = []
     for path_, info in files:

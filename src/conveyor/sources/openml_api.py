@@ -34,7 +34,7 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from conveyor.sources.base import BaseSource, SourceError
+from conveyor.sources.base import BaseSource, SourceError, SourceUnreachableError
 
 __all__ = ["DEFAULT_OPENML_URL", "OpenMLSource", "OpenMLSourceReader", "openml_cache_dir"]
 
@@ -166,8 +166,9 @@ class _Client:
                     digest.update(piece)
                     handle.write(piece)
             if md5 and digest.hexdigest() != md5:
-                raise SourceError(f"{what} does not match its MD5 {md5}; fetch it again later",
-                                  key=key)
+                # damaged on the way (a proxy, a cut stream): worth a retry (ADR 0053)
+                raise SourceUnreachableError(f"{what} does not match its MD5 {md5}; fetch it "
+                                             "again later", key=key)
             os.replace(partial, path)
         except httpx.HTTPError as exc:
             raise self._unreachable(exc, key) from None
@@ -176,16 +177,19 @@ class _Client:
                 os.unlink(partial)
 
     def _unreachable(self, exc: Exception, key: str) -> SourceError:
-        return SourceError(f"cannot reach OpenML at {self.base}: {exc or type(exc).__name__}"
-                           "; check data.base_url or CONVEYOR_OPENML_URL", key=key)
+        return SourceUnreachableError(
+            f"cannot reach OpenML at {self.base}: {exc or type(exc).__name__}; check "
+            "data.base_url or CONVEYOR_OPENML_URL", key=key)
 
     @staticmethod
     def _check(response: Any, url: str, key: str, not_found: str) -> None:
         if response.status_code in (404, 412):
             raise SourceError(not_found + _api_message(response), key=key)
         if response.status_code != 200:
-            raise SourceError(f"OpenML answered {response.status_code} for {url}"
-                              + _api_message(response), key=key)
+            # a 5xx may pass (exit 1, retried); any other answer is a refusal (ADR 0053)
+            problem = SourceUnreachableError if response.status_code >= 500 else SourceError
+            raise problem(f"OpenML answered {response.status_code} for {url}"
+                          + _api_message(response), key=key)
 
     def _json(self, path: str, cached: Path, key: str, not_found: str) -> Any:
         if cached.is_file():

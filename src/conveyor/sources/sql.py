@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from conveyor.sources.base import BaseSource, SourceError
+from conveyor.sources.base import BaseSource, SourceError, SourceUnreachableError
 
 __all__ = ["SqlSource", "SqlSourceReader"]
 
@@ -127,8 +127,8 @@ def _rows(config: SqlSource, url: Any, shown: str, key: str) -> Iterator[Any]:
         try:
             connection = engine.connect()
         except exc.DBAPIError as error:
-            raise SourceError(f"cannot connect to {shown}: {_db_message(error)}",
-                              key=key) from None
+            problem = SourceUnreachableError if _no_answer(error) else SourceError
+            raise problem(f"cannot connect to {shown}: {_db_message(error)}", key=key) from None
         with connection:
             # a server-side cursor: the rows come chunk_rows at a time, not all at once
             streaming = connection.execution_options(stream_results=True,
@@ -160,6 +160,19 @@ def _null_pool() -> Any:
     from sqlalchemy.pool import NullPool
 
     return NullPool  # one connection, closed when done: nothing lingers in a worker
+
+
+#: What drivers say when no server answered (psycopg, libpq, PyMySQL, pyodbc), as opposed
+#: to a server that answered and refused (``FATAL: database "x" does not exist``).
+_NO_ANSWER = re.compile(
+    r"connection refused|timeout expired|timed out|could not translate host|failed to "
+    r"resolve host|name or service not known|no route to host|network is unreachable|"
+    r"can't connect to|server closed the connection unexpectedly", re.IGNORECASE)
+
+
+def _no_answer(error: Any) -> bool:
+    """Whether a failed connection never reached a server (exit 1, retried; ADR 0053)."""
+    return bool(_NO_ANSWER.search(str(getattr(error, "orig", None) or error)))
 
 
 def _db_message(error: Any) -> str:

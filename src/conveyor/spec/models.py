@@ -401,11 +401,16 @@ def derived_columns(derive: dict[str, Any]) -> list[str]:
     return list(derive)
 
 
+#: A range under grid search: a grid needs a finite list of points.
+RANGE_NEEDS = "a range needs {key}: random or optuna; grid search takes a list of values"
+
+
 class TuneSpec(_Model):
     """Hyper-parameter search with cross-validation on the training split.
 
-    ``grid`` and ``random`` are scikit-learn's searches (lists only); ``optuna`` is a
-    Bayesian search (TPE) over lists and ranges with a trial and a time budget and pruning
+    ``grid`` and ``random`` are scikit-learn's searches (grid over lists only; random draws
+    from lists and from ranges, as scipy.stats distributions); ``optuna`` is a Bayesian
+    search (TPE) over lists and ranges with a trial and a time budget and pruning
     (docs/training.md, ADR 0039). Under ``model:`` the space is ``params``; beside a
     ``models:`` list this is the top-level ``tune:`` and each candidate has its own ``space``.
     """
@@ -443,10 +448,10 @@ class TuneSpec(_Model):
                 if key in self.model_fields_set:
                     problems.append(((key,), f"{key} applies to method: optuna, not "
                                      f"{self.method}"))
-            for name, value in self.params.items():
-                if isinstance(value, ParamRange):
-                    problems.append((("params", name), f"a range needs method: optuna; "
-                                     f"{self.method} search takes a list of values"))
+            if self.method == "grid":
+                problems += [(("params", name), RANGE_NEEDS.format(key="method"))
+                             for name, value in self.params.items()
+                             if isinstance(value, ParamRange)]
         elif "n_iter" in self.model_fields_set:
             problems.append((("n_iter",), "n_iter is for method: random; optuna's budget is "
                              "n_trials (and timeout)"))
@@ -917,9 +922,9 @@ class Spec(_Model):
                                   f"{candidate.name!r} is also models.{seen[candidate.name]}'s; "
                                   "give each candidate its own name"))
                 seen.setdefault(candidate.name, i)
-                if tune is not None and tune.method != "optuna":
-                    found += [(("models", str(i), "space", name), f"a range needs tune.method: "
-                               f"optuna; {tune.method} search takes a list of values")
+                if tune is not None and tune.method == "grid":
+                    found += [(("models", str(i), "space", name),
+                               RANGE_NEEDS.format(key="tune.method"))
                               for name, value in candidate.space.items()
                               if isinstance(value, ParamRange)]
         return found

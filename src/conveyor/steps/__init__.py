@@ -116,6 +116,7 @@ def check_data(loaded: LoadedSpec) -> None:
             and its line in the spec).
     """
     from conveyor.errors import StoreError
+    from conveyor.sources.base import SourceUnreachableError
     from conveyor.sources.files import DataFileError, stat_file_source
     from conveyor.spec.models import FileSource
 
@@ -126,5 +127,5 @@ def check_data(loaded: LoadedSpec) -> None:
         stat_file_source(source, loaded.base_dir, quick=True)
     except DataFileError as exc:
         raise loaded.error(exc.key, exc.reason) from None
-    except StoreError as exc:
+    except (StoreError, SourceUnreachableError) as exc:  # no answer: the run tries again
         log.warning("%s: data.uri was not checked: %s", loaded.path, exc)

@@ -249,8 +249,12 @@ def dataset_schema(frame: Any) -> Any:
 
 
 def _pip_requirements(model: Any = None) -> list[str]:
-    """Pinned requirements of a model: inferring them costs ~6 s per log_model."""
-    from importlib.metadata import version
+    """Pinned requirements of a model: inferring them costs ~6 s per log_model.
+
+    The estimator's library is pinned by its installed distribution, which may be named
+    otherwise than the module (``import xgboost`` from ``xgboost-cpu``).
+    """
+    from importlib.metadata import PackageNotFoundError, packages_distributions, version
 
     packages = ["mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops"]
     inner = getattr(model, "estimator", None)  # a decision-threshold wrapper (ADR 0041)
@@ -259,7 +263,11 @@ def _pip_requirements(model: Any = None) -> list[str]:
     estimator = model[-1] if hasattr(model, "steps") else model
     root = type(estimator).__module__.split(".", 1)[0] if estimator is not None else ""
     if root in ("xgboost", "lightgbm"):
-        packages.append(root)
+        try:
+            version(root)
+            packages.append(root)
+        except PackageNotFoundError:  # scanning every distribution costs ~0.2 s: only then
+            packages += packages_distributions().get(root, [])[:1]
     out = []
     for name in packages:
         try:

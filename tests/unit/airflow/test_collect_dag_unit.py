@@ -3,11 +3,9 @@ and parsing it imports nothing heavy (no pandas, no urllib3)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,20 +18,9 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "youtube_comments" 
 HEAVY = ("mlflow", "sklearn", "pandas", "urllib3", "pyarrow")
 
 
-def test_a_collection_spec_is_an_hourly_dag_of_one_task() -> None:
-    probe = textwrap.dedent(f"""
-        import json, sys
-        from pathlib import Path
-        from conveyor.airflow.loader import build_dags
-        result = build_dags([Path({str(EXAMPLE)!r})])
-        dag = result.dags["youtube_comments_collect"]
-        print(json.dumps({{"dags": sorted(result.dags), "errors": result.errors,
-                          "tasks": sorted(dag.task_ids), "tags": sorted(dag.tags),
-                          "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}))
-    """)
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          timeout=120, check=True)
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+def test_a_collection_spec_is_an_hourly_dag_of_one_task(
+        dag_folder_parse: Callable[..., dict[str, Any]]) -> None:
+    report = dag_folder_parse(EXAMPLE, "youtube_comments_collect", HEAVY)
     assert report == {"dags": ["youtube_comments_collect"], "errors": {}, "tasks": ["collect"],
                       "tags": ["collect", "collection", "conveyor", "example"], "heavy": []}
     dag = build_dags([EXAMPLE]).dags["youtube_comments_collect"]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,22 +23,11 @@ registry: {name: tiny_model}
 HEAVY = ("mlflow", "sklearn", "pandas", "scipy", "matplotlib", "conveyor.monitoring.check")
 
 
-def test_a_spec_with_a_monitor_section_gets_a_scheduled_monitor_dag(tmp_path: Path) -> None:
+def test_a_spec_with_a_monitor_section_gets_a_scheduled_monitor_dag(
+        tmp_path: Path, dag_folder_parse: Callable[..., dict[str, Any]]) -> None:
     spec = tmp_path / "tiny.yaml"
     spec.write_text(TINY + "monitor: {schedule: '@daily', psi: 0.3}\n")
-    probe = textwrap.dedent(f"""
-        import json, sys
-        from pathlib import Path
-        from conveyor.airflow.loader import build_dags
-        result = build_dags([Path({str(spec)!r})])
-        dag = result.dags["tiny_monitor"]
-        print(json.dumps({{"dags": sorted(result.dags), "errors": result.errors,
-                          "tasks": sorted(dag.task_ids), "tags": sorted(dag.tags),
-                          "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}))
-    """)
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          timeout=120, check=True)
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report = dag_folder_parse(spec, "tiny_monitor", HEAVY)
     assert report["errors"] == {}
     assert report["dags"] == ["tiny", "tiny_monitor"]
     assert report["tasks"] == ["check"] and "monitor" in report["tags"]

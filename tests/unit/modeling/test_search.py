@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import make_classification
 from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import Pipeline
@@ -89,13 +90,14 @@ def test_a_space_is_lists_and_ranges_typed_by_their_bounds(tmp_path: Path) -> No
     ("C: []", "C", "empty list"),
     ("C: 3", "C", "expected a list of choices"),
 ])
+@pytest.mark.parametrize("method", ["optuna", "random"])
 def test_a_bad_space_names_its_key_and_line(tmp_path: Path, space: str, key: str,
-                                            words: str) -> None:
+                                            words: str, method: str) -> None:
     error = spec_error(tmp_path, f"""\
 model:
   estimator: logistic_regression
   tune:
-    method: optuna
+    method: {method}
     params:
       {space}
 """)
@@ -124,12 +126,12 @@ def test_a_choice_the_estimator_refuses_is_refused_before_any_work(tmp_path: Pat
     ("evaluate: {cv: 3}\n", None, "has neither"),
     ("model: {estimator: svc}\ntune: {method: optuna}\n", "tune", "goes with models:"),
     ("model:\n  estimator: svc\n  tune: {method: grid, params: {C: {low: 1, high: 2}}}\n",
-     "model.tune.params.C", "a range needs method: optuna"),
+     "model.tune.params.C", "a range needs method: random or optuna; grid search takes a list"),
     ("model:\n  estimator: svc\n  tune: {method: grid, n_trials: 5, params: {C: [1]}}\n",
      "model.tune.n_trials", "applies to method: optuna"),
-    (CANDIDATES.replace("method: optuna", "method: random").replace(
+    (CANDIDATES.replace("method: optuna", "method: grid").replace(
         ", n_trials: 8, timeout: 2m", ""), "models.0.space.C",
-     "a range needs tune.method: optuna"),
+     "a range needs tune.method: random or optuna"),
     (CANDIDATES.replace("name: forest", "name: logistic_regression"), "models.1.name",
      "also models.0's"),
     (CANDIDATES.replace("timeout: 2m", "timeout: soon"), "tune.timeout", "'2m'"),
@@ -269,3 +271,48 @@ def test_grid_search_finds_what_fit_model_finds(data: Any) -> None:
     assert result.best["params"] == facts["best_params"]
     assert result.best["cv_mean"] == pytest.approx(facts["cv_best_f1"])
     assert result.record["stopped_by"] == "exhausted" and len(result.trials) == 3
+
+
+# ---------------------------------------------------------------------- random over ranges
+def test_random_search_draws_ranges_within_their_bounds_and_repeats_with_its_seed(
+        tmp_path: Path, data: Any) -> None:
+    loaded = load_spec(write(tmp_path, CANDIDATES.replace(
+        "tune: {method: optuna, metric: f1, cv: 3, n_trials: 8, timeout: 2m}",
+        "tune: {method: random, metric: f1, cv: 3, n_iter: 6}")))
+    check_spec(loaded, data=False)  # ranges are accepted under random now
+    first, forest = loaded.spec.candidates()
+    tune = loaded.spec.search()
+    assert tune.method == "random" and isinstance(first.space["C"], ParamRange)
+
+    logistic_space = {**first.space, "max_iter": ParamRange(low=100, high=400, log=True)}
+    candidates = [SearchCandidate("logistic", "logistic_regression",
+                                  pipe(LogisticRegression()), logistic_space),
+                  SearchCandidate("forest", "random_forest",
+                                  pipe(RandomForestClassifier(random_state=0)),
+                                  forest.space)]
+    result = run_search(candidates, *data, tune=tune, seed=7, positive=1)
+    again = run_search(candidates, *data, tune=tune, seed=7, positive=1)
+    assert [t.params for t in result.trials] == [t.params for t in again.trials]
+    assert result.record["stopped_by"] == "trials" and len(result.trials) == 12  # 6 each
+    logistic = [t.params for t in result.trials if t.candidate == "logistic"]
+    assert all(0.001 <= p["C"] <= 100.0 and isinstance(p["C"], float) for p in logistic)
+    assert len({p["C"] for p in logistic}) == 6  # drawn, not picked from a list
+    assert all(100 <= p["max_iter"] <= 400 and type(p["max_iter"]) is int for p in logistic)
+    trees = [t.params for t in result.trials if t.candidate == "forest"]
+    assert all(p["n_estimators"] in range(10, 51, 10) for p in trees)  # the step's points
+    assert all(0.2 <= p["max_features"] <= 1.0 for p in trees)
+    assert all(t.state == "complete" for t in result.trials)
+
+
+def test_conveyor_validate_takes_ranges_under_random_and_names_a_bad_one(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from conveyor.cli import main
+
+    random = CANDIDATES.replace("tune: {method: optuna, metric: f1, cv: 3, n_trials: 8, "
+                                "timeout: 2m}", "tune: {method: random, cv: 3, n_iter: 4}")
+    spec = write(tmp_path, random)
+    assert main(["validate", str(spec)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["validate", str(spec), "models.0.space.C={low: 10, high: 1}"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: ") and "models.0.space.C: low 10 is above high 1" in line
