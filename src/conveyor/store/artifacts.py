@@ -53,6 +53,8 @@ _MEMO_SIZE = 32
 #: a large one costs its size in memory for the whole run.
 MEMO_TABLE_BYTES = 16 * 2**20
 MEMO_TABLES_BYTES = 64 * 2**20
+#: A large table goes to Arrow, on its way to Parquet, this many bytes of rows at a time.
+_SLICE_BYTES = 32 * 2**20
 
 
 #: What makes a folder a project whose runs share one home (ADR 0024), nearest first.
@@ -364,12 +366,7 @@ class Store:
     def put_table(self, uri: str, frame: Any) -> ArtifactRef:
         """Write a pandas DataFrame as Parquet; a small one is kept for this process's later
         reads (a shallow copy: copy-on-write keeps the caller's later edits out of it)."""
-        buffer = io.BytesIO()
-        frame.to_parquet(buffer, index=False)
-        data = buffer.getbuffer()
-        ref = self.put_bytes(uri, data)
-        del data
-        buffer.close()
+        ref = self.put_bytes(uri, _parquet_bytes(frame))
         self._remember_table((ref.uri, ref.sha256), frame)
         return ref
 
@@ -517,15 +514,39 @@ class Store:
 
 
 def _read_parquet(data: bytes) -> Any:
-    """A DataFrame from Parquet bytes, as ``pd.read_parquet`` gives it, in less memory: Arrow
-    reads the bytes in place (a ``BytesIO`` it would copy in), and each Arrow column goes
-    once pandas has it (``self_destruct``), one block per column, so no block is assembled
-    from copies (ADR 0050). The bytes go when the caller lets go of them."""
+    """A DataFrame from Parquet bytes, as ``pd.read_parquet`` gives it, in less memory (ADR
+    0050): Arrow reads the bytes in place (a ``BytesIO`` it would copy in), each Arrow column
+    goes once pandas has it (``self_destruct``, one block per column, so no block is
+    assembled from copies), and Arrow's pool gives the decoding buffers back at once."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pq.read_table(pa.BufferReader(data))
-    return table.to_pandas(split_blocks=True, self_destruct=True)
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    del table
+    pa.default_memory_pool().release_unused()  # the decoding buffers, before the caller works
+    return frame
+
+
+def _parquet_bytes(frame: Any) -> bytes:
+    """``frame`` as Parquet, the table ``frame.to_parquet(index=False)`` writes, converted to
+    Arrow a slice of rows at a time (a row group each): the whole-table Arrow copy that
+    ``to_parquet`` makes would cost the table's size again (ADR 0050)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    size = int(frame.memory_usage(index=False, deep=False).sum())
+    buffer = io.BytesIO()
+    if size <= _SLICE_BYTES or len(frame) < 2:
+        frame.to_parquet(buffer, index=False)
+        return buffer.getvalue()
+    rows = max(1, len(frame) * _SLICE_BYTES // size)
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    with pq.ParquetWriter(buffer, schema, compression="snappy") as writer:
+        for start in range(0, len(frame), rows):
+            writer.write_table(pa.Table.from_pandas(frame.iloc[start:start + rows],
+                                                    schema=schema, preserve_index=False))
+    return buffer.getvalue()
 
 
 def files_digest(files: Mapping[str, str]) -> str:
