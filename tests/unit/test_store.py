@@ -139,6 +139,19 @@ def test_a_large_table_is_written_in_slices_and_reads_back_as_to_parquet_wrote_i
     pd.testing.assert_frame_equal(pd.read_parquet(io.BytesIO(data)), expected)
 
 
+def test_a_wide_table_reads_back_unfragmented(store: Store) -> None:
+    """A block per column spares a copy, but past 100 blocks pandas warns on every insert."""
+    import warnings
+
+    wide = pd.DataFrame({f"c{i}": [1.0, 2.0] for i in range(150)})
+    ref = store.put_table(store.uri("p", "r", "s", "wide.parquet"), wide)
+    read = Store(store.root).get_table(ref)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        read["derived"] = read["c0"] + 1
+    pd.testing.assert_frame_equal(read.drop(columns=["derived"]), wide)
+
+
 def test_missing_artifact_is_a_store_error(store: Store) -> None:
     uri = store.uri("p", "r", "s", "nothing.json")
     with pytest.raises(StoreError, match="artifact not found"):
