@@ -78,6 +78,80 @@ def test_get_table_returns_a_copy(store: Store) -> None:
     assert store.get_table(ref)["a"].tolist() == [1, 2]
 
 
+def test_a_written_table_in_the_memo_is_apart_from_the_writer(store: Store) -> None:
+    frame = pd.DataFrame({"a": [1, 2]})
+    ref = store.put_table(store.uri("p", "r", "s", "t.parquet"), frame)
+    frame.loc[0, "a"] = 99  # the writer changes its frame after writing it
+    assert store.recall(ref) is not None
+    assert store.get_table(ref)["a"].tolist() == [1, 2]
+
+
+def test_the_memo_keeps_small_tables_and_never_a_large_one(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ADR 0050: a run of 1M rows held raw, validated, train and test tables in the memo for
+    the whole run (4x the data); a large table is read again instead."""
+    import conveyor.store.artifacts as artifacts
+
+    small = pd.DataFrame({"a": range(10)})
+    large = pd.DataFrame({"a": range(20_000)})  # 160,000 bytes
+    monkeypatch.setattr(artifacts, "MEMO_TABLE_BYTES", 100_000)
+    monkeypatch.setattr(artifacts, "MEMO_TABLES_BYTES", 200_000)
+    kept = store.put_table(store.uri("p", "r", "s", "small.parquet"), small)
+    big = store.put_table(store.uri("p", "r", "s", "large.parquet"), large)
+    assert store.recall(kept) is not None
+    assert store.recall(big) is None
+    pd.testing.assert_frame_equal(store.get_table(big), large)  # read from the Store
+    assert store.recall(big) is None
+    # within the budget in all: the oldest small tables go first
+    refs = [store.put_table(store.uri("p", "r", "s", f"m{i}.parquet"),
+                            pd.DataFrame({"a": range(i, i + 9_000)})) for i in range(4)]
+    assert [store.recall(ref) is not None for ref in refs] == [False, False, True, True]
+    assert store.recall(kept) is None
+
+
+def test_a_large_table_is_written_in_slices_and_reads_back_as_to_parquet_wrote_it(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    import conveyor.store.artifacts as artifacts
+
+    monkeypatch.setattr(artifacts, "_SLICE_BYTES", 64)
+    frame = pd.DataFrame({
+        "text": ["a", None, "c", "dd", None] * 4,
+        "kind": pd.Categorical(["x", "y", "x", "z", "x"] * 4),
+        "flag": [True, False, True, True, False] * 4,
+        "maybe": pd.array([True, None, False, None, True] * 4, dtype="boolean"),
+        "count": pd.array([1, None, 3, 4, 5] * 4, dtype="Int64"),
+        "value": [1.0, np.nan, 2.0, 3.0, 4.0] * 4,
+        "when": pd.to_datetime(["2020-01-01", None, "2021-01-01", "2022-01-01", None] * 4),
+        "late": [None] * 19 + ["only in the last slice"],
+    })
+    ref = store.put_table(store.uri("p", "r", "s", "t.parquet"), frame)
+    data = store.get_bytes(ref.uri)
+    assert pq.ParquetFile(io.BytesIO(data)).num_row_groups > 1
+    whole = io.BytesIO()
+    frame.to_parquet(whole, index=False)
+    expected = pd.read_parquet(io.BytesIO(whole.getvalue()))
+    pd.testing.assert_frame_equal(Store(store.root).get_table(ref), expected)
+    pd.testing.assert_frame_equal(pd.read_parquet(io.BytesIO(data)), expected)
+
+
+def test_a_wide_table_reads_back_unfragmented(store: Store) -> None:
+    """A block per column spares a copy, but past 100 blocks pandas warns on every insert."""
+    import warnings
+
+    wide = pd.DataFrame({f"c{i}": [1.0, 2.0] for i in range(150)})
+    ref = store.put_table(store.uri("p", "r", "s", "wide.parquet"), wide)
+    read = Store(store.root).get_table(ref)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        read["derived"] = read["c0"] + 1
+    pd.testing.assert_frame_equal(read.drop(columns=["derived"]), wide)
+
+
 def test_missing_artifact_is_a_store_error(store: Store) -> None:
     uri = store.uri("p", "r", "s", "nothing.json")
     with pytest.raises(StoreError, match="artifact not found"):

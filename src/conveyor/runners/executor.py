@@ -29,6 +29,7 @@ from conveyor.errors import (
     StoreError,
 )
 from conveyor.ids import new_id, now_iso
+from conveyor.processes import release_memory
 from conveyor.spec import LoadedSpec, short_repr
 from conveyor.spec.loader import MISSING, resolve_locations, spec_changes
 from conveyor.steps import BaseStep, StepContext, StepResult, check_spec, pipeline_steps
@@ -313,7 +314,10 @@ def execute_step(run: Run, name: str, *, use_cache: bool = True, force: bool = F
                                 info=record.info)
             record.outputs.update(step.reuse(ctx, cached, record.cached_from))
     if record is None:
-        result = step.run(ctx)
+        try:
+            result = step.run(ctx)
+        finally:  # the step's tables are gone: their pages go back before the next step
+            release_memory()
         record = StepRecord(step=name, status=result.status, cache_key=key,
                             outputs=result.outputs, metrics=result.metrics, info=result.info)
     record.duration = time.perf_counter() - started

@@ -31,6 +31,7 @@ class SplitStep(BaseStep):
             task = ctx.read_json("validate.report").get("task", "classification")
             train, test = split_table(frame, ctx.spec.schema_.target, ctx.spec.split,
                                       task=task)
+        del frame  # its rows are in train and test now: not a third copy while they are written
         return StepResult(
             outputs={"train": ctx.write_table("train", train),
                      "test": ctx.write_table("test", test)},

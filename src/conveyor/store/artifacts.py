@@ -48,6 +48,13 @@ log = logging.getLogger(__name__)
 
 _KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 _MEMO_SIZE = 32
+#: The process memo keeps a decoded table only up to this many bytes in memory, and tables
+#: up to this many in all (ADR 0050): re-reading a small table costs more than keeping it,
+#: a large one costs its size in memory for the whole run.
+MEMO_TABLE_BYTES = 16 * 2**20
+MEMO_TABLES_BYTES = 64 * 2**20
+#: A large table goes to Arrow, on its way to Parquet, this many bytes of rows at a time.
+_SLICE_BYTES = 32 * 2**20
 
 
 #: What makes a folder a project whose runs share one home (ADR 0024), nearest first.
@@ -210,6 +217,7 @@ class Store:
         self.storage_options = dict(storage_options or {})
         self._fs: fsspec.AbstractFileSystem | None = None
         self._memo: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._memo_bytes: dict[tuple[str, str], int] = {}
 
     def __repr__(self) -> str:
         return f"Store({self.root!r})"
@@ -356,11 +364,10 @@ class Store:
         return json.loads(self.get_bytes(uri, sha256=sha256))
 
     def put_table(self, uri: str, frame: Any) -> ArtifactRef:
-        """Write a pandas DataFrame as Parquet."""
-        buffer = io.BytesIO()
-        frame.to_parquet(buffer, index=False)
-        ref = self.put_bytes(uri, buffer.getvalue())
-        self._remember((ref.uri, ref.sha256), frame)
+        """Write a pandas DataFrame as Parquet; a small one is kept for this process's later
+        reads (a shallow copy: copy-on-write keeps the caller's later edits out of it)."""
+        ref = self.put_bytes(uri, _parquet_bytes(frame))
+        self._remember_table((ref.uri, ref.sha256), frame)
         return ref
 
     # -- chunked tables (ADR 0044): a source read in chunks, never whole in memory
@@ -417,14 +424,20 @@ class Store:
         return self.put_table(uri, frame)
 
     def get_table(self, ref: ArtifactRef) -> Any:
-        """Read a Parquet table, verifying its hash (a copy: callers may change it)."""
-        import pandas as pd
+        """Read a Parquet table, verifying its hash (the caller's own: it may change it).
 
-        cached = self._memo.get((ref.uri, ref.sha256))
-        if cached is None:
-            cached = pd.read_parquet(io.BytesIO(self.get_bytes(ref.uri, sha256=ref.sha256)))
-            self._remember((ref.uri, ref.sha256), cached)
-        return cached.copy()
+        A small table comes from this process's memo (a shallow copy, which copy-on-write
+        keeps apart from the memo); a large one is read again from its bytes, which are let
+        go before the frame is built (ADR 0050).
+        """
+        key = (ref.uri, ref.sha256)
+        cached = self._memo.get(key)
+        if cached is not None:
+            self._memo.move_to_end(key)
+            return cached.copy(deep=False)
+        frame = _read_parquet(self.get_bytes(ref.uri, sha256=ref.sha256))
+        self._remember_table(key, frame)
+        return frame
 
     def put_dir(self, uri: str, local_dir: Path) -> ArtifactRef:
         """Upload a local folder (a saved model); each file is written atomically.
@@ -481,11 +494,61 @@ class Store:
     def recall(self, ref: ArtifactRef) -> Any | None:
         return self._memo.get((ref.uri, ref.sha256))
 
-    def _remember(self, key: tuple[str, str], value: Any) -> None:
+    def _remember(self, key: tuple[str, str], value: Any, size: int = 0) -> None:
         self._memo[key] = value
+        self._memo_bytes[key] = size
         self._memo.move_to_end(key)
-        while len(self._memo) > _MEMO_SIZE:
-            self._memo.popitem(last=False)
+        while len(self._memo) > _MEMO_SIZE or (
+                len(self._memo) > 1 and sum(self._memo_bytes.values()) > MEMO_TABLES_BYTES):
+            old, _ = self._memo.popitem(last=False)
+            self._memo_bytes.pop(old, None)
+
+    def _remember_table(self, key: tuple[str, str], frame: Any) -> None:
+        """Keep ``frame`` (a shallow copy) if it is small; forget a stale one if not."""
+        size = int(frame.memory_usage(index=True, deep=False).sum())
+        if size > MEMO_TABLE_BYTES:
+            self._memo.pop(key, None)
+            self._memo_bytes.pop(key, None)
+            return
+        self._remember(key, frame.copy(deep=False), size)
+
+
+def _read_parquet(data: bytes) -> Any:
+    """A DataFrame from Parquet bytes, as ``pd.read_parquet`` gives it, in less memory (ADR
+    0050): Arrow reads the bytes in place (a ``BytesIO`` it would copy in), each Arrow column
+    goes once pandas has it (``self_destruct``, one block per column, so no block is
+    assembled from copies), and Arrow's pool gives the decoding buffers back at once."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(pa.BufferReader(data))
+    # a block per column spares the consolidated copy (its peak is 1.3x the table's size
+    # less at 1M rows); past 100 blocks pandas warns that a frame is fragmented on insert
+    frame = table.to_pandas(split_blocks=table.num_columns <= 100, self_destruct=True)
+    del table
+    pa.default_memory_pool().release_unused()  # the decoding buffers, before the caller works
+    return frame
+
+
+def _parquet_bytes(frame: Any) -> bytes:
+    """``frame`` as Parquet, the table ``frame.to_parquet(index=False)`` writes, converted to
+    Arrow a slice of rows at a time (a row group each): the whole-table Arrow copy that
+    ``to_parquet`` makes would cost the table's size again (ADR 0050)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    size = int(frame.memory_usage(index=False, deep=False).sum())
+    buffer = io.BytesIO()
+    if size <= _SLICE_BYTES or len(frame) < 2:
+        frame.to_parquet(buffer, index=False)
+        return buffer.getvalue()
+    rows = max(1, len(frame) * _SLICE_BYTES // size)
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    with pq.ParquetWriter(buffer, schema, compression="snappy") as writer:
+        for start in range(0, len(frame), rows):
+            writer.write_table(pa.Table.from_pandas(frame.iloc[start:start + rows],
+                                                    schema=schema, preserve_index=False))
+    return buffer.getvalue()
 
 
 def files_digest(files: Mapping[str, str]) -> str:
