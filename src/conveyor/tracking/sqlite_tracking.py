@@ -18,8 +18,9 @@ experiment): the caller then makes that call through ``MlflowClient``, which giv
 canonical answer or error. Every write is one ``BEGIN IMMEDIATE`` transaction with a busy
 timeout, so Airflow tasks and the MLflow UI may share the database.
 
-tests/unit/tracking/test_sqlite_tracking.py runs the same calls through MlflowClient into one
-database and through this module into another and compares every table.
+tests/integration/test_sqlite_tracking_differential.py runs the same calls through
+MlflowClient into one database and through this module into another and compares every
+table.
 """
 
 from __future__ import annotations
