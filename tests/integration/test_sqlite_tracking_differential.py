@@ -11,6 +11,7 @@ the UI and ``conveyor runs`` read them.
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -243,3 +244,37 @@ def test_a_call_the_writer_does_not_know_goes_to_mlflow_unchanged(
     with closing(sqlite3.connect(database)) as db:
         (value,) = db.execute("SELECT value FROM tags WHERE key = 'k'").fetchone()
     assert len(value) == 8000
+
+
+def _busy_writer(uri: str, name: str, direct: bool) -> str:
+    """One process logging 40 batches to its own run, through the writer or MlflowClient."""
+    os.environ[DIRECT_VARIABLE] = "1" if direct else "0"
+    tracker = Tracker(uri, "shared")
+    tracker.attach(name, tags={"who": name})
+    for i in range(40):
+        tracker.log_metrics({"loss": 1.0 / (i + 1), f"m{i}": float(i)})
+        tracker.set_tags({"progress": str(i)})
+    tracker.end("FINISHED")
+    return tracker.run_id
+
+
+def test_processes_share_the_database_with_mlflow(tmp_path: Path, seed_mlflow: Any) -> None:
+    """Three writer processes and one MlflowClient process log at once to one file: every
+    transaction waits its turn (BEGIN IMMEDIATE, busy timeout), none fails or is lost."""
+    import multiprocessing
+
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{seed_mlflow(tmp_path / 'home')}"
+    Tracker(uri, "shared").experiment_id  # noqa: B018 - created once, before the race
+    jobs = [(uri, f"run-{i}", i < 3) for i in range(4)]
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        run_ids = pool.starmap(_busy_writer, jobs)
+    client = MlflowClient(tracking_uri=uri)
+    for run_id in run_ids:
+        run = client.get_run(run_id)
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["progress"] == "39"
+        assert run.data.metrics["loss"] == 1.0 / 40
+        assert len(run.data.metrics) == 41
+        assert len(client.get_metric_history(run_id, "loss")) == 40
