@@ -238,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "breast_cancer",
         "mode": mode,
         "python_dont_write_bytecode": bool(os.environ.get("PYTHONDONTWRITEBYTECODE")),
+        # 0: every tracking call through MlflowClient, as before ADR 0049 (for comparison)
+        "conveyor_direct_sqlite": os.environ.get("CONVEYOR_DIRECT_SQLITE", "1"),
         "date": now.isoformat(timespec="seconds"),
         "rounds": rounds,
         "median_seconds": {k: round(v, 3) for k, v in median.items()},

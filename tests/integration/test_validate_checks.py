@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -230,3 +231,32 @@ def test_gate_on_a_metric_evaluate_does_not_compute_is_a_spec_error(
     code, _, err = cli(capsys, "validate", str(path))
     assert_spec_error(code, err, path, line_of(path, "test_log_loss"), "gate.test_log_loss",
                       "metric 'log_loss' is not computed", home=conveyor_home)
+
+
+def test_a_remembered_spec_is_checked_again_when_scikit_learn_changes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], conveyor_home: Path, wdbc_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The verdict is kept per spec *and* installed versions (ADR 0049): an upgraded
+    scikit-learn may refuse a parameter the old one took."""
+    from conveyor.runners import executor
+
+    path = spec_with(tmp_path, URI_LINE, f"  uri: {wdbc_path}")
+    calls: list[str] = []
+    checked = executor.check_spec
+
+    def counting(*args: Any, **kwargs: Any) -> None:
+        calls.append("check")
+        checked(*args, **kwargs)
+
+    monkeypatch.setattr(executor, "check_spec", counting)
+    for _ in range(2):
+        assert cli(capsys, "run", str(path), "--until", "validate")[0] == 0
+    assert calls == ["check"]  # the second run trusted the remembered verdict
+    versions = executor.checked_versions()
+    assert versions["scikit-learn"] and "conveyor-ml" in versions
+    monkeypatch.setattr(executor, "checked_versions",
+                        lambda: {**versions, "scikit-learn": "99.0"})
+    assert cli(capsys, "run", str(path), "--until", "validate")[0] == 0
+    assert calls == ["check", "check"]
+    assert len(list((conveyor_home / "artifacts").rglob("_cache/checked/*.json"))) == 2

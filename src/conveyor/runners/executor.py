@@ -61,6 +61,25 @@ def conveyor_version() -> str:
         return "0+unknown"
 
 
+#: the packages whose installed versions decide whether a spec's estimators and parameters
+#: pass ``check_spec`` (the allow-list's modules, and Conveyor itself)
+_CHECK_PACKAGES = ("conveyor-ml", "scikit-learn", "xgboost", "lightgbm")
+
+
+def checked_versions() -> dict[str, str | None]:
+    """The installed versions :data:`_CHECK_PACKAGES` (``None``: not installed), read from
+    package metadata without importing them (about 2 ms)."""
+    from importlib.metadata import PackageNotFoundError
+
+    found: dict[str, str | None] = {}
+    for name in _CHECK_PACKAGES:
+        try:
+            found[name] = package_version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
 def new_run_id() -> str:
     """A sortable, unique run id: ``20261123T101500123456-3f9a1c`` (:func:`conveyor.ids.new_id`)."""
     return new_id()
@@ -168,12 +187,15 @@ def open_run(
             f"--run-id {short_repr(run_id)} is not a run id: use 1-128 letters, digits, '.', "
             "'_' or '-', starting with a letter, digit or '_', with no '..'") from None
     store = store_for(loaded)
-    # The semantic check imports scikit-learn (~1 s); a spec that passed it once is remembered.
-    checked = store.uri(spec.name, "_cache", "checked", f"{loaded.spec_hash[:40]}.json")
+    # The semantic check imports scikit-learn (~1 s); a spec that passed it once is remembered,
+    # with the versions its verdict depends on (ADR 0011, ADR 0049).
+    versions = checked_versions()
+    key = hashlib.sha256(json.dumps([loaded.spec_hash, versions], sort_keys=True).encode())
+    checked = store.uri(spec.name, "_cache", "checked", f"{key.hexdigest()[:40]}.json")
     if not store.exists(checked):
         check_spec(loaded, data=False)  # the data is checked by ingest, on every run
         store.put_json(checked, {"spec_hash": loaded.spec_hash,
-                                 "conveyor_version": conveyor_version()})
+                                 "conveyor_version": conveyor_version(), "versions": versions})
     steps = {s.name: s for s in pipeline_steps(loaded)}  # SpecError before anything is made
     tracker = Tracker(spec.tracking.uri, spec.tracking.experiment or spec.name)
     run = Run(loaded=loaded, run_id=run_id, store=store, tracker=tracker, steps=steps)

@@ -26,7 +26,12 @@ from typing import Any
 from conveyor.errors import StoreError, TrackingError
 from conveyor.store import folder_digest
 from conveyor.tracking.aliases import CHALLENGER
-from conveyor.tracking.sqlite_registry import copy_version_files, local_folder, read_version
+from conveyor.tracking.sqlite_registry import (
+    copy_version_files,
+    local_folder,
+    read_version,
+    versions_tagged,
+)
 from conveyor.tracking.tracker import RUN_TAG, Tracker, mlflow_scope, one_line
 
 __all__ = [
@@ -293,8 +298,14 @@ def get_version(tracker: Tracker, name: str, *, alias: str | None = None,
 
 
 def find_version(tracker: Tracker, name: str, key: str) -> Any | None:
-    """The version of ``name`` registered under registration key ``key``, if any (the lowest)."""
-    found = search_versions(tracker, name, tag=KEY_TAG, value=key)
+    """The version of ``name`` registered under registration key ``key``, if any (the lowest).
+
+    From an embedded SQLite registry it is read directly (a cached run registers nothing new
+    and need not import MLflow, ADR 0049); otherwise MLflow is asked.
+    """
+    found = versions_tagged(tracker.uri, name, KEY_TAG, key)
+    if found is None:
+        found = search_versions(tracker, name, tag=KEY_TAG, value=key)
     return min(found, key=lambda v: int(v.version)) if found else None
 
 
@@ -347,7 +358,8 @@ def register_model(
     except Exception as exc:
         raise TrackingError(f"registering {name!r} failed: {one_line(exc)}") from exc
     winner = find_version(tracker, name, key)
-    if winner is not None and winner.version != version.version:
+    # MLflow's ModelVersion.version is an int, a StoredVersion's a str
+    if winner is not None and str(winner.version) != str(version.version):
         client.delete_model_version(name, version.version)
         return winner, False
     return version, True

@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
 
 __all__ = ["KNOWN_REVISIONS", "StoredVersion", "copy_version_files", "local_folder",
-           "read_version"]
+           "read_version", "versions_tagged"]
 
 # MLflow's alembic head revisions whose registry tables this module was checked against
 # (tests/unit/tracking/test_sqlite_registry.py compares with the installed MLflow's head).
@@ -71,6 +71,45 @@ def read_version(tracking_uri: str, name: str, *, alias: str | None = None,
         return None
     try:
         return _read(connection, name, alias, number)
+    except sqlite3.Error:
+        return None
+    finally:
+        connection.close()
+
+
+def versions_tagged(tracking_uri: str, name: str, tag: str,
+                    value: str) -> list[StoredVersion] | None:
+    """The versions of ``name`` (any status, not deleted) with version tag ``tag = value``,
+    as ``search_model_versions("name = '...' and tags.`tag` = '...'")`` finds them, read
+    directly; ``None`` whenever MLflow itself should be asked (ADR 0049: a cached run's
+    register step finds its version without importing MLflow)."""
+    database = _database(tracking_uri)
+    if database is None or any(os.environ.get(v) for v in _WORKSPACE_VARIABLES):
+        return None
+    try:
+        connection = sqlite3.connect(f"file:{quote(str(database))}?mode=ro", uri=True,
+                                     timeout=5.0)
+    except sqlite3.Error:
+        return None
+    try:
+        revisions = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+        if len(revisions) != 1 or revisions[0][0] not in KNOWN_REVISIONS:
+            return None
+        rows = connection.execute(
+            "SELECT v.version, v.run_id, v.status, v.storage_location FROM model_versions v "
+            "JOIN model_version_tags t ON t.workspace = v.workspace AND t.name = v.name AND "
+            "t.version = v.version AND t.key = ? AND t.value = ? WHERE v.workspace = ? AND "
+            "v.name = ? AND v.current_stage != ? ORDER BY v.version",
+            (tag, value, _DEFAULT_WORKSPACE, name, _DELETED)).fetchall()
+        found = []
+        for number, run_id, status, location in rows:
+            tags = dict(connection.execute(
+                "SELECT key, value FROM model_version_tags WHERE workspace = ? AND name = ? "
+                "AND version = ?", (_DEFAULT_WORKSPACE, name, number)).fetchall())
+            found.append(StoredVersion(name=name, version=str(number), run_id=run_id,
+                                       status=status, storage_location=location,
+                                       tags={k: v or "" for k, v in tags.items()}))
+        return found
     except sqlite3.Error:
         return None
     finally:

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -27,6 +28,12 @@ from typing import Any
 
 from conveyor.errors import TrackingError
 from conveyor.store import home_dir
+from conveyor.tracking.sqlite_tracking import (
+    SqliteRunWriter,
+    Unsupported,
+    dataset_row,
+    open_writer,
+)
 from conveyor.tracking.template import seed_database
 
 __all__ = ["RUN_TAG", "Tracker", "dataset_schema", "default_tracking_uri", "flatten",
@@ -293,16 +300,17 @@ class Tracker:
     def __repr__(self) -> str:
         return f"Tracker({self.uri!r}, experiment={self.experiment!r})"
 
-    @cached_property
-    def client(self) -> Any:
-        """The MLflow client, built on first use (MLflow's global URIs are left alone)."""
-        _import_mlflow()
-        from mlflow import MlflowClient
-
+    def _database(self) -> Path | None:
+        """The embedded database's file, created first (seeded from the template, ADR 0043)
+        under a lock beside it; ``None`` for any other store."""
         if not self.uri.startswith("sqlite:///"):
-            return _ScopedClient(MlflowClient(tracking_uri=self.uri, registry_uri=self.uri))
+            return None
         database = Path(self.uri.removeprefix("sqlite:///"))
         database.parent.mkdir(parents=True, exist_ok=True)
+        return database
+
+    @contextmanager
+    def _database_lock(self, database: Path) -> Iterator[None]:
         # Two processes creating the SQLite file at once both run MLflow's migrations and one
         # fails ("table alembic_version already exists"), on every retry: serialise the first
         # use with a lock file beside the database.
@@ -313,6 +321,18 @@ class Tracker:
                 fcntl.flock(handle, fcntl.LOCK_EX)
             except ImportError:  # pragma: no cover - no flock on Windows
                 pass
+            yield
+
+    @cached_property
+    def client(self) -> Any:
+        """The MLflow client, built on first use (MLflow's global URIs are left alone)."""
+        _import_mlflow()
+        from mlflow import MlflowClient
+
+        database = self._database()
+        if database is None:
+            return _ScopedClient(MlflowClient(tracking_uri=self.uri, registry_uri=self.uri))
+        with self._database_lock(database):
             # A new database starts as a copy of the migrated template (ADR 0043), not by
             # running MLflow's migrations again in every home.
             seed_database(database)
@@ -323,6 +343,32 @@ class Tracker:
             except Exception as exc:
                 raise TrackingError(f"MLflow at {self.uri} failed: {one_line(exc)}") from exc
         return client
+
+    @cached_property
+    def _writer(self) -> SqliteRunWriter | None:
+        """The stdlib writer of the run-level calls on an embedded store at a schema revision
+        it knows, or ``None``: then every call goes through :attr:`client` (ADR 0049)."""
+        database = self._database()
+        if database is None:
+            return None
+        if not database.is_file():
+            with self._database_lock(database):
+                seed_database(database)
+        return open_writer(self.uri)
+
+    def _direct(self, what: str, direct: Any, through_client: Any) -> Any:
+        """``direct(writer)`` on the embedded store when the writer takes the call, else
+        ``through_client()``; a SQLite failure becomes a one-line :class:`TrackingError`."""
+        writer = self._writer
+        if writer is not None:
+            try:
+                return direct(writer)
+            except Unsupported as why:
+                log.debug("%s through MlflowClient: %s", what, why)
+            except sqlite3.Error as exc:
+                raise TrackingError(f"{what} at MLflow {self.uri} failed: "
+                                    f"{one_line(exc)}") from exc
+        return through_client()
 
     def _artifact_root(self) -> str | None:
         """Where a new experiment keeps its artifacts: beside a SQLite database.
@@ -350,6 +396,11 @@ class Tracker:
 
     @cached_property
     def experiment_id(self) -> str:
+        return self._direct("reading the experiment",
+                            lambda w: w.experiment_id(self.experiment, self._artifact_root()),
+                            self._client_experiment_id)
+
+    def _client_experiment_id(self) -> str:
         client = self.client
         try:
             found = client.get_experiment_by_name(self.experiment)
@@ -366,6 +417,24 @@ class Tracker:
     # ------------------------------------------------------------------ runs
     def attach(self, conveyor_run_id: str, *, tags: dict[str, str]) -> str:
         """Find the MLflow run of ``conveyor_run_id`` by tag, or create it; mark it running."""
+        self.run_id = self._direct("attaching the run",
+                                   lambda w: self._attach_direct(w, conveyor_run_id, tags),
+                                   lambda: self._attach_client(conveyor_run_id, tags))
+        return self.run_id
+
+    def _attach_direct(self, writer: SqliteRunWriter, conveyor_run_id: str,
+                       tags: dict[str, str]) -> str:
+        experiment_id = self.experiment_id
+        found = writer.find_run(experiment_id, RUN_TAG, conveyor_run_id)
+        if found is None:
+            return writer.create_run(experiment_id, conveyor_run_id,
+                                     {RUN_TAG: conveyor_run_id, **tags})
+        run_id, status = found
+        if status != "RUNNING":
+            writer.set_status(run_id, "RUNNING")
+        return run_id
+
+    def _attach_client(self, conveyor_run_id: str, tags: dict[str, str]) -> str:
         client = self.client
         from mlflow.entities import RunStatus
 
@@ -388,8 +457,7 @@ class Tracker:
             raise
         except Exception as exc:
             raise TrackingError(f"MLflow at {self.uri} failed: {one_line(exc)}") from exc
-        self.run_id = run.info.run_id
-        return self.run_id
+        return run.info.run_id
 
     def _need_run(self) -> str:
         if self.run_id is None:
@@ -397,59 +465,109 @@ class Tracker:
         return self.run_id
 
     def existing_params(self) -> dict[str, str]:
-        run = self._call("reading the run", self.client.get_run, self._need_run())
-        return dict(run.data.params)
+        run_id = self._need_run()
+        return self._direct("reading the run", lambda w: w.params(run_id),
+                            lambda: dict(self._call("reading the run", self.client.get_run,
+                                                    run_id).data.params))
 
     def log_params(self, params: dict[str, str]) -> None:
         """Log params not yet logged (MLflow params are immutable; a re-run logs nothing new)."""
-        from mlflow.entities import Param
-
         have = self.existing_params()
-        new = [Param(k, v) for k, v in params.items() if k not in have]
+        new = [(k, v) for k, v in params.items() if k not in have]
         for start in range(0, len(new), 100):
-            self._call("logging params", self.client.log_batch, self._need_run(),
-                       params=new[start:start + 100])
+            self._log_params(dict(new[start:start + 100]))
+
+    def _log_params(self, params: dict[str, str]) -> None:
+        def through_client() -> None:
+            from mlflow.entities import Param
+
+            self._call("logging params", self.client.log_batch, run_id,
+                       params=[Param(k, v) for k, v in params.items()])
+
+        run_id = self._need_run()
+        self._direct("logging params", lambda w: w.log_params(run_id, params), through_client)
 
     def log_metrics(self, metrics: dict[str, float]) -> None:
         import time
 
-        from mlflow.entities import Metric
+        def through_client() -> None:
+            from mlflow.entities import Metric
 
+            batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+            self._call("logging metrics", self.client.log_batch, run_id, metrics=batch)
+
+        if not metrics:
+            return
+        run_id = self._need_run()
         now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
-        if batch:
-            self._call("logging metrics", self.client.log_batch, self._need_run(),
-                       metrics=batch)
+        self._direct("logging metrics",
+                     lambda w: w.log_metrics(run_id, metrics, timestamp=now), through_client)
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        from mlflow.entities import RunTag
+        def through_client() -> None:
+            from mlflow.entities import RunTag
 
-        if tags:
-            self._call("setting tags", self.client.log_batch, self._need_run(),
+            self._call("setting tags", self.client.log_batch, run_id,
                        tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
+        if not tags:
+            return
+        run_id = self._need_run()
+        self._direct("setting tags", lambda w: w.set_tags(run_id, tags), through_client)
+
     def log_text(self, text: str, artifact_file: str) -> None:
-        self._call(f"logging {artifact_file}", self.client.log_text, self._need_run(), text,
-                   artifact_file)
+        run_id = self._need_run()
+        self._direct(f"logging {artifact_file}",
+                     lambda w: w.log_artifact_bytes(run_id, text.encode("utf-8"), artifact_file),
+                     lambda: self._call(f"logging {artifact_file}", self.client.log_text,
+                                        run_id, text, artifact_file))
 
     def log_bytes(self, data: bytes, artifact_file: str) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / Path(artifact_file).name
-            path.write_bytes(data)
-            folder = str(Path(artifact_file).parent)
-            self._call(f"logging {artifact_file}", self.client.log_artifact, self._need_run(),
-                       str(path), None if folder == "." else folder)
+        def through_client() -> None:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / Path(artifact_file).name
+                path.write_bytes(data)
+                folder = str(Path(artifact_file).parent)
+                self._call(f"logging {artifact_file}", self.client.log_artifact, run_id,
+                           str(path), None if folder == "." else folder)
+
+        run_id = self._need_run()
+        self._direct(f"logging {artifact_file}",
+                     lambda w: w.log_artifact_bytes(run_id, data, artifact_file),
+                     through_client)
 
     def log_dataset(self, frame: Any, *, source: str, name: str, digest: str, context: str,
                     targets: str | None = None, rows: int | None = None) -> None:
         """Record a table as an MLflow dataset input of the run.
 
         ``frame`` may be the first rows only (a table read in chunks); ``rows`` is then the
-        whole table's count, which the dataset's profile reports.
+        whole table's count, which the dataset's profile reports. On the embedded store a
+        dataset already in the experiment (a re-run on the same data) is linked without
+        describing it again, so MLflow is not imported (ADR 0049).
         """
+        def describe() -> Any:
+            return self._dataset_entity(frame, source=source, name=name, digest=digest,
+                                        targets=targets, rows=rows)
+
+        def through_client() -> None:
+            from mlflow.entities import DatasetInput, InputTag
+
+            self._call("logging the dataset", self.client.log_inputs, run_id,
+                       datasets=[DatasetInput(describe(), tags=[
+                           InputTag("mlflow.data.context", context)])])
+
+        run_id = self._need_run()
+        self._direct("logging the dataset", lambda w: w.log_dataset(
+            run_id, name=name, digest=digest[:36], context=context,
+            describe=lambda: dataset_row(describe())), through_client)
+
+    @staticmethod
+    def _dataset_entity(frame: Any, *, source: str, name: str, digest: str,
+                        targets: str | None, rows: int | None) -> Any:
+        """MLflow's dataset entity of ``frame`` (its schema inferred in vectorised time)."""
+        _import_mlflow()
         import mlflow.data
         from mlflow.data.code_dataset_source import CodeDatasetSource
-        from mlflow.entities import DatasetInput, InputTag
 
         if targets is not None and targets not in frame.columns:
             targets = None
@@ -466,15 +584,18 @@ class Tracker:
         except Exception as exc:
             raise TrackingError(f"describing dataset {name!r} for MLflow failed: "
                                 f"{one_line(exc)}") from exc
-        self._call("logging the dataset", self.client.log_inputs, self._need_run(),
-                   datasets=[DatasetInput(entity, tags=[InputTag("mlflow.data.context",
-                                                                 context)])])
+        return entity
 
     def end(self, status: str = "FINISHED") -> None:
         """End the MLflow run (FINISHED, FAILED or KILLED)."""
-        if self.run_id is not None:
-            self._call("ending the run", self.client.set_terminated, self.run_id,
-                       status=status)
+        import time
+
+        run_id = self.run_id
+        if run_id is not None:
+            self._direct("ending the run", lambda w: w.set_status(
+                run_id, status, end_time=int(time.time() * 1000)),
+                lambda: self._call("ending the run", self.client.set_terminated, run_id,
+                                   status=status))
 
     # ------------------------------------------------------------------ models
     def log_sklearn_model(self, model: Any, example: Any, *, name: str = "model",
