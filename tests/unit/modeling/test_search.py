@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.datasets import make_classification
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
@@ -269,3 +271,80 @@ def test_grid_search_finds_what_fit_model_finds(data: Any) -> None:
     assert result.best["params"] == facts["best_params"]
     assert result.best["cv_mean"] == pytest.approx(facts["cv_best_f1"])
     assert result.record["stopped_by"] == "exhausted" and len(result.trials) == 3
+
+
+# --------------------------------------------------------- fold scores (ADR 0052)
+class _Said(ClassifierMixin, BaseEstimator):
+    """A fitted classifier whose predictions are given: the scorers see only labels."""
+
+    def __init__(self, said: Any = None, classes: Any = None) -> None:
+        self.said, self.classes = said, classes
+
+    @property
+    def classes_(self) -> Any:
+        return np.asarray(self.classes, dtype=object)
+
+    def predict(self, X: Any) -> Any:
+        return self.said
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "precision", "recall", "f1", "specificity"])
+@pytest.mark.parametrize(("classes", "positive"), [(["B", "M"], "M"), ([0, 1], 1),
+                                                   ([0, 1], 0)])
+def test_counted_fold_scores_are_sklearns_to_the_last_bit(metric: str, classes: list[Any],
+                                                          positive: Any) -> None:
+    from sklearn.metrics import get_scorer
+
+    from conveyor.modeling.metrics import scorer
+    from conveyor.modeling.search import _fold_scorer
+
+    counted, sklearns = _fold_scorer(metric, positive), get_scorer(scorer(metric, positive))
+    rng = np.random.default_rng(11)
+    labels = np.asarray(classes, dtype=object)
+    for rows in (1, 2, 7, 91, 114):  # 1 and 2 rows: one class only, undefined ratios
+        for _ in range(25):
+            y = labels[rng.integers(0, 2, rows)]
+            said = np.where(rng.random(rows) < rng.random(), y, labels[rng.integers(0, 2, rows)])
+            if isinstance(classes[0], int):
+                y, said = y.astype(int), said.astype(int)
+            model = _Said(said, classes)
+            assert counted(model, None, y) == float(sklearns(model, None, y))
+
+
+def test_labels_a_binary_count_cannot_take_go_to_sklearns_scorer() -> None:
+    from conveyor.modeling.search import _fold_scorer
+
+    three = _Said(np.array(["a", "b", "c"], dtype=object), ["a", "b", "c"])
+    with pytest.raises(ValueError, match="binary"):  # sklearn's own refusal, not a count
+        _fold_scorer("f1", "a")(three, None, np.array(["a", "b", "b"], dtype=object))
+    assert _fold_scorer("accuracy", None)(three, None, np.array(["a", "b", "b"])) == 2 / 3
+
+
+def test_a_trials_fold_scores_are_what_sklearn_scores_on_those_folds(data: Any) -> None:
+    from sklearn.base import clone
+    from sklearn.metrics import get_scorer
+
+    from conveyor.modeling.metrics import scorer
+    from conveyor.modeling.search import make_folds
+
+    X, y = data
+    result = search(data, [logistic()], n_trials=6, pruning=False)
+    folds = make_folds(X, y, cv=3, seed=7)
+    f1 = get_scorer(scorer("f1", 1))
+    for trial in result.trials:
+        model = clone(logistic().pipeline).set_params(
+            **{f"model__{k}": v for k, v in trial.params.items()})
+        expected = [float(f1(clone(model).fit(X.iloc[tr], y.iloc[tr]), X.iloc[te], y.iloc[te]))
+                    for tr, te in folds]
+        assert trial.scores == expected
+
+
+def test_the_preprocessing_is_hashed_once_per_candidate(data: Any, monkeypatch: Any) -> None:
+    import joblib
+
+    hashed: list[Any] = []
+    real = joblib.hash
+    monkeypatch.setattr(joblib, "hash", lambda obj, *a, **k: hashed.append(obj) or real(obj))
+    result = search(data, [logistic(), logistic("other")], n_trials=8, pruning=False)
+    assert len(result.trials) == 8  # 8 trials x 3 folds used the preprocessed folds
+    assert len(hashed) == 2 and all(isinstance(h, Pipeline) for h in hashed)
