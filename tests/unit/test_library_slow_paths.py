@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 _TRUSTED = ("import json, sys; {imp}; "
             "from skops.io._trusted_types import SKLEARN_ESTIMATOR_TYPE_NAMES as names; "
@@ -50,7 +51,7 @@ def test_the_dataset_schema_is_mlflows_own_inference() -> None:
 
 
 def test_a_saved_model_skips_mlflows_requirement_check_and_keeps_its_pins(
-        tmp_path, monkeypatch) -> None:  # noqa: ANN001
+        tmp_path: Any, monkeypatch: Any) -> None:
     """MLflow's check that the installed packages satisfy the model's pins lists every
     installed distribution (ADR 0052); our pins are the installed versions, so the save skips
     it: requirements.txt is unchanged, and the check is MLflow's again afterwards."""
