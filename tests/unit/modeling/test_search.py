@@ -348,3 +348,22 @@ def test_the_preprocessing_is_hashed_once_per_candidate(data: Any, monkeypatch: 
     result = search(data, [logistic(), logistic("other")], n_trials=8, pruning=False)
     assert len(result.trials) == 8  # 8 trials x 3 folds used the preprocessed folds
     assert len(hashed) == 2 and all(isinstance(h, Pipeline) for h in hashed)
+
+
+def test_the_history_plot_draws_the_completed_trials(data: Any) -> None:
+    """The PNG (zlib level 1 since ADR 0052) decodes, and the candidate's points are in it:
+    matplotlib's first colour at alpha 0.8 on white, absent when no trial completed."""
+    import io
+
+    from PIL import Image
+
+    def marked(record: dict[str, Any]) -> int:
+        image = np.asarray(Image.open(io.BytesIO(history_plot(record))).convert("RGB"))
+        assert 500 < image.shape[1] < 700 and 250 < image.shape[0] < 450
+        return int((np.abs(image.astype(int) - (76, 146, 195)).max(axis=2) <= 6).sum())
+
+    record = search(data, [logistic()], n_trials=6).record
+    assert marked(record) > 50
+    none_complete = {**record, "trials": [{**t, "state": "pruned", "cv_mean": None}
+                                          for t in record["trials"]]}
+    assert marked(none_complete) == 0
