@@ -280,7 +280,7 @@ def _pins_unchecked() -> Iterator[None]:
     from mlflow.utils import environment
 
     check = getattr(environment, "warn_dependency_requirement_mismatches", None)
-    if check is None:
+    if check is None or check is _no_check:  # gone from MLflow, or another save has it off
         yield
         return
     environment.warn_dependency_requirement_mismatches = _no_check
