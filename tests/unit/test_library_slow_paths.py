@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 _TRUSTED = ("import json, sys; {imp}; "
             "from skops.io._trusted_types import SKLEARN_ESTIMATOR_TYPE_NAMES as names; "
@@ -47,3 +48,28 @@ def test_the_dataset_schema_is_mlflows_own_inference() -> None:
     assert ours.to_dict() == mlflows.to_dict()
     assert [c["required"] for c in ours.to_dict()] == [True, False, True, False, True, True,
                                                       False, False]
+
+
+def test_a_saved_model_skips_mlflows_requirement_check_and_keeps_its_pins(
+        tmp_path: Any, monkeypatch: Any) -> None:
+    """MLflow's check that the installed packages satisfy the model's pins lists every
+    installed distribution (ADR 0052); our pins are the installed versions, so the save skips
+    it: requirements.txt is unchanged, and the check is MLflow's again afterwards."""
+    import pandas as pd
+    from mlflow.utils import environment
+    from sklearn.linear_model import LogisticRegression
+
+    from conveyor.tracking.tracker import Tracker, _pip_requirements
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(environment, "warn_dependency_requirement_mismatches", calls.append)
+    X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
+    model = LogisticRegression().fit(X, [0, 0, 1, 1])
+    Tracker.save_sklearn_model(model, X.head(2), tmp_path / "model")
+    assert calls == []  # not called while saving
+    pins = _pip_requirements(model)
+    assert any(p.startswith("scikit-learn==") for p in pins)
+    assert (tmp_path / "model" / "requirements.txt").read_text().split() == pins
+    assert environment.warn_dependency_requirement_mismatches == calls.append  # put back
+    environment._process_pip_requirements([], pip_requirements=pins)  # MLflow's own path
+    assert calls == [pins]  # ... which is the hook the save stood in for

@@ -108,7 +108,14 @@ def make_folds(X: Any, y: Any, *, cv: int, seed: int, stratify: bool = True) -> 
 
 
 def _fold_scorer(metric: str, positive: Any) -> Callable[[Any, Any, Any], float]:
-    """A scorer returning the metric in its own units (log loss positive, not negated)."""
+    """A scorer returning the metric in its own units (log loss positive, not negated).
+
+    Accuracy, and precision, recall, F1 and specificity of a positive class, are counted
+    from the predicted labels (:func:`~conveyor.modeling.metrics.label_metric_rows`: the same
+    integer counts and the same one division as scikit-learn, so the same float); sklearn's
+    scorer checked its inputs for a few milliseconds per fold, as long as a small model's fit
+    (ADR 0052). Anything else, or labels it would refuse, goes through sklearn's scorer.
+    """
     from sklearn.metrics import get_scorer
 
     from conveyor.modeling.metrics import scorer
@@ -119,8 +126,27 @@ def _fold_scorer(metric: str, positive: Any) -> Callable[[Any, Any, Any], float]
     def natural(model: Any, X: Any, y: Any) -> float:
         return float(score(model, X, y)) * sign
 
-    natural.sign = sign  # type: ignore[attr-defined]
-    return natural
+    counted = metric == "accuracy" or (
+        positive is not None and metric in ("precision", "recall", "f1", "specificity"))
+    if not counted:
+        natural.sign = sign  # type: ignore[attr-defined]
+        return natural
+
+    import numpy as np
+
+    from conveyor.modeling.metrics import label_metric_rows
+
+    def from_labels(model: Any, X: Any, y: Any) -> float:
+        y_true, y_pred = np.asarray(y), np.asarray(model.predict(X))
+        if metric != "accuracy":
+            seen = {*y_true.tolist(), *y_pred.tolist()}
+            if len(seen) > 2 or (len(seen) == 2 and positive not in seen):
+                return natural(model, X, y)  # sklearn's own error, or its multiclass rule
+        return float(label_metric_rows(y_true, y_pred[np.newaxis], metric,
+                                       positive=positive)[0])
+
+    from_labels.sign = sign  # type: ignore[attr-defined]
+    return from_labels
 
 
 def _plain(value: Any) -> Any:
@@ -442,16 +468,25 @@ class _Prepared:
         self.keep = X.shape[0] * max(1, X.shape[1]) <= _PREPARE_MAX_CELLS
         self.lock = threading.Lock()
         self.made: dict[tuple[str, int], tuple[Any, Any, Any, Any]] = {}
+        #: id(pipeline) -> (pipeline, hash of its preprocessing): hashed once per candidate,
+        #: not once per trial and fold (a pickle of the whole preprocessing each time)
+        self.hashes: dict[int, tuple[Any, str]] = {}
 
-    def fold(self, pipeline: Any, step: int) -> tuple[Any, Any, Any, Any]:
+    def _key(self, pipeline: Any) -> str:
         from joblib import hash as joblib_hash
 
+        known = self.hashes.get(id(pipeline))
+        if known is None or known[0] is not pipeline:
+            known = self.hashes[id(pipeline)] = (pipeline, joblib_hash(pipeline[:-1]))
+        return known[1]
+
+    def fold(self, pipeline: Any, step: int) -> tuple[Any, Any, Any, Any]:
         if len(pipeline) == 1:
             return self._rows(step)
         if not self.keep:
             return self._make(pipeline, step)
-        key = (joblib_hash(pipeline[:-1]), step)
         with self.lock:
+            key = (self._key(pipeline), step)
             if key not in self.made:
                 self.made[key] = self._make(pipeline, step)
             return self.made[key]
@@ -512,5 +547,7 @@ def history_plot(record: dict[str, Any]) -> bytes:
                  f"{record['stopped_by']}")
     ax.legend(fontsize=8, loc="best")
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight")
+    # bbox_inches="tight" kept: the y tick labels' width follows the metric's values (an
+    # RMSE of 12345.6), so fixed margins would clip some; zlib level 1 as modeling/plots.py
+    fig.savefig(buffer, format="png", bbox_inches="tight", pil_kwargs={"compress_level": 1})
     return buffer.getvalue()

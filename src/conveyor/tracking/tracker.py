@@ -284,6 +284,31 @@ def _pip_requirements(model: Any = None) -> list[str]:
     return out
 
 
+@contextmanager
+def _pins_unchecked() -> Iterator[None]:
+    """Skip MLflow's check that the installed packages satisfy the model's requirements while
+    a model is saved: :func:`_pip_requirements` pins each one to the version installed here,
+    so the check compares a version with itself. It lists every installed distribution to map
+    modules to packages (``importlib.metadata.packages_distributions``): ~0.35 s of each
+    saved model, and only a warning can come of it (ADR 0052). If MLflow no longer has the
+    hook the save runs as before, check included."""
+    from mlflow.utils import environment
+
+    check = getattr(environment, "warn_dependency_requirement_mismatches", None)
+    if check is None or check is _no_check:  # gone from MLflow, or another save has it off
+        yield
+        return
+    environment.warn_dependency_requirement_mismatches = _no_check
+    try:
+        yield
+    finally:
+        environment.warn_dependency_requirement_mismatches = check
+
+
+def _no_check(model_requirements: list[str]) -> None:
+    """Stands in for MLflow's requirement check while a model is saved."""
+
+
 class Tracker:
     """MLflow tracking and registry for one pipeline.
 
@@ -668,7 +693,7 @@ class Tracker:
 
         signature = infer_signature(example, model.predict(example))
         try:
-            with mlflow_scope(), _skops_quietly():
+            with mlflow_scope(), _skops_quietly(), _pins_unchecked():
                 mlflow.sklearn.save_model(
                     model, str(path), mlflow_model=mlflow_model, signature=signature,
                     input_example=example,

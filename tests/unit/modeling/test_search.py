@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.datasets import make_classification
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import RandomForestClassifier
@@ -316,3 +318,99 @@ def test_conveyor_validate_takes_ranges_under_random_and_names_a_bad_one(
     assert main(["validate", str(spec), "models.0.space.C={low: 10, high: 1}"]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("error: ") and "models.0.space.C: low 10 is above high 1" in line
+
+
+# --------------------------------------------------------- fold scores (ADR 0052)
+class _Said(ClassifierMixin, BaseEstimator):
+    """A fitted classifier whose predictions are given: the scorers see only labels."""
+
+    def __init__(self, said: Any = None, classes: Any = None) -> None:
+        self.said, self.classes = said, classes
+
+    @property
+    def classes_(self) -> Any:
+        return np.asarray(self.classes, dtype=object)
+
+    def predict(self, X: Any) -> Any:
+        return self.said
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "precision", "recall", "f1", "specificity"])
+@pytest.mark.parametrize(("classes", "positive"), [(["B", "M"], "M"), ([0, 1], 1),
+                                                   ([0, 1], 0)])
+def test_counted_fold_scores_are_sklearns_to_the_last_bit(metric: str, classes: list[Any],
+                                                          positive: Any) -> None:
+    from sklearn.metrics import get_scorer
+
+    from conveyor.modeling.metrics import scorer
+    from conveyor.modeling.search import _fold_scorer
+
+    counted, sklearns = _fold_scorer(metric, positive), get_scorer(scorer(metric, positive))
+    rng = np.random.default_rng(11)
+    labels = np.asarray(classes, dtype=object)
+    for rows in (1, 2, 7, 91, 114):  # 1 and 2 rows: one class only, undefined ratios
+        for _ in range(25):
+            y = labels[rng.integers(0, 2, rows)]
+            said = np.where(rng.random(rows) < rng.random(), y, labels[rng.integers(0, 2, rows)])
+            if isinstance(classes[0], int):
+                y, said = y.astype(int), said.astype(int)
+            model = _Said(said, classes)
+            assert counted(model, None, y) == float(sklearns(model, None, y))
+
+
+def test_labels_a_binary_count_cannot_take_go_to_sklearns_scorer() -> None:
+    from conveyor.modeling.search import _fold_scorer
+
+    three = _Said(np.array(["a", "b", "c"], dtype=object), ["a", "b", "c"])
+    with pytest.raises(ValueError, match="binary"):  # sklearn's own refusal, not a count
+        _fold_scorer("f1", "a")(three, None, np.array(["a", "b", "b"], dtype=object))
+    assert _fold_scorer("accuracy", None)(three, None, np.array(["a", "b", "b"])) == 2 / 3
+
+
+def test_a_trials_fold_scores_are_what_sklearn_scores_on_those_folds(data: Any) -> None:
+    from sklearn.base import clone
+    from sklearn.metrics import get_scorer
+
+    from conveyor.modeling.metrics import scorer
+    from conveyor.modeling.search import make_folds
+
+    X, y = data
+    result = search(data, [logistic()], n_trials=6, pruning=False)
+    folds = make_folds(X, y, cv=3, seed=7)
+    f1 = get_scorer(scorer("f1", 1))
+    for trial in result.trials:
+        model = clone(logistic().pipeline).set_params(
+            **{f"model__{k}": v for k, v in trial.params.items()})
+        expected = [float(f1(clone(model).fit(X.iloc[tr], y.iloc[tr]), X.iloc[te], y.iloc[te]))
+                    for tr, te in folds]
+        assert trial.scores == expected
+
+
+def test_the_preprocessing_is_hashed_once_per_candidate(data: Any, monkeypatch: Any) -> None:
+    import joblib
+
+    hashed: list[Any] = []
+    real = joblib.hash
+    monkeypatch.setattr(joblib, "hash", lambda obj, *a, **k: hashed.append(obj) or real(obj))
+    result = search(data, [logistic(), logistic("other")], n_trials=8, pruning=False)
+    assert len(result.trials) == 8  # 8 trials x 3 folds used the preprocessed folds
+    assert len(hashed) == 2 and all(isinstance(h, Pipeline) for h in hashed)
+
+
+def test_the_history_plot_draws_the_completed_trials(data: Any) -> None:
+    """The PNG (zlib level 1 since ADR 0052) decodes, and the candidate's points are in it:
+    matplotlib's first colour at alpha 0.8 on white, absent when no trial completed."""
+    import io
+
+    from PIL import Image
+
+    def marked(record: dict[str, Any]) -> int:
+        image = np.asarray(Image.open(io.BytesIO(history_plot(record))).convert("RGB"))
+        assert 500 < image.shape[1] < 700 and 250 < image.shape[0] < 450
+        return int((np.abs(image.astype(int) - (76, 146, 195)).max(axis=2) <= 6).sum())
+
+    record = search(data, [logistic()], n_trials=6).record
+    assert marked(record) > 50
+    none_complete = {**record, "trials": [{**t, "state": "pruned", "cv_mean": None}
+                                          for t in record["trials"]]}
+    assert marked(none_complete) == 0
