@@ -41,7 +41,7 @@ class SplitStep(BaseStep):
         """``split.test_data`` as ingest read it, checked and typed as the data were."""
         from conveyor.errors import ConveyorRuntimeError, DataError
         from conveyor.sources.lines import LineMap
-        from conveyor.steps.validate import validate_table
+        from conveyor.validation.table import validate_table
 
         if "ingest.test_raw" not in ctx.inputs:
             raise ConveyorRuntimeError("split.test_data is set but ingest read no test set in "
