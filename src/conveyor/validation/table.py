@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 __all__ = ["check_binary_target", "check_class_sizes", "check_leakage", "check_min_rows",
            "check_missing_share", "check_named_columns", "check_numeric", "check_two_classes",
-           "check_value_leakage", "integral_target", "model_inputs", "numeric_target",
-           "validate_table"]
+           "check_value_leakage", "integral_target", "leakage_message", "missing_share_message",
+           "model_inputs", "not_a_number", "numeric_target", "validate_table"]
 
 log = logging.getLogger(__name__)
 _NUMERIC_SHARE = 0.9  # an inferred text column this numeric is a numeric column with typos
@@ -224,28 +224,43 @@ def validate_table(
             found.add(problem)
     found.raise_failures()
 
+    report = build_report(
+        ctx_spec, rows=len(typed), rows_in=len(frame), columns=len(columns), types=types,
+        task=task, counts=counts, found=found, source=source, by_check=by_check, status=status,
+        missing={c: int(typed[c].isna().sum()) for c in types if typed[c].isna().any()},
+        schema=infer_schema(typed[keep], keep))
+    return typed[keep], report
+
+
+def build_report(ctx_spec: Any, *, rows: int, rows_in: int, columns: int,
+                 types: dict[str, str], task: Any, counts: Any, found: _Findings, source: str,
+                 by_check: dict[str, int], status: str, missing: dict[str, int],
+                 schema: dict[str, Any]) -> dict[str, Any]:
+    """``report.json`` of a table that passed (whole or in chunks)."""
+    rules = ctx_spec.validate_
     report = {
-        "rows": len(typed), "columns": len(columns),
+        "rows": rows, "columns": columns,
         "features": types,
         "task": task.task, "task_reason": task.reason,
         "classes": {str(k): int(v) for k, v in counts.items()} if counts is not None else {},
-        "missing": {c: int(typed[c].isna().sum()) for c in types if typed[c].isna().any()},
+        "missing": missing,
         "warnings": found.warnings,
         "passed": True,
         # issue 12
-        "source": source, "rows_in": len(frame),
-        "dropped": {"rows": len(frame) - len(typed), "by_check": by_check},
+        "source": source, "rows_in": rows_in,
+        "dropped": {"rows": rows_in - rows, "by_check": by_check},
         "problems": found.reported,
         "policies": {k: v for k, v in rules.model_dump().items() if isinstance(v, str)}
         | {"drift": rules.drift.policy},
         "baseline": {"status": status},
-        "schema": infer_schema(typed[keep], keep),
+        "schema": schema,
     }
-    if schema.id:  # new rows bring new ids: their range and values are no drift
-        report["schema"]["columns"][schema.id] = {
-            k: v for k, v in report["schema"]["columns"][schema.id].items()
+    id_ = ctx_spec.schema_.id
+    if id_:  # new rows bring new ids: their range and values are no drift
+        report["schema"]["columns"][id_] = {
+            k: v for k, v in report["schema"]["columns"][id_].items()
             if k not in ("min", "max", "categories")}
-    return typed[keep], report
+    return report
 
 
 def _classification_checks(typed: Any, ctx_spec: Any, found: _Findings, *,
@@ -331,14 +346,27 @@ def check_numeric(column: Any, name: str, declared: str | None, *, source: str,
     if not bad.any():
         return coerced, None
     first = int(np.flatnonzero(bad.to_numpy())[0])
-    return coerced, (f"{source}: column {name!r}, {_row(first, lines)}: "
-                     f"{column.iloc[first]!r} is not a number ({int(bad.sum())} such rows)")
+    return coerced, not_a_number(name, first, column.iloc[first], int(bad.sum()),
+                                 source=source, lines=lines)
+
+
+def not_a_number(name: str, row: int, value: Any, count: int, *, source: str,
+                 lines: LineMap | None) -> str:
+    """The message of a numeric column's first value that is not a number."""
+    return (f"{source}: column {name!r}, {_row(row, lines)}: {value!r} is not a number "
+            f"({count} such rows)")
 
 
 def check_missing_share(column: Any, name: str, max_missing_fraction: float, *,
                         source: str) -> str | None:
     """A column with no values, or more missing than ``validate.max_missing_fraction``."""
-    share = column.isna().mean()
+    return missing_share_message(column.isna().mean(), name, max_missing_fraction,
+                                 source=source)
+
+
+def missing_share_message(share: float, name: str, max_missing_fraction: float, *,
+                          source: str) -> str | None:
+    """:func:`check_missing_share` of a column whose missing share is known."""
     if share == 1.0:
         return (f"{source}: column {name!r} has no values (all missing); "
                 "drop it with schema.drop")
@@ -427,8 +455,7 @@ def check_leakage(column: Any, target: Any, name: str, target_name: str, *,
     pairs = pd.DataFrame({"f": column.astype(str), "t": target.astype(str)})
     if pairs.drop_duplicates().shape[0] != n_classes:
         return None
-    return (f"{source}: column {name!r} determines the target {target_name!r} exactly "
-            "(leakage); drop it with schema.drop")
+    return leakage_message(name, target_name, source=source)
 
 
 def model_inputs(table: Any, report: dict[str, Any], spec: Any) -> tuple[Any, dict[str, Any]]:
@@ -495,5 +522,10 @@ def check_value_leakage(column: Any, target: Any, name: str, target_name: str, *
     r = np.corrcoef(pairs["f"].to_numpy(), pairs["t"].to_numpy())[0, 1]
     if not np.isfinite(r) or abs(r) < 1 - 1e-9:
         return None
+    return leakage_message(name, target_name, source=source)
+
+
+def leakage_message(name: str, target_name: str, *, source: str) -> str:
+    """The message of a feature that determines the target."""
     return (f"{source}: column {name!r} determines the target {target_name!r} exactly "
             "(leakage); drop it with schema.drop")
