@@ -101,6 +101,14 @@ def accept_schema(loaded: Any, store: Store) -> tuple[str, list[str]]:
     return uri, changes
 
 
+def _without(chunks: Any, columns: list[str]) -> Any:
+    """``chunks`` (a function yielding frames) without ``columns``."""
+    def without() -> Any:
+        for chunk in chunks():
+            yield chunk.drop(columns=[c for c in columns if c in chunk.columns])
+    return without
+
+
 def _log_failure(ctx: StepContext, exc: DataError, *, source: str, rows: int) -> None:
     """The report of a failed validation, to the run's MLflow run only (it ends FAILED).
 
@@ -143,37 +151,62 @@ class ValidateStep(BaseStep):
                 + (f", {dropped} rows dropped" if dropped else ""))
 
     def _run(self, ctx: StepContext) -> StepResult:
+        from conveyor.sources.lines import LineMap  # conveyor.sources imports pandas
+        from conveyor.validation.chunked import ParquetChunks, chunk_rows, chunks_apply
         from conveyor.validation.report import render_html
 
-        frame = ctx.read_table("ingest.raw")
         ingest = ctx.upstream.get("ingest", {})
         source = str(ingest.get("source", "data")).rsplit("/", 1)[-1]
-        from conveyor.sources.lines import LineMap  # conveyor.sources imports pandas
-
         lines = LineMap.from_json(ingest.get("lines"))
         derive = ctx.spec.derive
-        if derive:  # derived columns are validated like any column (docs/features.md)
-            from conveyor.features.derive import derive_frame
-
-            frame = derive_frame(frame, derive, source=source)
         saved_uri = saved_schema_uri(ctx.store, ctx.spec.name)
         saved, saved_sha = _read_saved(ctx.store, saved_uri)
-        try:
-            table, report = validate_table(frame, ctx.spec, source=source, lines=lines,
-                                           baseline=saved)
-        except DataError as exc:
-            _log_failure(ctx, exc, source=source, rows=len(frame))
-            raise
+        size = chunk_rows()
+        chunks = ParquetChunks(ctx.store.local_file(ctx.inputs["ingest.raw"], ctx.scratch),
+                               size)
+        table = None
+        if chunks_apply(chunks.rows, size, derive):  # ADR 0051: never the whole table
+            from conveyor.validation.chunked import validate_chunked
+
+            try:
+                table, report = validate_chunked(chunks, chunks.columns, chunks.rows, ctx.spec,
+                                                 source=source, lines=lines, baseline=saved)
+            except DataError as exc:
+                _log_failure(ctx, exc, source=source, rows=chunks.rows)
+                raise
+        else:
+            frame = ctx.read_table("ingest.raw")
+            if derive:  # derived columns are validated like any column (docs/features.md)
+                from conveyor.features.derive import derive_frame
+
+                frame = derive_frame(frame, derive, source=source)
+            try:
+                table, report = validate_table(frame, ctx.spec, source=source, lines=lines,
+                                               baseline=saved)
+            except DataError as exc:
+                _log_failure(ctx, exc, source=source, rows=len(frame))
+                raise
+            del frame
         from conveyor.modeling.tasks import check_task
 
         check_task(ctx.loaded, report["task"], report["task_reason"])
-        if derive:  # the model computes them: its inputs are the columns they read
+        if derive and callable(table):  # the model computes them, chunk by chunk
+            import pandas as pd
+
+            _, report = model_inputs(pd.DataFrame(), report, ctx.spec)
+            table = _without(table, list(derive))
+        elif derive:  # the model computes them: its inputs are the columns they read
             table, report = model_inputs(table, report, ctx.spec)
         if saved is not None:
             report["baseline"] = {"status": "compared with the saved schema", "uri": saved_uri,
                                   "sha256": saved_sha}
+        if callable(table):
+            written, _, _ = ctx.store.put_table_batches(ctx.output_uri("table.parquet"),
+                                                         table())
+        else:
+            written = ctx.write_table("table", table)
         return StepResult(
-            outputs={"table": ctx.write_table("table", table),
+            outputs={"table": written,
                      "report": ctx.write_json("report", report),
                      "schema": ctx.write_json("schema", report["schema"]),
                      "html": ctx.write_bytes("report.html", render_html(report).encode())},

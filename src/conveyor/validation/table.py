@@ -166,23 +166,10 @@ def validate_table(
             typed[problem.column] = typed[problem.column].where(~np.isinf(values))
     found.raise_failures()
 
-    dropping = [p for p in found.problems if p.policy == "drop"]
-    by_check: dict[str, int] = {}
-    if dropping:
-        drop = np.zeros(len(typed), dtype=bool)
-        for problem in dropping:
-            rows = np.asarray(problem.rows, dtype=int)
-            by_check[problem.check] = by_check.get(problem.check, 0) + int(
-                (~drop[rows]).sum())
-            drop[rows] = True
-            log.warning("validate (%s, drop): %s", problem.check, problem.message)
-        kept = np.flatnonzero(~drop)
-        typed = typed.iloc[kept].reset_index(drop=True)
-        found.namer = RowNamer(lines, kept=kept)
-        if len(typed) < rules.min_rows:
-            raise DataError(f"{source} has {len(typed)} rows after dropping {int(drop.sum())} "
-                            f"({', '.join(f'{k} {v}' for k, v in by_check.items())}); "
-                            f"validate.min_rows is {rules.min_rows}")
+    drop, by_check = drop_rows(found, len(typed), lines=lines, source=source,
+                               min_rows=rules.min_rows)
+    if drop is not None:
+        typed = typed.iloc[found.namer.kept].reset_index(drop=True)
 
     for name in candidates:
         message = check_missing_share(typed[name], name, rules.max_missing_fraction,
@@ -230,6 +217,35 @@ def validate_table(
         missing={c: int(typed[c].isna().sum()) for c in types if typed[c].isna().any()},
         schema=infer_schema(typed[keep], keep))
     return typed[keep], report
+
+
+def drop_rows(found: _Findings, rows: int, *, lines: Any, source: str,
+              min_rows: int) -> tuple[Any, dict[str, int]]:
+    """The rows the ``drop`` problems remove (a mask, or None) and how many per check;
+    ``found`` then names the kept rows.
+
+    Raises:
+        DataError: fewer than ``validate.min_rows`` rows are left.
+    """
+    import numpy as np
+
+    dropping = [p for p in found.problems if p.policy == "drop"]
+    by_check: dict[str, int] = {}
+    if not dropping:
+        return None, by_check
+    drop = np.zeros(rows, dtype=bool)
+    for problem in dropping:
+        at = np.asarray(problem.rows, dtype=int)
+        by_check[problem.check] = by_check.get(problem.check, 0) + int((~drop[at]).sum())
+        drop[at] = True
+        log.warning("validate (%s, drop): %s", problem.check, problem.message)
+    kept = np.flatnonzero(~drop)
+    found.namer = RowNamer(lines, kept=kept)
+    if len(kept) < min_rows:
+        raise DataError(f"{source} has {len(kept)} rows after dropping {int(drop.sum())} "
+                        f"({', '.join(f'{k} {v}' for k, v in by_check.items())}); "
+                        f"validate.min_rows is {min_rows}")
+    return drop, by_check
 
 
 def build_report(ctx_spec: Any, *, rows: int, rows_in: int, columns: int,

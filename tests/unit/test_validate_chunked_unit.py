@@ -1,0 +1,146 @@
+"""Validation in chunks gives what validation of the whole table gives (ADR 0051).
+
+A differential test: every test of ``test_validate_table`` and ``test_validate_rules`` (the
+bad-data corpus on the real WDBC file, the per-column rules, drops, drift) runs again with
+their ``validate_table`` replaced by a twin that, besides returning the usual result, writes
+the table to Parquet (as ingest does) and validates it twice: whole
+(:func:`validate_table` on the file read whole) and in chunks of a few rows
+(:func:`validate_chunked` on :class:`ParquetChunks`). The two must give the same report, the
+same typed table, or the same error message and problems.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import test_validate_rules as rules_tests
+import test_validate_table as table_tests
+
+from conveyor.errors import DataError
+from conveyor.spec.models import Spec
+from conveyor.store.tables import write_batches
+from conveyor.validation.chunked import ParquetChunks, chunks_apply, validate_chunked
+from conveyor.validation.table import validate_table
+
+wdbc_lines = table_tests.wdbc_lines  # the fixture that module defines, for its tests here
+
+CHUNK = 16  # rows: the fixtures have 40 to 569 rows, so most checks straddle chunks
+COMPARED: list[str] = []  # what each twin compared (the test asserts it compared something)
+
+
+def _outcome(call: Callable[[], tuple[Any, dict[str, Any]]]) -> tuple[str, Any, Any]:
+    try:
+        table, report = call()
+    except DataError as exc:
+        return "error", str(exc), json.dumps(getattr(exc, "problems", None), default=str)
+    return "ok", table, json.dumps(report, default=str, sort_keys=True)
+
+
+def twin(folder: Path) -> Callable[..., tuple[Any, dict[str, Any]]]:
+    """``validate_table`` that also checks the chunked path against the whole one."""
+
+    def both(frame: Any, spec: Any, *, source: str, lines: Any = None,
+             baseline: Any = None) -> tuple[Any, dict[str, Any]]:
+        path = folder / f"raw-{len(COMPARED)}.parquet"
+        try:
+            frame.to_parquet(path, index=False)
+        except (ValueError, TypeError, ArithmeticError):  # a frame ingest could not write
+            return validate_table(frame, spec, source=source, lines=lines, baseline=baseline)
+        whole = _outcome(lambda: validate_table(pd.read_parquet(path), spec, source=source,
+                                                lines=lines, baseline=baseline))
+        chunks = ParquetChunks(path, CHUNK)
+        assert chunks_apply(chunks.rows, CHUNK) or chunks.rows <= CHUNK
+
+        def chunked() -> tuple[Any, dict[str, Any]]:
+            table, report = validate_chunked(chunks, chunks.columns, chunks.rows, spec,
+                                             source=source, lines=lines, baseline=baseline)
+            written, _, _ = write_batches(table(), folder)
+            return pd.read_parquet(written), report
+
+        parts = _outcome(chunked)
+        assert parts[0] == whole[0], (whole[1], parts[1])
+        if whole[0] == "error":
+            assert parts[1] == whole[1]
+            assert parts[2] == whole[2]
+        else:
+            assert parts[2] == whole[2]
+            pd.testing.assert_frame_equal(parts[1], whole[1].reset_index(drop=True))
+        COMPARED.append(whole[0])
+        return validate_table(frame, spec, source=source, lines=lines, baseline=baseline)
+
+    return both
+
+
+def _cases() -> list[Any]:
+    cases = []
+    for module in (table_tests, rules_tests):
+        for name, fn in vars(module).items():
+            if not name.startswith("test_") or not inspect.isfunction(fn):
+                continue
+            marks = getattr(fn, "pytestmark", [])
+            grids = [m for m in marks if m.name == "parametrize"]
+            if not grids:
+                cases.append(pytest.param(module, fn, {}, id=f"{module.__name__}::{name}"))
+                continue
+            names, values = grids[0].args[0], grids[0].args[1]
+            names = [n.strip() for n in names.split(",")] if isinstance(names, str) else names
+            for i, value in enumerate(values):
+                value = value.values if hasattr(value, "values") else value
+                value = value if len(names) > 1 else (value,)
+                cases.append(pytest.param(module, fn, dict(zip(names, value, strict=True)),
+                                          id=f"{module.__name__}::{name}[{i}]"))
+    return cases
+
+
+@pytest.mark.parametrize(("module", "fn", "params"), _cases())
+def test_chunks_give_the_whole_tables_result(module: Any, fn: Any, params: dict[str, Any],
+                                             request: pytest.FixtureRequest,
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
+    folder = tmp_path / "twin"
+    folder.mkdir()
+    monkeypatch.setattr(module, "validate_table", twin(folder))
+    before = len(COMPARED)
+    kwargs = {name: params[name] if name in params else request.getfixturevalue(name)
+              for name in inspect.signature(fn).parameters}
+    fn(**kwargs)
+    if len(COMPARED) == before:  # the file failed to read, or a check function alone
+        pytest.skip("this test validates no table (the reader or one check alone)")
+    assert COMPARED[before:]  # the twin compared the two paths, and they agreed
+
+
+def people(rows: int) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    age = rng.normal(40, 12, rows)
+    age[rng.random(rows) < 0.05] = np.nan
+    ids = np.arange(rows)
+    ids[rows - 3] = 11  # an id that repeats three chunks later
+    return pd.DataFrame({"id": ids, "age": age, "code": rng.choice(["1", "2", "x"], rows,
+                                                                   p=[.5, .49, .01]),
+                         "city": rng.choice(["Oslo", "Lima", "Pune"], rows),
+                         "label": rng.choice(["yes", "no"], rows)})
+
+
+@pytest.mark.parametrize("policy", ["drop", "warn"])
+def test_repeats_across_chunks_typos_and_drift_match(tmp_path: Path, policy: str) -> None:
+    """Repeated ids in far-apart chunks, typos in a numeric text column, drops and drift."""
+    spec = Spec.model_validate({
+        "name": "t", "data": {"source": "file", "uri": "people.csv"},
+        "schema": {"target": "label", "id": "id"},
+        "validate": {"duplicate_ids": policy, "types": "warn", "drift": {"policy": "warn"},
+                     "columns": {"age": {"min": 18, "policy": policy}}},
+        "model": {"estimator": "logistic_regression"}})
+    before = people(300)
+    _, first = validate_table(before, spec, source="people.csv")
+    after = people(300)
+    after.loc[::9, "city"] = "Rome"
+    after["age"] = after["age"] + 30
+    twin(tmp_path)(after, spec, source="people.csv", baseline=first["schema"])
+    assert COMPARED[-1] == "ok"
