@@ -161,7 +161,7 @@ class ValidateStep(BaseStep):
         derive = ctx.spec.derive
         saved_uri = saved_schema_uri(ctx.store, ctx.spec.name)
         saved, saved_sha = _read_saved(ctx.store, saved_uri)
-        size = chunk_rows()
+        size = chunk_rows(ctx.spec)
         chunks = ParquetChunks(ctx.store.local_file(ctx.inputs["ingest.raw"], ctx.scratch),
                                size)
         table = None

@@ -1,0 +1,113 @@
+"""validate and split in chunks, from the user's side: ``conveyor run`` (ADR 0051).
+
+The same CSV run with ``data.chunk_rows`` below its row count (chunks) and above it (the
+whole table) gives the same validation report and the same train and test rows, in the same
+order; and the peak memory of validate + split grows far less than the data from N to 4N rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SPEC = """\
+name: chunky
+data: {{source: file, uri: {uri}}}
+schema: {{target: diagnosis, positive_label: M, id: id}}
+validate: {{types: warn, duplicate_ids: drop}}
+model: {{estimator: logistic_regression, params: {{max_iter: 200}}}}
+gate: {{}}
+"""
+
+
+def make_csv(path: Path, rows: int, seed: int = 0, *, typo: bool = True) -> None:
+    """id, label M/B, 12 numbers (1 % missing), a numeric text column (with a typo), a city;
+    one id repeats."""
+    rng = np.random.default_rng(seed)
+    values = rng.normal(100, 30, size=(rows, 12)).round(4)
+    values[rng.random(values.shape) < 0.01] = np.nan
+    frame = pd.DataFrame(values, columns=[f"f{i}" for i in range(12)])
+    frame.insert(0, "diagnosis", np.where(values[:, 0] > 100, "M", "B"))
+    frame.insert(0, "id", np.arange(rows))
+    frame.loc[rows - 1, "id"] = 3  # repeats row 4's id, chunks away: dropped
+    frame["code"] = rng.integers(0, 9, rows).astype(str)
+    if typo:  # in a numeric text column (warn)
+        frame.loc[rows // 2, "code"] = "n/a"
+    frame["city"] = rng.choice(["Oslo", "Lima", "Pune"], rows)
+    frame.to_csv(path, index=False)
+
+
+def conveyor(spec: Path, home: Path, *args: str, chunk_rows: int) -> tuple[float, str]:
+    """``conveyor run SPEC ARGS`` in a child: (its peak RSS in MB, stderr)."""
+    env = dict(os.environ, CONVEYOR_HOME=str(home), MLFLOW_DISABLE_TELEMETRY="true")
+    child = subprocess.Popen([sys.executable, "-m", "conveyor.cli", "run", str(spec),
+                              f"data.chunk_rows={chunk_rows}", *args, "-q"], env=env,
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    error = child.stderr.read().decode() if child.stderr else ""
+    assert status == 0, error[-3000:]
+    return usage.ru_maxrss / 1024, error
+
+
+def artifact(home: Path, step: str, name: str) -> Path:
+    found = sorted(home.rglob(f"chunky/*/{step}/{name}"))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_chunks_and_whole_give_the_same_report_and_split(
+        tmp_path: Path, seed_mlflow: Callable[[Path], Path]) -> None:
+    data = tmp_path / "data.csv"
+    make_csv(data, 2_000)
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text(SPEC.format(uri=data))
+    results = {}
+    for label, chunk_rows in (("chunks", 300), ("whole", 100_000)):
+        home = tmp_path / label
+        seed_mlflow(home)
+        conveyor(spec, home, "--until", "split", chunk_rows=chunk_rows)
+        report = json.loads(artifact(home, "validate", "report.json").read_text())
+        results[label] = (report, *(pd.read_parquet(artifact(home, "split", f"{t}.parquet"))
+                                    for t in ("train", "test")))
+    (report, train, test), (whole_report, whole_train, whole_test) = (results["chunks"],
+                                                                      results["whole"])
+    assert report == whole_report
+    assert report["dropped"]["by_check"] == {"duplicate_ids": 1}  # row 2000's repeated id
+    assert [p["check"] for p in report["problems"]] == ["types", "duplicate_ids"]
+    pd.testing.assert_frame_equal(train, whole_train)
+    pd.testing.assert_frame_equal(test, whole_test)
+    assert len(train) + len(test) == 1_999
+    assert not train["id"].is_monotonic_increasing  # shuffled as the whole split shuffles
+
+
+def test_peak_memory_of_validate_and_split_grows_far_less_than_the_data(
+        tmp_path: Path, seed_mlflow: Callable[[Path], Path]) -> None:
+    """N and 4N rows in chunks of 4,000; the whole-table path at 4N is the control that
+    shows the measurement sees the table."""
+    rows, peaks, sizes = 15_000, {}, {}
+    for label, n, chunk_rows in (("N", rows, 4_000), ("4N", 4 * rows, 4_000),
+                                 ("4N whole", 4 * rows, 10**9)):
+        folder = tmp_path / label.replace(" ", "-")
+        folder.mkdir()
+        data = folder / "data.csv"
+        make_csv(data, n, typo=False)  # ingest fails on a typo past pandas' 1st block
+        sizes[label] = data.stat().st_size / 1e6
+        spec = folder / "pipeline.yaml"
+        spec.write_text(SPEC.format(uri=data))
+        home = folder / "home"
+        seed_mlflow(home)
+        conveyor(spec, home, "--run-id", "r1", "--until", "ingest", chunk_rows=chunk_rows)
+        peaks[label], _ = conveyor(spec, home, "--run-id", "r1", "--from", "validate",
+                                   "--until", "split", chunk_rows=chunk_rows)
+    grown = peaks["4N"] - peaks["N"]
+    more_data = sizes["4N"] - sizes["N"]  # MB of CSV added
+    assert grown < 0.25 * more_data, (peaks, sizes)
+    assert peaks["4N whole"] - peaks["4N"] > more_data / 2, (peaks, sizes)  # the control
