@@ -144,3 +144,52 @@ def test_repeats_across_chunks_typos_and_drift_match(tmp_path: Path, policy: str
     after["age"] = after["age"] + 30
     twin(tmp_path)(after, spec, source="people.csv", baseline=first["schema"])
     assert COMPARED[-1] == "ok"
+
+
+def _same(tmp_path: Path, raw: pd.DataFrame, spec: Spec, chunk: int) -> dict[str, Any]:
+    """Validate ``raw`` (derived columns added as the step adds them) whole and in chunks;
+    both must give the same report and table. Returns the report."""
+    from conveyor.features.derive import derive_frame
+
+    path = tmp_path / "raw.parquet"
+    raw.to_parquet(path, index=False)
+    frame = pd.read_parquet(path)
+    if spec.derive:
+        frame = derive_frame(frame, spec.derive, source="raw")
+    table, report = validate_table(frame, spec, source="raw")
+    chunks = ParquetChunks(path, chunk)
+    parts, chunked_report = validate_chunked(chunks, chunks.columns, chunks.rows, spec,
+                                             source="raw")
+    written, _, _ = write_batches(parts(), tmp_path)
+    assert json.dumps(chunked_report, sort_keys=True, default=str) == json.dumps(
+        report, sort_keys=True, default=str)
+    pd.testing.assert_frame_equal(pd.read_parquet(written), table.reset_index(drop=True))
+    return report
+
+
+def test_titanic_with_derived_columns_matches(tmp_path: Path, titanic_dir: Path) -> None:
+    """Dirty real data (missing Age, Cabin, Embarked; text) and three derived columns."""
+    import yaml
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "titanic" / "pipeline.yaml"
+    data = yaml.safe_load(example.read_text())
+    data["data"]["uri"] = str(titanic_dir / "train.csv")
+    report = _same(tmp_path, pd.read_csv(titanic_dir / "train.csv"),
+                   Spec.model_validate(data), 100)
+    assert {"title", "family_size", "has_cabin"} <= set(report["features"])
+    assert report["missing"]["Age"] == 177
+
+
+def test_a_regression_target_matches(tmp_path: Path) -> None:
+    """A numeric target: the task rule, the constant check and value leakage (merged
+    correlation) in chunks."""
+    frame = people(500).drop(columns=["label"])
+    frame["score"] = frame["id"] * 0.5 + np.random.default_rng(5).normal(0, 1, 500)
+    frame["leak"] = frame["score"] * 3 + 1  # a linear function of the target
+    spec = Spec.model_validate({
+        "name": "t", "data": {"source": "file", "uri": "people.csv"},
+        "schema": {"target": "score"}, "validate": {"leakage": "warn", "types": "warn"},
+        "model": {"estimator": "ridge"}})
+    report = _same(tmp_path, frame, spec, 64)
+    assert report["task"] == "regression"
+    assert [p["column"] for p in report["problems"] if p["check"] == "leakage"] == ["leak"]
