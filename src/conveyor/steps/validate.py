@@ -78,25 +78,53 @@ def accept_schema(loaded: Any, store: Store) -> tuple[str, list[str]]:
     Returns:
         (the saved schema's URI, one line per difference from the old schema).
     """
-    from conveyor.sources import read_source
+    import tempfile
+
+    from conveyor.sources import scan_source
     from conveyor.sources.lines import LineMap
-    from conveyor.validation.baseline import compare_schema
+    from conveyor.store.tables import write_batches
+    from conveyor.validation.baseline import TableStats, compare_schema, compare_stats
+    from conveyor.validation.chunked import (
+        ParquetChunks,
+        chunk_rows,
+        chunks_apply,
+        validate_chunked,
+    )
 
-    frame, facts = read_source(loaded.spec.data, loaded.base_dir)
-    source = str(facts.get("uri", "data")).rsplit("/", 1)[-1]
-    if loaded.spec.derive:  # as a run validates: derived columns included
-        from conveyor.features.derive import derive_frame
+    spec = loaded.spec
+    parts, facts = scan_source(spec.data, loaded.base_dir)
+    with tempfile.TemporaryDirectory(prefix="conveyor-accept-") as folder:
+        # the table as ingest writes it, then validated as a run validates it (ADR 0051)
+        path, _, _ = write_batches(parts, folder)
+        source = str(facts.get("uri", "data")).rsplit("/", 1)[-1]
+        lines = LineMap.from_json(facts.get("lines"))
+        size = chunk_rows(spec)
+        chunks = ParquetChunks(path, size)
+        if chunks_apply(chunks.rows, size, spec.derive):
+            table, report = validate_chunked(chunks, chunks.columns, chunks.rows, spec,
+                                             source=source, lines=lines)
+        else:
+            import pandas as pd
 
-        frame = derive_frame(frame, loaded.spec.derive, source=source)
-    lines = LineMap.from_json(facts.get("lines"))
-    table, report = validate_table(frame, loaded.spec, source=source, lines=lines)
-    uri = saved_schema_uri(store, loaded.spec.name)
-    old, _ = _read_saved(store, uri)
-    changes: list[str] = []
-    if old is not None:
-        loose = type(loaded.spec.validate_.drift)(policy="warn")
-        changes = [p.message for p in compare_schema(table, old, loose, source=source,
-                                                     namer=RowNamer(lines))]
+            frame = pd.read_parquet(path)
+            if spec.derive:  # as a run validates: derived columns included
+                from conveyor.features.derive import derive_frame
+
+                frame = derive_frame(frame, spec.derive, source=source)
+            table, report = validate_table(frame, spec, source=source, lines=lines)
+        uri = saved_schema_uri(store, spec.name)
+        old, _ = _read_saved(store, uri)
+        changes: list[str] = []
+        if old is not None:
+            loose = type(spec.validate_.drift)(policy="warn")
+            if callable(table):
+                stats = TableStats(list(report["schema"]["columns"]), old)
+                for chunk in table():
+                    stats.update(chunk)
+                found = compare_stats(stats, old, loose, source=source, namer=RowNamer(lines))
+            else:
+                found = compare_schema(table, old, loose, source=source, namer=RowNamer(lines))
+            changes = [p.message for p in found]
     store.put_bytes(uri, json.dumps(report["schema"], indent=2, sort_keys=True).encode())
     return uri, changes
 
