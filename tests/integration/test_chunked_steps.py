@@ -108,3 +108,25 @@ def test_chunks_and_whole_give_the_same_report_and_split(
             for label, chunk_rows in (("chunks", 300), ("whole", 100_000))}
     assert said["chunks"] == said["whole"]
     assert "'f1'" in said["chunks"][0] and "'Rome'" in said["chunks"][0], said["chunks"][0]
+
+
+def test_a_separate_test_set_trains_on_every_row_streamed(
+        tmp_path: Path, seed_mlflow: Callable[[Path], Path]) -> None:
+    """``split.test_data``: the validated table streams into train whole; the test file is
+    checked and typed as before."""
+    data, held = tmp_path / "data.csv", tmp_path / "held.csv"
+    make_csv(data, 1_000)
+    make_csv(held, 200, seed=1)
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text(SPEC.format(uri=data)
+                    + f"split: {{test_data: {{source: file, uri: {held}}}}}\n")
+    tables = {}
+    for label, chunk_rows in (("chunks", 300), ("whole", 100_000)):
+        home = tmp_path / label
+        seed_mlflow(home)
+        conveyor(spec, home, "--until", "split", chunk_rows=chunk_rows)
+        tables[label] = [pd.read_parquet(artifact(home, "split", f"{t}.parquet"))
+                         for t in ("train", "test")]
+    for chunked, whole in zip(tables["chunks"], tables["whole"], strict=True):
+        pd.testing.assert_frame_equal(chunked, whole)
+    assert len(tables["chunks"][0]) == 999 and len(tables["chunks"][1]) == 199  # a repeat each
