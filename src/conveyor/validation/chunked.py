@@ -83,11 +83,13 @@ class ParquetChunks:
     def _nulls(meta: Any) -> list[int]:
         counts = [0] * meta.metadata.num_columns
         for group in range(meta.metadata.num_row_groups):
-            for i in range(meta.metadata.num_columns):
-                stats = meta.metadata.row_group(group).column(i).statistics
-                if stats is None or not stats.has_null_count:
-                    return [int(c.null_count) for c in meta.read().columns]
-                counts[i] += stats.null_count
+            stats = [meta.metadata.row_group(group).column(i).statistics
+                     for i in range(meta.metadata.num_columns)]
+            if all(s is not None and s.has_null_count for s in stats):
+                counts = [c + s.null_count for c, s in zip(counts, stats, strict=True)]
+            else:  # a writer that kept no statistics: count this row group's nulls
+                table = meta.read_row_group(group)
+                counts = [c + table.column(i).null_count for i, c in enumerate(counts)]
         return counts
 
     def __call__(self, columns: Sequence[str] | None = None) -> Iterator[Any]:
@@ -155,6 +157,7 @@ def validate_chunked(
         check_min_rows,
         check_named_columns,
         drop_rows,
+        leakage_message,
         missing_share_message,
         not_a_number,
         numeric_target,
@@ -307,8 +310,6 @@ def validate_chunked(
         stats.update(chunk[keep])
     for name, leak in leaks.items():
         if leak.leaks():
-            from conveyor.validation.table import leakage_message
-
             found.add(Problem("leakage", leakage_message(name, schema.target, source=source),
                               name, policy=rules.leakage))
     status = "first run: this table's schema is saved when the run completes"
