@@ -193,3 +193,38 @@ def test_a_regression_target_matches(tmp_path: Path) -> None:
     report = _same(tmp_path, frame, spec, 64)
     assert report["task"] == "regression"
     assert [p["column"] for p in report["problems"] if p["check"] == "leakage"] == ["leak"]
+
+
+def test_chunks_type_each_column_as_a_whole_read_does(tmp_path: Path) -> None:
+    """An integer column missing a value in one row group is float64 in every chunk, a
+    boolean one object; also from a file written without statistics."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"i": pa.array([None, None, 3, 4], pa.int64()),
+                      "b": pa.array([None, True, False, True]), "f": [1.0, 2, 3, 4]})
+    for stats in (True, False):
+        path = tmp_path / f"t-{stats}.parquet"
+        pq.write_table(table, path, row_group_size=2, write_statistics=stats)
+        whole = pd.read_parquet(path)
+        parts = list(ParquetChunks(path, 1)())
+        assert [len(p) for p in parts] == [1, 1, 1, 1]
+        assert [p.index[0] for p in parts] == [0, 1, 2, 3]  # rows of the whole file
+        for part in parts:
+            assert part.dtypes.to_dict() == whole.dtypes.to_dict()
+        pd.testing.assert_frame_equal(pd.concat(parts), whole)
+
+
+def test_take_rows_gives_the_rows_in_the_order_asked(tmp_path: Path) -> None:
+    from conveyor.validation.chunked import take_rows
+
+    frame = people(103)
+    path = tmp_path / "t.parquet"
+    frame.to_parquet(path, index=False, row_group_size=20)
+    order = np.random.default_rng(0).permutation(103)
+    tables = take_rows(ParquetChunks(path, 10), {"a": order[:80], "b": order[80:]}, tmp_path)
+    for name, rows in (("a", order[:80]), ("b", order[80:])):
+        parts = list(tables[name]())
+        assert max(len(p) for p in parts) <= 10
+        pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True),
+                                      frame.iloc[rows].reset_index(drop=True))
