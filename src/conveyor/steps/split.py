@@ -27,10 +27,12 @@ class SplitStep(BaseStep):
         from conveyor.validation.chunked import ParquetChunks, chunk_rows
 
         size = chunk_rows(ctx.spec)
-        chunks = ParquetChunks(ctx.store.local_file(ctx.inputs["validate.table"], ctx.scratch),
-                               size)
-        if chunks.rows > size:  # ADR 0051: the rows stream through, never all in memory
-            return self._run_chunked(ctx, chunks)
+        rows = ctx.upstream.get("validate", {}).get("rows")
+        if not isinstance(rows, int) or rows > size:
+            chunks = ParquetChunks(ctx.store.local_file(ctx.inputs["validate.table"],
+                                                        ctx.scratch), size)
+            if chunks.rows > size:  # ADR 0051: the rows stream through, never all in memory
+                return self._run_chunked(ctx, chunks)
         frame = ctx.read_table("validate.table")
         if ctx.spec.split.test_data is not None:
             train, test = frame, self._test_set(ctx, list(frame.columns))
