@@ -164,12 +164,9 @@ class ValidateStep(BaseStep):
 
     name = "validate"
     inputs = ("ingest.raw",)
-    outputs = ("table", "report")
-    config_keys = ("schema", "validate", "derive")
-
-
     outputs = ("table", "report", "schema", "html")
-    config_keys = ("schema", "validate")
+    # derive: the derived columns are validated and leave the table for the model's inputs
+    config_keys = ("schema", "validate", "derive")
     default = True
 
     def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
