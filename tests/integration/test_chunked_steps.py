@@ -130,3 +130,67 @@ def test_a_separate_test_set_trains_on_every_row_streamed(
     for chunked, whole in zip(tables["chunks"], tables["whole"], strict=True):
         pd.testing.assert_frame_equal(chunked, whole)
     assert len(tables["chunks"][0]) == 999 and len(tables["chunks"][1]) == 199  # a repeat each
+
+
+CHILD = """
+import sys, yaml
+import pandas as pd, pandera.pandas, sklearn.model_selection  # the imports, before measuring
+from conveyor.modeling.training import split_table
+from conveyor.spec.models import Spec
+from conveyor.store.tables import write_batches
+from conveyor.validation.chunked import ParquetChunks, take_rows, validate_chunked
+from conveyor.validation.table import validate_table
+
+path, chunk, folder = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+spec = Spec.model_validate(yaml.safe_load(sys.stdin.read()))
+chunks = ParquetChunks(path, chunk)
+if chunks.rows > chunk:  # what the validate and split steps do with a large table
+    table, report = validate_chunked(chunks, chunks.columns, chunks.rows, spec, source="d")
+    out, _, _ = write_batches(table(), folder)
+    valid = ParquetChunks(out, chunk)
+    target = pd.concat(valid(["diagnosis"]))["diagnosis"].reset_index(drop=True)
+    rows = pd.DataFrame({"__row": range(len(target)), "diagnosis": target})
+    train, test = split_table(rows, "diagnosis", spec.split)
+    parts = take_rows(valid, {"train": train["__row"].to_numpy(),
+                              "test": test["__row"].to_numpy()}, folder)
+    for name, part in parts.items():
+        write_batches(part(), folder)
+else:  # and with a small one
+    table, report = validate_table(pd.read_parquet(path), spec, source="d")
+    train, test = split_table(table, "diagnosis", spec.split)
+    table.to_parquet(folder + "/t.parquet"), train.to_parquet(folder + "/train.parquet")
+# VmHWM: this process's own peak (ru_maxrss would count the parent's memory at the fork)
+status = open("/proc/self/status").read()
+print(int(status.split("VmHWM:")[1].split()[0]) / 1024)
+"""
+
+
+def test_peak_memory_of_validate_and_split_grows_far_less_than_the_data(
+        tmp_path: Path) -> None:
+    """validate and split of N and 4N rows in chunks of 4,000, each in a child process (as
+    the steps run them, without the runner); the whole-table path at 4N is the control that
+    shows the measurement sees the table."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows, peaks, sizes = 25_000, {}, {}
+    spec = SPEC.format(uri="data.csv")
+    for label, n, chunk in (("N", rows, 4_000), ("4N", 4 * rows, 4_000),
+                            ("4N whole", 4 * rows, 10**9)):
+        folder = tmp_path / label.replace(" ", "-")
+        folder.mkdir()
+        make_csv(folder / "data.csv", n, typo=False)
+        frame = pd.read_csv(folder / "data.csv")
+        sizes[label] = frame.memory_usage(deep=True).sum() / 2**20
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False),
+                       folder / "raw.parquet", row_group_size=4_000)  # as ingest writes
+        del frame
+        done = subprocess.run([sys.executable, "-c", CHILD, str(folder / "raw.parquet"),
+                               str(chunk), str(folder)], input=spec, capture_output=True,
+                              text=True, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        peaks[label] = float(done.stdout.split()[-1])
+    grown = peaks["4N"] - peaks["N"]
+    more_data = sizes["4N"] - sizes["N"]  # MiB of table added
+    assert grown < 0.25 * more_data, (peaks, sizes)
+    assert peaks["4N whole"] - peaks["4N"] > more_data, (peaks, sizes)  # the control
