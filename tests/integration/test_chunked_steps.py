@@ -27,13 +27,14 @@ gate: {{}}
 """
 
 
-def make_csv(path: Path, rows: int, seed: int = 0, *, typo: bool = True) -> None:
-    """id, label M/B, 12 numbers (1 % missing), a numeric text column (with a typo), a city;
-    one id repeats."""
+def make_csv(path: Path, rows: int, seed: int = 0, *, typo: bool = True,
+             features: int = 12) -> None:
+    """id, label M/B, ``features`` numbers (1 % missing), a numeric text column (with a
+    typo), a city; one id repeats."""
     rng = np.random.default_rng(seed)
-    values = rng.normal(100, 30, size=(rows, 12)).round(4)
+    values = rng.normal(100, 30, size=(rows, features)).round(4)
     values[rng.random(values.shape) < 0.01] = np.nan
-    frame = pd.DataFrame(values, columns=[f"f{i}" for i in range(12)])
+    frame = pd.DataFrame(values, columns=[f"f{i}" for i in range(features)])
     frame.insert(0, "diagnosis", np.where(values[:, 0] > 100, "M", "B"))
     frame.insert(0, "id", np.arange(rows))
     frame.loc[rows - 1, "id"] = 3  # repeats row 4's id, chunks away: dropped
@@ -167,19 +168,19 @@ print(int(status.split("VmHWM:")[1].split()[0]) / 1024)
 
 def test_peak_memory_of_validate_and_split_grows_far_less_than_the_data(
         tmp_path: Path) -> None:
-    """validate and split of N and 4N rows in chunks of 4,000, each in a child process (as
+    """validate and split of N = 40,000 and 4N rows in chunks of 4,000, each in a child process (as
     the steps run them, without the runner); the whole-table path at 4N is the control that
     shows the measurement sees the table."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows, peaks, sizes = 25_000, {}, {}
+    rows, peaks, sizes = 40_000, {}, {}
     spec = SPEC.format(uri="data.csv")
     for label, n, chunk in (("N", rows, 4_000), ("4N", 4 * rows, 4_000),
                             ("4N whole", 4 * rows, 10**9)):
         folder = tmp_path / label.replace(" ", "-")
         folder.mkdir()
-        make_csv(folder / "data.csv", n, typo=False)
+        make_csv(folder / "data.csv", n, typo=False, features=40)  # ~360 B a row
         frame = pd.read_csv(folder / "data.csv")
         sizes[label] = frame.memory_usage(deep=True).sum() / 2**20
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False),
