@@ -168,9 +168,9 @@ print(int(status.split("VmHWM:")[1].split()[0]) / 1024)
 
 def test_peak_memory_of_validate_and_split_grows_far_less_than_the_data(
         tmp_path: Path) -> None:
-    """validate and split of N = 40,000 and 4N rows in chunks of 4,000, each in a child process (as
-    the steps run them, without the runner); the whole-table path at 4N is the control that
-    shows the measurement sees the table."""
+    """validate and split of N = 40,000 and 4N rows in chunks of 4,000, each in a child
+    process (as the steps run them, without the runner); the whole-table path at 4N is the
+    control that shows the measurement sees the table."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
