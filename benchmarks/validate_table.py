@@ -15,7 +15,7 @@ import pandas as pd
 
 from conveyor.sources.lines import LineMap
 from conveyor.spec.models import Spec
-from conveyor.steps.validate import validate_table
+from conveyor.validation.table import validate_table
 
 
 def frame(rows: int, seed: int = 0) -> pd.DataFrame:

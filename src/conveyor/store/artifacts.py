@@ -327,6 +327,28 @@ class Store:
             raise StoreError(f"artifact {uri} does not match its recorded sha256 (tampered?)")
         return data
 
+    def local_file(self, ref: ArtifactRef, folder: Path) -> Path:
+        """A local file holding the artifact ``ref``, its sha256 checked by a streamed read:
+        the file itself in a local store, else a copy downloaded into ``folder``. For tables
+        read in chunks, never whole in memory (ADR 0051)."""
+        path = self._path(ref.uri)
+        try:
+            if not self.is_local:
+                local = folder / f"{uuid.uuid4().hex}-{os.path.basename(path)}"
+                self.fs.get_file(path, str(local))
+                path = str(local)
+            digest = hashlib.sha256()
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        except FileNotFoundError:
+            raise StoreError(f"artifact not found: {ref.uri}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot read {ref.uri}: {exc}") from exc
+        if digest.hexdigest() != ref.sha256:
+            raise StoreError(f"artifact {ref.uri} does not match its recorded sha256 (tampered?)")
+        return Path(path)
+
     def exists(self, uri: str) -> bool:
         try:
             return bool(self.fs.exists(self._path(uri)))

@@ -15,7 +15,7 @@ from typing import Any
 
 from conveyor.validation.problems import Problem, RowNamer, plain
 
-__all__ = ["build_schema", "row_problems"]
+__all__ = ["build_schema", "failures", "problems_from", "row_problems"]
 
 _TRUE_FALSE = [True, False, 1, 0, "true", "false", "True", "False", "TRUE", "FALSE",
                "yes", "no", "1", "0"]
@@ -29,8 +29,12 @@ def _allowed_check(pa: Any, allowed: Sequence[Any], numeric: bool) -> Any:
     return pa.Check(lambda s: s.astype(str).isin(as_text), name="allowed")
 
 
-def build_schema(frame: Any, spec: Any, *, features: Sequence[str]) -> tuple[Any, dict[str, Any]]:
+def build_schema(frame: Any, spec: Any, *, features: Sequence[str],
+                 unique_ids: bool = True) -> tuple[Any, dict[str, Any]]:
     """The pandera schema of ``spec``'s row checks for ``frame`` (already type-coerced).
+
+    Args:
+        unique_ids: check ``schema.id`` for repeats (the whole table; not one chunk).
 
     Returns:
         (the schema, column name -> its ``validate.columns`` rule or None).
@@ -56,7 +60,7 @@ def build_schema(frame: Any, spec: Any, *, features: Sequence[str]) -> tuple[Any
     part(schema.target)["nullable"] = False
     if pd.api.types.is_float_dtype(target):
         part(schema.target)["checks"].append(finite())
-    if schema.id:
+    if schema.id and unique_ids:  # chunks: ids are compared across chunks by hash instead
         part(schema.id)["unique"] = True
     for name, rule in rules.columns.items():
         spec_part = part(name)
@@ -88,17 +92,35 @@ def row_problems(frame: Any, spec: Any, *, features: Sequence[str], source: str,
     Problems come in a fixed order (finite features, target, ids, rules; columns in table
     order) with the policy of their ``validate:`` key, or of their column's rule.
     """
+    pandera_schema, _ = build_schema(frame, spec, features=features)
+    groups = failures(pandera_schema, frame, source=source)
+    ids = spec.schema_.id
+    id_values = {}
+    if ids and (ids, "field_uniqueness") in groups:
+        rows = groups[(ids, "field_uniqueness")][0]
+        id_values = dict(zip(rows, frame[ids].iloc[rows], strict=True))
+    return problems_from(groups, spec, columns=list(frame.columns), source=source,
+                         namer=namer, id_values=id_values)
+
+
+Groups = dict[tuple[str, str], tuple[list[int], list[Any]]]
+
+
+def failures(pandera_schema: Any, frame: Any, *, source: str,
+             into: Groups | None = None) -> Groups:
+    """The failing rows and values of ``frame`` per (column, check), added to ``into``.
+
+    Rows are ``frame``'s index labels: a chunk indexed by its rows' positions in the whole
+    table gives the whole table's rows (ADR 0051).
+    """
     import pandera.pandas as pa
 
-    pandera_schema, column_rules = build_schema(frame, spec, features=features)
+    groups: Groups = {} if into is None else into
     try:
         pandera_schema.validate(frame, lazy=True, inplace=True)
-        return []
+        return groups
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
-    schema, rules = spec.schema_, spec.validate_
-    order = {name: i for i, name in enumerate(frame.columns)}
-    groups: dict[tuple[str, str], tuple[list[int], list[Any]]] = {}
     for column, check, index, value in zip(cases["column"], cases["check"], cases["index"],
                                            cases["failure_case"], strict=True):
         if index is None or column is None:  # a check that could not run at all
@@ -106,7 +128,16 @@ def row_problems(frame: Any, spec: Any, *, features: Sequence[str], source: str,
         rows, values = groups.setdefault((str(column), str(check)), ([], []))
         rows.append(int(index))
         values.append(value)
+    return groups
 
+
+def problems_from(groups: Groups, spec: Any, *, columns: Sequence[str], source: str,
+                  namer: RowNamer, id_values: dict[int, Any]) -> list[Problem]:
+    """The problems of the failures in ``groups`` (``id_values``: the id of each row whose
+    id repeats), in the order :func:`row_problems` documents."""
+    schema, rules = spec.schema_, spec.validate_
+    column_rules = dict(rules.columns)
+    order = {name: i for i, name in enumerate(columns)}
     problems: list[Problem] = []
     target_rows: list[int] = []
     for (column, check), (rows, values) in sorted(
@@ -124,7 +155,8 @@ def row_problems(frame: Any, spec: Any, *, features: Sequence[str], source: str,
             problems.append(Problem("types", message, column, rows,
                                     rules.types, len(rows)))
         elif check == "field_uniqueness":
-            problems.append(_duplicates(frame, column, rows, source, namer, rules))
+            problems.append(_duplicates([id_values[r] for r in rows], column, rows, source,
+                                        namer, rules))
         else:
             problems.append(_rule_problem(column, check, rows, values, rule, source, namer,
                                           rules, target=column == schema.target))
@@ -155,16 +187,18 @@ def _raise_unexpected(source: str, column: Any, check: Any, value: Any) -> None:
                     "does validate.columns give it the right dtype?")
 
 
-def _duplicates(frame: Any, column: str, rows: list[int], source: str, namer: RowNamer,
+def _duplicates(ids: list[Any], column: str, rows: list[int], source: str, namer: RowNamer,
                 rules: Any) -> Problem:
-    ids = frame[column]
-    value = plain(ids.iloc[rows[0]])
-    same = [r for r in rows if plain(ids.iloc[r]) == value]
-    repeats = len(rows) - len({plain(ids.iloc[r]) for r in rows})
+    """``ids``: the id of each row in ``rows`` (every row whose id repeats, in order)."""
+    import pandas as pd
+
+    value = plain(ids[0])
+    same = [r for r, v in zip(rows, ids, strict=True) if plain(v) == value]
+    repeats = len(rows) - len({plain(v) for v in ids})
     message = (f"{source}: id {value!r} in {column!r} repeats on {namer.row(same[0])} and "
                f"{namer.row(same[1])} ({repeats} repeats)")
     # drop keeps the first row of each id and drops its repeats
-    repeated = ids.iloc[rows].duplicated(keep="first").to_numpy()
+    repeated = pd.Series(ids, dtype=object).duplicated(keep="first").to_numpy()
     dropped = [r for r, dup in zip(rows, repeated, strict=True) if dup]
     return Problem("duplicate_ids", message, column, dropped if rules.duplicate_ids == "drop"
                    else rows, rules.duplicate_ids, repeats)
