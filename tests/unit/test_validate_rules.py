@@ -301,3 +301,14 @@ def test_unquoted_yes_no_in_allowed_gets_a_hint() -> None:
                               "'yes'")
     assert message.endswith("(YAML reads yes/no/on/off as true/false: quote the allowed "
                             "values)")
+
+
+def test_a_numeric_column_without_a_range_shows_a_dash_not_none() -> None:
+    page = render_html({"passed": True, "rows_in": 2, "rows_out": 2, "problems": [],
+                        "warnings": [], "schema": {"columns": {
+                            "id": {"kind": "numeric", "dtype": "int64", "min": None,
+                                   "max": None, "missing_share": 0.0},
+                            "age": {"kind": "numeric", "dtype": "float64", "min": 1.5,
+                                    "max": 80.0, "missing_share": 0.0}}}})
+    assert "[None, None]" not in page and "<td>—</td>" in page
+    assert "[1.5, 80.0]" in page

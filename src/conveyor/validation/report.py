@@ -39,7 +39,9 @@ def _where(problem: Mapping[str, Any]) -> str:
 def _columns(columns: Mapping[str, Any]) -> str:
     rows = []
     for name, entry in columns.items():
-        if entry.get("kind") == "numeric":
+        if entry.get("kind") == "numeric" and entry.get("min") is None:
+            detail = "—"  # no range kept (an id column, or no value at all)
+        elif entry.get("kind") == "numeric":
             detail = f"[{entry.get('min')}, {entry.get('max')}]"
         elif entry.get("categories") is not None:
             cats = entry["categories"]

@@ -10,6 +10,8 @@ the rows and their lines, as the hand-written checks did (ADR 0046).
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +21,27 @@ __all__ = ["build_schema", "failures", "problems_from", "row_problems"]
 
 _TRUE_FALSE = [True, False, 1, 0, "true", "false", "True", "False", "TRUE", "FALSE",
                "yes", "no", "1", "0"]
+
+
+# Importing pandera sets these in os.environ for pyspark (pandera.external_config), whether
+# pyspark is installed or not: a library import must not change the caller's environment.
+_PANDERA_SETS = ("SPARK_LOCAL_IP", "PYARROW_IGNORE_TIMEZONE")
+
+
+def _pandera() -> Any:
+    """``pandera.pandas``, imported without leaving pandera's variables in ``os.environ``."""
+    if "pandera.pandas" in sys.modules:
+        return sys.modules["pandera.pandas"]
+    saved = {name: os.environ.get(name) for name in _PANDERA_SETS}
+    try:
+        import pandera.pandas
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return pandera.pandas
 
 
 def _allowed_check(pa: Any, allowed: Sequence[Any], numeric: bool) -> Any:
@@ -41,7 +64,7 @@ def build_schema(frame: Any, spec: Any, *, features: Sequence[str],
     """
     import numpy as np
     import pandas as pd
-    import pandera.pandas as pa
+    pa = _pandera()
 
     schema, rules = spec.schema_, spec.validate_
     parts: dict[str, dict[str, Any]] = {}
@@ -113,7 +136,7 @@ def failures(pandera_schema: Any, frame: Any, *, source: str,
     Rows are ``frame``'s index labels: a chunk indexed by its rows' positions in the whole
     table gives the whole table's rows (ADR 0051).
     """
-    import pandera.pandas as pa
+    pa = _pandera()
 
     groups: Groups = {} if into is None else into
     try:
