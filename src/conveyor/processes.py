@@ -122,3 +122,13 @@ def release_memory() -> None:
             ctypes.CDLL(None).malloc_trim(0)
         except (AttributeError, OSError):  # not glibc (musl has no malloc_trim)
             pass
+
+
+def restore_environ(saved: dict[str, str | None]) -> None:
+    """Put the variables of ``saved`` (name -> value, ``None`` for unset) back in
+    ``os.environ``: each is set to its value, or removed if it was not set."""
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

@@ -18,6 +18,7 @@ import signal
 import tempfile
 from typing import Any
 
+from conveyor.processes import restore_environ
 from conveyor.serving.app import CONFIG_ENV, App, ServerConfig
 
 __all__ = ["check", "run"]
@@ -88,9 +89,5 @@ def run(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8080, work
                     **options)
         return 0
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        restore_environ(saved)
         shutil.rmtree(folder, ignore_errors=True)

@@ -59,15 +59,10 @@ def read_version(tracking_uri: str, name: str, *, alias: str | None = None,
                  number: str | None = None) -> StoredVersion | None:
     """The version ``alias`` points to (or version ``number``) of ``name``, read directly from
     an embedded SQLite registry; ``None`` whenever MLflow itself should be asked."""
-    database = _database(tracking_uri)
-    if database is None or any(os.environ.get(v) for v in _WORKSPACE_VARIABLES):
-        return None
     if alias is not None and alias.lower() == "latest":
         return None
-    try:
-        connection = sqlite3.connect(f"file:{quote(str(database))}?mode=ro", uri=True,
-                                     timeout=5.0)
-    except sqlite3.Error:
+    connection = _open(tracking_uri)
+    if connection is None:
         return None
     try:
         return _read(connection, name, alias, number)
@@ -77,19 +72,26 @@ def read_version(tracking_uri: str, name: str, *, alias: str | None = None,
         connection.close()
 
 
+def _open(tracking_uri: str) -> sqlite3.Connection | None:
+    """A read-only connection to the embedded registry of ``tracking_uri``; ``None`` for
+    another backend, a workspace, or a database SQLite cannot open (MLflow is asked then)."""
+    database = _database(tracking_uri)
+    if database is None or any(os.environ.get(v) for v in _WORKSPACE_VARIABLES):
+        return None
+    try:
+        return sqlite3.connect(f"file:{quote(str(database))}?mode=ro", uri=True, timeout=5.0)
+    except sqlite3.Error:
+        return None
+
+
 def versions_tagged(tracking_uri: str, name: str, tag: str,
                     value: str) -> list[StoredVersion] | None:
     """The versions of ``name`` (any status, not deleted) with version tag ``tag = value``,
     as ``search_model_versions("name = '...' and tags.`tag` = '...'")`` finds them, read
     directly; ``None`` whenever MLflow itself should be asked (ADR 0049: a cached run's
     register step finds its version without importing MLflow)."""
-    database = _database(tracking_uri)
-    if database is None or any(os.environ.get(v) for v in _WORKSPACE_VARIABLES):
-        return None
-    try:
-        connection = sqlite3.connect(f"file:{quote(str(database))}?mode=ro", uri=True,
-                                     timeout=5.0)
-    except sqlite3.Error:
+    connection = _open(tracking_uri)
+    if connection is None:
         return None
     try:
         revisions = connection.execute("SELECT version_num FROM alembic_version").fetchall()

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import TrackingError
+from conveyor.processes import restore_environ
 from conveyor.store import home_dir
 from conveyor.tracking.sqlite_tracking import (
     SqliteRunWriter,
@@ -100,15 +101,9 @@ def _client_env() -> Iterator[None]:
         with _ENV_LOCK:
             _env_users -= 1
             if _env_users == 0:
-                _restore(_env_saved)
+                restore_environ(_env_saved)
 
 
-def _restore(saved: dict[str, str | None]) -> None:
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
 
 
 def _import_mlflow() -> None:
@@ -176,7 +171,7 @@ def mlflow_scope(uri: str | None = None) -> Iterator[None]:
                 if tracking_utils._tracking_uri != saved_tracking:
                     mlflow.set_tracking_uri(saved_tracking)  # also resets the tracer's URI
                 registry_utils._registry_uri = saved_registry
-            _restore(saved_env)
+            restore_environ(saved_env)
 
 
 @contextmanager

@@ -151,7 +151,7 @@ def validate_chunked(
     from conveyor.validation.rules import build_schema, failures, problems_from
     from conveyor.validation.table import (
         _classification_checks,
-        _declared,
+        _columns_to_type,
         _Findings,
         build_report,
         check_min_rows,
@@ -169,12 +169,7 @@ def validate_chunked(
     found = _Findings(RowNamer(lines))
     check_named_columns(columns, schema, source, rules=rules)
     check_min_rows(rows, rules.min_rows, source)
-    excluded = {schema.target, *(schema.drop), *([schema.id] if schema.id else [])}
-    candidates = ([c for c in columns if c not in excluded] if schema.features == "infer"
-                  else list(schema.features))
-    declared = _declared(ctx_spec)
-    coerce = candidates + [c for c in rules.columns if c not in candidates
-                           and declared.get(c) == "numeric"]
+    excluded, candidates, coerce, declared = _columns_to_type(columns, ctx_spec)
     plan = _Plan()
 
     def raw() -> Iterator[Any]:

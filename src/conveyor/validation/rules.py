@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from conveyor.processes import restore_environ
 from conveyor.validation.problems import Problem, RowNamer, plain
 
 __all__ = ["build_schema", "failures", "problems_from", "row_problems"]
@@ -36,11 +37,7 @@ def _pandera() -> Any:
     try:
         import pandera.pandas
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        restore_environ(saved)
     return pandera.pandas
 
 

@@ -93,6 +93,21 @@ def _declared(ctx_spec: Any) -> dict[str, str]:
     return declared
 
 
+def _columns_to_type(columns: Any, ctx_spec: Any) -> tuple[set[str], list[str], list[str],
+                                                          dict[str, str]]:
+    """(the columns that are never features, the feature candidates, the columns to coerce to
+    numbers, the declared kinds) of a table with ``columns`` under the spec: one rule for the
+    whole and the chunked paths."""
+    schema, rules = ctx_spec.schema_, ctx_spec.validate_
+    excluded = {schema.target, *(schema.drop), *([schema.id] if schema.id else [])}
+    candidates = ([c for c in columns if c not in excluded] if schema.features == "infer"
+                  else list(schema.features))
+    declared = _declared(ctx_spec)
+    coerce = candidates + [c for c in rules.columns if c not in candidates
+                           and declared.get(c) == "numeric"]
+    return excluded, candidates, coerce, declared
+
+
 def _cv_folds(ctx_spec: Any) -> tuple[int, str] | None:
     """The most cross-validation folds the spec asks for, and its key."""
     found = []
@@ -140,12 +155,7 @@ def validate_table(
     check_named_columns(columns, schema, source, rules=rules)
     check_min_rows(len(frame), rules.min_rows, source)
 
-    excluded = {schema.target, *(schema.drop), *([schema.id] if schema.id else [])}
-    candidates = ([c for c in columns if c not in excluded] if schema.features == "infer"
-                  else list(schema.features))
-    declared = _declared(ctx_spec)
-    coerce = candidates + [c for c in rules.columns if c not in candidates
-                           and declared.get(c) == "numeric"]
+    excluded, candidates, coerce, declared = _columns_to_type(columns, ctx_spec)
     typed = frame.copy()
 
     for name in coerce:
