@@ -166,3 +166,25 @@ def test_third_label_under_binary_spec_names_its_rows(
                           "binary ('M' against 'B'); 3 rows hold 'X': row 51 (line 51), "
                           "row 121 (line 121), row 301 (line 301)", "drop schema.positive_label")
 
+
+
+def test_a_typo_deep_in_a_large_chunk_names_its_row(home: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A whole-number column with a typo past pandas' first parsing block of a chunk:
+    with pandas' block-wise parsing the column came out as ints and strs mixed, which Parquet
+    refused (exit 1, "ArrowInvalid", no row named)."""
+    rows = ["a," + ",".join(f"x{j}" for j in range(40)) + ",target\n"]
+    for i in range(20_000):  # ~5.6 MB: one chunk, several of pandas' parsing blocks
+        a = "12x" if i == 19_000 else str(i % 97)
+        rows.append(f"{a}," + ",".join(f"{(i * 7 + j) % 1000 / 7:.4f}" for j in range(40))
+                    + f",{i % 2}\n")
+    data = tmp_path / "wide.csv"
+    data.write_text("".join(rows))
+    spec = tmp_path / "wide.yaml"
+    spec.write_text(f"name: wide\ndata: {{source: file, uri: {data}}}\n"
+                    "schema: {target: target}\nmodel: {estimator: logistic_regression}\n")
+    code, _, err = run_cli(spec, capsys)
+    assert code == 2, err
+    [line] = err.strip().splitlines()
+    assert line == ("error: wide.csv: column 'a', row 19001 (line 19002): '12x' is not a number "
+                    "(1 such rows)"), line

@@ -375,7 +375,9 @@ def _chunks(source: InputFiles, scorer: ChunkScorer, chunk_rows: int,
                 else:
                     import pandas as pd
 
-                    for frame in pd.read_csv(handle, chunksize=chunk_rows, usecols=wanted):
+                    # one type per column in a chunk (see sources/files.py's reader)
+                    for frame in pd.read_csv(handle, chunksize=chunk_rows, usecols=wanted,
+                                             low_memory=False):
                         ids = frame[scorer.id_column] if scorer.id_column else None
                         yield uri, first, frame, ids
                         first += len(frame)

@@ -344,7 +344,11 @@ class _FileReader:
                 self.path, sep=source.separator, header=0 if source.header else None,
                 names=None if source.header else source.columns, index_col=False,
                 na_values=source.na_values, keep_default_na=False, skipinitialspace=True,
-                encoding="utf-8-sig", chunksize=source.chunk_rows)
+                encoding="utf-8-sig", chunksize=source.chunk_rows,
+                # one type per column in a chunk: with pandas' default (low_memory) a chunk is
+                # parsed in blocks, and a column of numbers with a typo after the first block
+                # came out as ints and strs mixed, which Parquet refuses (exit 1, no line)
+                low_memory=False)
             with reader:
                 for chunk in reader:
                     frame = self._selected(chunk)
