@@ -193,8 +193,9 @@ def test_peak_memory_of_validate_and_split_grows_far_less_than_the_data(
         peaks[label] = float(done.stdout.split()[-1])
     grown = peaks["4N"] - peaks["N"]
     more_data = sizes["4N"] - sizes["N"]  # MiB of table added
-    # What still grows is ~55 bytes a row (the target, the ids' hashes, the split's
-    # indices: ~7 MiB here) plus the allocator's noise under load (+8.5 quiet, +12.3 in a
-    # loaded CI run); the whole table's path grows by more than the data itself.
-    assert grown < 0.5 * more_data, (peaks, sizes)
+    # What still grows is ~55 bytes a row (the target, the ids' hashes, the split's indices:
+    # ~7 MiB here) plus the allocator's noise, which a loaded suite makes larger (+8.5 MiB
+    # quiet, +12.3 and +23.9 in two CI runs); the whole table's path grows by ~260 MiB.
+    whole_grown = peaks["4N whole"] - peaks["N"]
+    assert grown < 0.25 * whole_grown, (peaks, sizes)
     assert peaks["4N whole"] - peaks["4N"] > more_data, (peaks, sizes)  # the control
