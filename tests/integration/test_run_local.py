@@ -329,6 +329,17 @@ def test_override_changes_the_spec_hash_and_retrains(shared: Shared, home: Path)
             != manifest(shared, shared.first.run_id)["artifacts"]["train/model"]["sha256"])
 
 
+def test_registering_prints_conveyor_lines_only(shared: Shared, home: Path) -> None:
+    # register downloads the new version to check its digest; MLflow's tqdm bar for that
+    # download used to break into the step lines on stderr
+    result = cli("run", str(SPEC), "model.params.C=0.7", "--run-id", "register-output")
+    assert result.code == 0, result.err
+    assert "registered models:/" in result.out
+    assert "register" in result.step_line("register")
+    assert "Downloading artifacts" not in result.out + result.err
+    assert "it/s" not in result.err, result.err
+
+
 def test_run_id_with_another_spec_is_refused(shared: Shared, home: Path) -> None:
     run_id = shared.first.run_id
     before = (shared.runs / run_id / "manifest.json").read_bytes()

@@ -55,8 +55,11 @@ _FLAVOUR_ENV = {"MLFLOW_UV_AUTO_DETECT": "false", "MLFLOW_LOG_UV_FILES": "false"
 # to when it is first imported (MLFLOW_DISABLE_TELEMETRY=false turns it back on). MLflow reads
 # them from os.environ at each request, so they are there only while a Conveyor call runs
 # (see _client_env).
+# MLflow's artifact progress bar (tqdm on stderr) would break into Conveyor's own step lines
+# when register downloads the version it checks; a user who sets the variable keeps theirs.
 _CLIENT_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "30", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
-                    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
+                    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1", "MLFLOW_DISABLE_TELEMETRY": "true",
+                    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 _ENV_LOCK = threading.Lock()
 _env_users = 0
 _env_saved: dict[str, str | None] = {}
