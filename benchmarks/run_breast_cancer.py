@@ -54,8 +54,12 @@ SPEC = ROOT / "examples" / "breast_cancer" / "pipeline.yaml"
 BASELINE = ROOT / "benchmarks" / "baseline_breast_cancer.py"
 PLAIN = ROOT / "benchmarks" / "plain_breast_cancer.py"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "wdbc" / "wdbc.data"
-TARGET_FIRST, TARGET_CACHED = 1.3, 0.5  # issue 2: b/a and c/b
-TARGET_FIRST_PLAIN, TARGET_CACHED_PLAIN = 2.0, 1.3  # issue 11: b/p and c/p
+# b/a: issue 2 asked <= 1.3; ADR 0055 holds the first run to the script that records the same
+# things (<= 1.0). c/b: issue 2.
+TARGET_FIRST, TARGET_CACHED = 1.0, 0.5
+# issue 11: b/p and c/p. b/p is reported beside the import floor (benchmarks/import_floor.py);
+# ADR 0055 decided not to chase it below the libraries' own import cost.
+TARGET_FIRST_PLAIN, TARGET_CACHED_PLAIN = 2.0, 1.3
 # variables that would point either side at another tracking server, export or profile
 _SCRUB = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CONVEYOR_EXPORT_URI", "CONVEYOR_HOME",
           "CONVEYOR_PROFILE", "CONVEYOR_CACHE_DIR")
@@ -287,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
           f"baseline {median['baseline']:.2f}s · conveyor first {median['first']:.2f}s · "
           f"conveyor cached {median['cached']:.2f}s (load {load_at_start} at start)")
     print(f"first / plain    = {first_plain:.2f}  ({verdict(first_plain, TARGET_FIRST_PLAIN)} "
-          f"target <= {TARGET_FIRST_PLAIN}; median of rounds {paired_first_plain:.2f})")
+          f"issue 11's <= {TARGET_FIRST_PLAIN}; median of rounds {paired_first_plain:.2f}; "
+          "ADR 0055: compare with the import floor, benchmarks/import_floor.py)")
     print(f"cached / plain   = {cached_plain:.2f}  "
           f"({verdict(cached_plain, TARGET_CACHED_PLAIN)} target <= {TARGET_CACHED_PLAIN}; "
           f"median of rounds {paired_cached_plain:.2f})")
