@@ -152,12 +152,15 @@ class EvaluateStep(BaseStep):
         from sklearn.model_selection import cross_validate
 
         from conveyor.modeling import scorer
+        from conveyor.modeling.lean_median import lean
         from conveyor.modeling.metrics import scorer_sign
         from conveyor.modeling.training import folds
 
         cv = folds(task, spec.evaluate.cv, spec.split.seed)
         wanted = list(wanted or spec.evaluate.metrics)
-        result = cross_validate(clone(model), X, y, cv=cv,
+        per_fold = clone(model)
+        lean(per_fold)  # the folds' fits are thrown away: nothing to settle (ADR 0056)
+        result = cross_validate(per_fold, X, y, cv=cv,
                                 scoring={m: scorer(m, pos) for m in wanted})
         out: dict[str, float] = {}
         for m in wanted:
