@@ -132,13 +132,19 @@ def test_a_tuned_model_and_a_searchs_model_are_plain_scikit_learn() -> None:
         assert pickle.dumps(model) == pickle.dumps(reference)
 
 
-def test_the_saved_model_has_only_types_skops_trusts_by_default() -> None:
+def test_the_saved_model_is_one_skops_and_the_compiled_serving_path_take() -> None:
     import skops.io as sio
+
+    from conveyor.serving.fastpath import compile_predictor
 
     X, y = _frame()
     model, _ = fit_model(_pipeline(), X, y)
     untrusted = sio.get_untrusted_types(data=sio.dumps(model))
     assert not [t for t in untrusted if "conveyor" in t], untrusted
+    compiled = compile_predictor(model, list(X.columns))  # steps recognised by exact type
+    assert compiled is not None
+    lean(model)
+    assert compile_predictor(model, list(X.columns)) is None  # what settling prevents
 
 
 def test_a_failed_fit_still_settles_the_imputers() -> None:
