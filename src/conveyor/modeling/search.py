@@ -173,14 +173,17 @@ def run_search(candidates: Sequence[SearchCandidate], X: Any, y: Any, *, tune: A
     Raises:
         DataError: the folds cannot be made, or every trial of every candidate failed.
     """
+    from conveyor.modeling.lean_median import lean_fitting
+
     started = time.perf_counter()
     folds = make_folds(X, y, cv=tune.cv, seed=seed, stratify=tune.stratify)
     score = _fold_scorer(tune.metric, positive)
-    if tune.method == "optuna":
-        trials, stopped_by = _optuna(candidates, X, y, folds, score, tune,
-                                     seed if tune.seed is None else tune.seed)
-    else:
-        trials, stopped_by = _sklearn(candidates, X, y, folds, tune, seed, positive, score)
+    with lean_fitting(*(c.pipeline for c in candidates)):  # median imputers: ADR 0056
+        if tune.method == "optuna":
+            trials, stopped_by = _optuna(candidates, X, y, folds, score, tune,
+                                         seed if tune.seed is None else tune.seed)
+        else:
+            trials, stopped_by = _sklearn(candidates, X, y, folds, tune, seed, positive, score)
     goal = direction(tune.metric)
     table = [_candidate_row(c, trials, goal) for c in candidates]
     scored = [row for row in table if row["cv_mean"] is not None]
@@ -194,7 +197,8 @@ def run_search(candidates: Sequence[SearchCandidate], X: Any, y: Any, *, tune: A
     model = clone(chosen.pipeline).set_params(
         **{f"model__{k}": v for k, v in pick["best_params"].items()})
     try:
-        model.fit(X, y)
+        with lean_fitting(model):
+            model.fit(X, y)
     except ValueError as exc:
         raise DataError(f"fitting {chosen.estimator} with the best params failed: {exc}") \
             from None

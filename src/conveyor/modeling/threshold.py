@@ -52,6 +52,7 @@ def tune_threshold(pipeline: Any, X: Any, y: Any, *, positive: Any, metric: str,
     from sklearn.base import clone
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
+    from conveyor.modeling.lean_median import lean
     from conveyor.modeling.metrics import label_metrics
 
     labels, counts = np.unique(np.asarray(y), return_counts=True)
@@ -60,8 +61,10 @@ def tune_threshold(pipeline: Any, X: Any, y: Any, *, positive: Any, metric: str,
                         f"class {labels[counts.argmin()]!r} has {counts.min()} rows there; "
                         "lower model.threshold.cv or fix the threshold")
     folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed)
+    per_fold = clone(pipeline)
+    lean(per_fold)  # its fits are thrown away: the lean median fit needs no settling
     try:
-        proba = cross_val_predict(clone(pipeline), X, y, cv=folds, method="predict_proba")
+        proba = cross_val_predict(per_fold, X, y, cv=folds, method="predict_proba")
     except ValueError as exc:
         raise DataError(f"model.threshold: cannot tune on {cv} folds of the training split: "
                         f"{exc}") from None

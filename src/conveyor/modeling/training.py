@@ -133,12 +133,14 @@ def fit_model(pipeline: Any, X: Any, y: Any, *, tune: Any = None, seed: int = 0,
     Raises:
         DataError: the estimator refused the data.
     """
+    from conveyor.modeling.lean_median import lean_fitting, settle
     from conveyor.modeling.metrics import scorer, scorer_sign
 
     facts: dict[str, Any] = {}
     if tune is None:
         try:
-            pipeline.fit(X, y)
+            with lean_fitting(pipeline):  # median imputers fit per column (ADR 0056)
+                pipeline.fit(X, y)
         except ValueError as exc:
             raise DataError(f"fitting {what} failed: {exc}") from None
         return pipeline, facts
@@ -158,9 +160,11 @@ def fit_model(pipeline: Any, X: Any, y: Any, *, tune: Any = None, seed: int = 0,
         search = RandomizedSearchCV(pipeline, grid, n_iter=tune.n_iter, cv=cv, scoring=score,
                                     random_state=seed, n_jobs=1, refit=True)
     try:
-        search.fit(X, y)
+        with lean_fitting(pipeline):
+            search.fit(X, y)
     except ValueError as exc:
         raise DataError(f"tuning failed: {exc}") from None
+    settle(search.best_estimator_)  # refitted on a clone made while lean
     facts["best_params"] = {k.removeprefix("model__"): v for k, v in search.best_params_.items()}
     facts[f"cv_best_{metric}"] = scorer_sign(metric) * float(search.best_score_)
     return search.best_estimator_, facts

@@ -48,7 +48,7 @@ class EvaluateStep(BaseStep):
                         if k in ("test_accuracy", "test_f1", "test_rmse", "test_r2"))
 
     def _run(self, ctx: StepContext) -> StepResult:
-        from conveyor.modeling import confusion, positive_scores
+        from conveyor.modeling import classification_metrics, confusion, positive_scores
 
         spec = ctx.spec
         validated = ctx.read_json("validate.report")
@@ -62,12 +62,20 @@ class EvaluateStep(BaseStep):
         features = validated["features"]
         target = spec.schema_.target
         X_train, y_train = split_xy(ctx.read_table("split.train"), features, target)
-        X_test, y_test = split_xy(ctx.read_table("split.test"), features, target)
         pos = scoring_positive(spec.schema_.positive_label, y_train)
-        metrics = score_model(model, (X_train, y_train), (X_test, y_test),
-                              metrics=spec.evaluate.metrics, positive=pos)
-        if spec.evaluate.cv:
-            metrics.update(self._cross_validate(model, X_train, y_train, spec, pos))
+        # score_model's train_ then test_ metrics, but the train rows are done with before the
+        # test rows are read: one table beside the model's copies of the larger one (ADR 0056)
+        metrics = classification_metrics(model, X_train, y_train, split="train",
+                                         metrics=list(spec.evaluate.metrics), positive=pos)
+        cv = (self._cross_validate(model, X_train, y_train, spec, pos) if spec.evaluate.cv
+              else {})
+        train_rows = len(X_train)
+        del X_train, y_train
+        X_test, y_test = split_xy(ctx.read_table("split.test"), features, target)
+        metrics.update(classification_metrics(model, X_test, y_test, split="test",
+                                              metrics=list(spec.evaluate.metrics),
+                                              positive=pos))
+        metrics.update(cv)
         matrix = confusion(model, X_test, y_test)
         scores = positive_scores(model, X_test, pos) if pos is not None else None
         decided = (ctx.read_json("train.threshold") if "train.threshold" in ctx.inputs
@@ -80,7 +88,7 @@ class EvaluateStep(BaseStep):
         outputs.update(_write_plots(ctx, images))
         chosen = ctx.upstream.get("train", {}).get("candidate")  # the best of models:
         facts = {"model": spec.model.estimator if spec.model else chosen,
-                 "train rows": len(X_train), "test rows": len(X_test), "features": len(features),
+                 "train rows": train_rows, "test rows": len(X_test), "features": len(features),
                  "positive label": pos if pos is not None else "(multiclass, macro average)"}
         return StepResult(outputs=outputs, metrics=metrics,
                           info={"facts": facts, "images": list(images)})
@@ -152,12 +160,15 @@ class EvaluateStep(BaseStep):
         from sklearn.model_selection import cross_validate
 
         from conveyor.modeling import scorer
+        from conveyor.modeling.lean_median import lean
         from conveyor.modeling.metrics import scorer_sign
         from conveyor.modeling.training import folds
 
         cv = folds(task, spec.evaluate.cv, spec.split.seed)
         wanted = list(wanted or spec.evaluate.metrics)
-        result = cross_validate(clone(model), X, y, cv=cv,
+        per_fold = clone(model)
+        lean(per_fold)  # the folds' fits are thrown away: nothing to settle (ADR 0056)
+        result = cross_validate(per_fold, X, y, cv=cv,
                                 scoring={m: scorer(m, pos) for m in wanted})
         out: dict[str, float] = {}
         for m in wanted:
