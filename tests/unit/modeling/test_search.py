@@ -138,6 +138,12 @@ def test_a_choice_the_estimator_refuses_is_refused_before_any_work(tmp_path: Pat
      "also models.0's"),
     (CANDIDATES.replace("timeout: 2m", "timeout: soon"), "tune.timeout", "'2m'"),
     (CANDIDATES.replace("n_trials: 8", "n_jobs: 0"), "tune.n_jobs", "-1 for every core"),
+    # a typo in the metric passed `conveyor validate`; the run failed in train (exit 1)
+    # with scikit-learn's "'f1_macr' is not a valid scoring value"
+    (CANDIDATES.replace("metric: f1", "metric: f1_macr"), "tune.metric",
+     "unknown metric 'f1_macr'; did you mean 'f1'?"),
+    ("model:\n  estimator: svc\n  tune: {metric: acuracy, params: {C: [1, 2]}}\n",
+     "model.tune.metric", "did you mean 'accuracy'?"),
 ])
 def test_the_shape_of_model_models_and_tune(tmp_path: Path, body: str, key: str | None,
                                             words: str) -> None:
@@ -318,6 +324,9 @@ def test_conveyor_validate_takes_ranges_under_random_and_names_a_bad_one(
     assert main(["validate", str(spec), "models.0.space.C={low: 10, high: 1}"]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("error: ") and "models.0.space.C: low 10 is above high 1" in line
+    assert main(["validate", str(spec), "tune.metric=f1_macr"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "tune.metric: unknown metric 'f1_macr'; did you mean 'f1'?" in line
 
 
 # --------------------------------------------------------- fold scores (ADR 0052)
