@@ -176,6 +176,9 @@ class RunResult:
         report_uri: the evaluation report (HTML), if evaluate ran.
         export_uri: the exported model folder, or ``None``.
         reason: why the gate rejected the model ("" otherwise).
+        aliases: with ``gate.champion``, the aliases on the registered version once the run
+            is over (``("challenger", "production")`` after ``gate.promote`` moved
+            production to it); empty otherwise.
         steps: the status of each step this call executed (``ok``, ``cached``, ``skipped``).
         manifest: the whole manifest (``None`` for a partial run).
     """
@@ -193,6 +196,7 @@ class RunResult:
     export_uri: str | None = None
     reason: str = ""
     steps: Mapping[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
     manifest: Mapping[str, Any] | None = field(default=None, repr=False)
 
     @property
@@ -283,6 +287,15 @@ def run(spec: PathLike | LoadedSpec, overrides: Iterable[str] = (), *,
     artifacts = manifest.get("artifacts", {})  # the gate's report (ADR 0041), or evaluate's
     report = (artifacts.get("gate/report") or artifacts.get("evaluate/report") or {}).get("uri")
     status = "rejected" if manifest.get("status") == "rejected" else "ok"
+    registered = info.get("register", {})
+    aliases: tuple[str, ...] = ()
+    if loaded.spec.gate.champion is not None and registered.get("version"):
+        # the register step moved them after the manifest (its publish hook): ask the registry
+        from conveyor.tracking import Tracker
+        from conveyor.tracking.aliases import version_aliases
+
+        tracker = Tracker(manifest.get("tracking_uri"), loaded.spec.name)
+        aliases = version_aliases(tracker, registered["name"], registered["version"])
     return RunResult(
         run_id=summary.run_id, pipeline=loaded.spec.name, status=status,
         metrics=dict(manifest.get("metrics", {})),
@@ -292,7 +305,7 @@ def run(spec: PathLike | LoadedSpec, overrides: Iterable[str] = (), *,
         tracking_uri=manifest.get("tracking_uri"), report_uri=report,
         export_uri=info.get("export", {}).get("model"),
         reason=str(info.get("gate", {}).get("reason", "")) if status == "rejected" else "",
-        steps=steps, manifest=manifest)
+        steps=steps, manifest=manifest, aliases=aliases)
 
 
 # metric None: f1, or rmse for a regressor (conveyor.promotion.plan_promotion decides)

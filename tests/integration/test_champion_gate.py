@@ -131,6 +131,8 @@ def test_the_first_model_passes_with_no_champion_and_becomes_production(story: S
     assert (verdict["passed"], verdict["champion"], verdict["comparison"]) == (True, None, [])
     assert first.versions == ["1"]
     assert first.aliases == {"challenger": "1", "production": "1"}
+    # the run says where the aliases point (it said only "registered .../1")
+    assert f"registered models:/{MODEL}/1\naliases    challenger, production\n" in first.out
     tags = story.tags("first")
     assert (tags["conveyor.gate"], tags["conveyor.champion_version"],
             tags["conveyor.challenger_version"], tags["conveyor.promotion"]) == (
@@ -177,6 +179,7 @@ def test_a_better_model_becomes_the_challenger(story: Story) -> None:
     assert "test_f1 0.9630 beats champion v1 (0.9512) by 0.0117 >= min_delta 0.005" in run.out
     assert run.versions == ["1", "2"]
     assert run.aliases == {"challenger": "2", "production": "1"}  # no gate.promote
+    assert f"registered models:/{MODEL}/2\naliases    challenger\n" in run.out
     tags = story.tags("challenger")
     assert tags["conveyor.challenger_version"] == "2" and "conveyor.promotion" not in tags
 
@@ -206,6 +209,7 @@ def test_gate_promote_moves_production_by_compare_and_set(story: Story) -> None:
     assert run.code == 0, run.out + run.err
     assert run.versions == ["1", "2"]  # the same trained model: its version, found again
     assert run.aliases == {"challenger": "2", "production": "2", "previous_production": "1"}
+    assert "aliases    challenger, production\n" in run.out
     tags = story.tags("promoted")
     assert tags["conveyor.promotion"] == "promoted"
     assert "beats champion v1" in tags["conveyor.promotion_reason"]

@@ -129,6 +129,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result.model_uri:
         console.print(f"registered {result.model_uri}"
                       + ("" if registered.get("created", True) else " (already registered)"))
+        if result.aliases:
+            console.print(f"aliases    {', '.join(result.aliases)}")
     if result.export_uri:
         console.print(f"model      {result.export_uri}")
         console.print(f"metrics    {exported['metrics']}")
