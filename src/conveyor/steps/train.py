@@ -59,8 +59,9 @@ class TrainStep(BaseStep):
 
     def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
         if info.get("search"):
+            stopped = "; stopped by tune.timeout" if info.get("stopped_by") == "timeout" else ""
             return (f"{info.get('estimator', '')} ({info.get('candidate')}, best of "
-                    f"{info.get('trials')} trials)")
+                    f"{info.get('trials')} trials{stopped})")
         return str(info.get("estimator", ""))
 
     def tags(self, info: Mapping[str, Any]) -> dict[str, str]:

@@ -423,3 +423,21 @@ def test_the_history_plot_draws_the_completed_trials(data: Any) -> None:
     none_complete = {**record, "trials": [{**t, "state": "pruned", "cv_mean": None}
                                           for t in record["trials"]]}
     assert marked(none_complete) == 0
+
+
+# ------------------------------------------------------------------- the step's line
+@pytest.mark.parametrize(("stopped_by", "line"), [
+    ("trials", "LogisticRegression (logistic_regression, best of 6 trials)"),
+    ("exhausted", "LogisticRegression (logistic_regression, best of 6 trials)"),
+    # a search its time budget cut short said only "best of 6 trials", as if it had
+    # tried what it was asked to
+    ("timeout", "LogisticRegression (logistic_regression, best of 6 trials; stopped by "
+                "tune.timeout)"),
+])
+def test_the_train_line_says_when_the_time_budget_stopped_the_search(stopped_by: str,
+                                                                     line: str) -> None:
+    from conveyor.steps.train import TrainStep
+
+    info = {"search": True, "estimator": "LogisticRegression",
+            "candidate": "logistic_regression", "trials": 6, "stopped_by": stopped_by}
+    assert TrainStep().summary(info, {}) == line
