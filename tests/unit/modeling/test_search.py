@@ -144,6 +144,11 @@ def test_a_choice_the_estimator_refuses_is_refused_before_any_work(tmp_path: Pat
      "unknown metric 'f1_macr'; did you mean 'f1'?"),
     ("model:\n  estimator: svc\n  tune: {metric: acuracy, params: {C: [1, 2]}}\n",
      "model.tune.metric", "did you mean 'accuracy'?"),
+    # inside a candidate, a typo had no hint and a bare value named a class (CandidateSpec)
+    (CANDIDATES.replace("    space:\n      n_estimators", "    spcae:\n      n_estimators"),
+     "models.1.spcae", "unknown key 'spcae'; did you mean 'space'?"),
+    ("models: [ridge]\n", "models.0",
+     "expected a mapping with the keys estimator, name, params, space, got 'ridge'"),
 ])
 def test_the_shape_of_model_models_and_tune(tmp_path: Path, body: str, key: str | None,
                                             words: str) -> None:
