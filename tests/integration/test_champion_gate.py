@@ -143,6 +143,9 @@ def test_a_worse_model_is_rejected_and_nothing_is_registered(story: Story) -> No
     worse = story.runs["worse"]
     assert worse.code == 3, worse.out + worse.err
     assert "test_f1 0.9231 is worse than champion v1 (0.9512): the champion stays" in worse.out
+    # the rejection was shown with the same green tick as a pass
+    [gate] = [line for line in worse.out.splitlines() if line.split()[1:2] == ["gate"]]
+    assert gate.startswith("  ✗ gate ") and "rejected: test_f1 0.9231" in gate, gate
     assert worse.versions == ["1"] and worse.aliases == {"challenger": "1", "production": "1"}
     verdict = story.verdict("worse")
     assert verdict["passed"] is False
