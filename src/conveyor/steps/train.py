@@ -58,11 +58,13 @@ class TrainStep(BaseStep):
         return hashlib.sha256(super().code_version.encode() + source).hexdigest()[:16]
 
     def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
+        threshold = info.get("threshold")
+        at = f", threshold {threshold:.2f}" if isinstance(threshold, (int, float)) else ""
         if info.get("search"):
             stopped = "; stopped by tune.timeout" if info.get("stopped_by") == "timeout" else ""
             return (f"{info.get('estimator', '')} ({info.get('candidate')}, best of "
-                    f"{info.get('trials')} trials{stopped})")
-        return str(info.get("estimator", ""))
+                    f"{info.get('trials')} trials{stopped}){at}")
+        return f"{info.get('estimator', '')}{at}"
 
     def tags(self, info: Mapping[str, Any]) -> dict[str, str]:
         """The chosen candidate, on the run also when train was cached."""

@@ -446,3 +446,13 @@ def test_the_train_line_says_when_the_time_budget_stopped_the_search(stopped_by:
     info = {"search": True, "estimator": "LogisticRegression",
             "candidate": "logistic_regression", "trials": 6, "stopped_by": stopped_by}
     assert TrainStep().summary(info, {}) == line
+
+
+def test_the_train_line_names_the_decision_threshold() -> None:
+    """A tuned ``model.threshold`` (0.64 for F1 on breast cancer) changes every prediction
+    near it; the train line said only "LogisticRegression"."""
+    from conveyor.steps.train import TrainStep
+
+    assert TrainStep().summary({"estimator": "LogisticRegression", "threshold": 0.6412},
+                               {}) == "LogisticRegression, threshold 0.64"
+    assert TrainStep().summary({"estimator": "LogisticRegression"}, {}) == "LogisticRegression"
