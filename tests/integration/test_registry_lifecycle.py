@@ -241,6 +241,13 @@ def test_promote_by_a_metric_of_the_other_task_is_bad_input(shared: Shared,
 
     with pytest.raises(conveyor.BadInputError, match="rmse is a regression metric"):
         conveyor.promote(REGISTERED, metric="rmse", dry_run=True)
+    # a minimum of the other task, with the default metric: it blamed "metric f1", which
+    # the user had not given
+    floor = cli("promote", REGISTERED, "--minimum", "rmse=60")
+    assert floor.code == 2, floor.out + floor.err
+    assert floor.err.strip() == (f"error: minimum rmse is a regression metric, but "
+                                 f"{REGISTERED} is a classification model; use accuracy, f1, "
+                                 "precision or recall"), floor.err
 
 
 # --------------------------------------------------------------------------- item 12

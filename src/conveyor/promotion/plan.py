@@ -77,10 +77,12 @@ def plan_promotion(
         holdout = holdout_from_tags(chosen)
     if chosen or holdout is not None:
         task: str | None = promotion_task(chosen, holdout)
-        if metric is not None and metric_task(metric) not in (None, task):
-            raise BadInputError(
-                f"{metric} is a {metric_task(metric)} metric, but {model} is a {task} model; "
-                f"use {_one_of(m for m in METRICS if metric_task(m) == task)}")
+        for name in ([metric] if metric is not None else []) + list(minimums):
+            if metric_task(name) not in (None, task):
+                what = "" if name == metric else "minimum "
+                raise BadInputError(
+                    f"{what}{name} is a {metric_task(name)} metric, but {model} is a {task} "
+                    f"model; use {_one_of(m for m in METRICS if metric_task(m) == task)}")
     else:
         task = metric_task(metric) if metric is not None else None
     metric = metric or default_metric(task or "classification")
