@@ -145,3 +145,10 @@ def test_a_regression_shows_its_target_range_not_classes() -> None:
                          data=data, target="target")
     assert "<tr><th>target</th><td>target: 25 to 346</td></tr>" in text
     assert "<th>classes</th>" not in text
+
+
+def test_the_champions_scores_say_which_rows_they_are_on(page: str) -> None:
+    # the gate scores the champion on this run's test rows; "recorded scores" read as the
+    # metrics logged when the champion was trained, on another split
+    assert "the champion's scores on this run's test rows" in page.replace("&#x27;", "'")
+    assert "recorded scores" not in page
