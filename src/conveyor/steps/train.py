@@ -62,8 +62,9 @@ class TrainStep(BaseStep):
         at = f", threshold {threshold:.2f}" if isinstance(threshold, (int, float)) else ""
         if info.get("search"):
             stopped = "; stopped by tune.timeout" if info.get("stopped_by") == "timeout" else ""
-            return (f"{info.get('estimator', '')} ({info.get('candidate')}, best of "
-                    f"{info.get('trials')} trials{stopped}){at}")
+            tried = (f"best of {info.get('trials')} trials" if info.get("trials") != 1
+                     else "1 trial")
+            return f"{info.get('estimator', '')} ({info.get('candidate')}, {tried}{stopped}){at}"
         return f"{info.get('estimator', '')}{at}"
 
     def tags(self, info: Mapping[str, Any]) -> dict[str, str]:

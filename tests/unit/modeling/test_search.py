@@ -446,6 +446,9 @@ def test_the_train_line_says_when_the_time_budget_stopped_the_search(stopped_by:
     info = {"search": True, "estimator": "LogisticRegression",
             "candidate": "logistic_regression", "trials": 6, "stopped_by": stopped_by}
     assert TrainStep().summary(info, {}) == line
+    # models: without tune: one fit per candidate ("best of 1 trials")
+    assert TrainStep().summary({**info, "trials": 1}, {}).startswith(
+        "LogisticRegression (logistic_regression, 1 trial")
 
 
 def test_the_train_line_names_the_decision_threshold() -> None:
