@@ -113,7 +113,8 @@ def _gate_section(verdict: Mapping[str, Any] | None) -> str:
                     for c in comparison) + "</table>")
         scores = champion.get("metrics") or {}
         if scores:
-            parts.append("<details><summary>the champion's scores on this run's test rows</summary><table>"
+            parts.append("<details><summary>the champion's scores on this run's test rows"
+                         "</summary><table>"
                          + "".join(f"<tr><td>{_e(k)}</td><td class=n>{_num(v)}</td></tr>"
                                    for k, v in sorted(scores.items())) + "</table></details>")
     elif "champion" in verdict:
