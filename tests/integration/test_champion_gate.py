@@ -250,3 +250,28 @@ def test_a_plan_made_against_a_production_that_moved_since_is_aborted(
         assert registry(story.home)[0]["production"] == "1"  # nothing moved
     finally:
         client(story.home).set_registered_model_alias(MODEL, "production", "2")
+
+
+def test_a_run_does_not_promote_again_a_version_that_was_rolled_back(
+        conveyor_home: Path, monkeypatch: pytest.MonkeyPatch, wdbc_path: Path) -> None:
+    """`conveyor rollback` takes v2 out of production "if v2 misbehaves"; the next run of the
+    unchanged pipeline (train cached: the same v2) beat v1 again and gate.promote put v2 back
+    in production, silently undoing the rollback."""
+    monkeypatch.setenv("WDBC_PATH", str(wdbc_path))
+    assert run_as(conveyor_home, "rb-first", *PROMOTE).code == 0
+    better = run_as(conveyor_home, "rb-better", *PROMOTE, BETTER)
+    assert better.code == 0 and better.aliases["production"] == "2", better.out + better.err
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["rollback", MODEL]) == 0
+    assert registry(conveyor_home)[0]["production"] == "1"
+
+    again = run_as(conveyor_home, "rb-again", *PROMOTE, BETTER)
+    assert again.code == 0, again.out + again.err  # the gate still passes: v2 beats v1
+    assert again.versions == ["1", "2"]
+    assert again.aliases["production"] == "1", again.aliases  # the rollback stands
+    assert again.aliases["challenger"] == "2"
+    assert "aliases    challenger\n" in again.out
+    tags = Story(conveyor_home, {"again": again}, None, []).tags("again")
+    assert tags["conveyor.promotion"] == "kept"
+    assert "v2 was rolled back from production" in tags["conveyor.promotion_reason"]
