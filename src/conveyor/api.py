@@ -17,6 +17,7 @@ CLI (docs/decisions/0024).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -294,8 +295,14 @@ def run(spec: PathLike | LoadedSpec, overrides: Iterable[str] = (), *,
         from conveyor.tracking import Tracker
         from conveyor.tracking.aliases import version_aliases
 
+        from conveyor.errors import TrackingError
+
         tracker = Tracker(manifest.get("tracking_uri"), loaded.spec.name)
-        aliases = version_aliases(tracker, registered["name"], registered["version"])
+        try:
+            aliases = version_aliases(tracker, registered["name"], registered["version"])
+        except TrackingError as exc:  # the run is done: a summary line is not worth failing it
+            logging.getLogger(__name__).warning("could not read the aliases of %s v%s: %s",
+                                                registered["name"], registered["version"], exc)
     return RunResult(
         run_id=summary.run_id, pipeline=loaded.spec.name, status=status,
         metrics=dict(manifest.get("metrics", {})),
