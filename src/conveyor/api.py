@@ -292,10 +292,9 @@ def run(spec: PathLike | LoadedSpec, overrides: Iterable[str] = (), *,
     aliases: tuple[str, ...] = ()
     if loaded.spec.gate.champion is not None and registered.get("version"):
         # the register step moved them after the manifest (its publish hook): ask the registry
+        from conveyor.errors import TrackingError
         from conveyor.tracking import Tracker
         from conveyor.tracking.aliases import version_aliases
-
-        from conveyor.errors import TrackingError
 
         tracker = Tracker(manifest.get("tracking_uri"), loaded.spec.name)
         try:
