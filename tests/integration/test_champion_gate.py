@@ -127,6 +127,9 @@ def test_the_first_model_passes_with_no_champion_and_becomes_production(story: S
     first = story.runs["first"]
     assert first.code == 0, first.out + first.err
     assert "no champion" in first.out
+    # one pair of parentheses (it read "passed (no champion: ... yet (the first ...))")
+    assert (f"passed (no champion yet: '{MODEL}' is not registered, so the first model "
+            "passes the champion check)\n") in first.out, first.out
     verdict = story.verdict("first")
     assert (verdict["passed"], verdict["champion"], verdict["comparison"]) == (True, None, [])
     assert first.versions == ["1"]

@@ -89,13 +89,13 @@ def challenge_champion(
     try:
         state = production_state(tracker, model)
     except BadInputError:  # the registered model does not exist yet
-        return ChampionCheck(True, f"no champion: {model!r} is not registered yet (the first "
-                                   "model passes the champion check)")
+        return ChampionCheck(True, f"no champion yet: {model!r} is not registered, so the "
+                                   "first model passes the champion check")
     try:
         version = get_version(tracker, model, alias=alias)
     except VersionRefusedError:
-        return ChampionCheck(True, f"no champion: {model!r} has no {alias!r} alias yet (the "
-                                   "first model passes the champion check)",
+        return ChampionCheck(True, f"no champion yet: {model!r} has no {alias!r} alias, so "
+                                   "the first model passes the champion check",
                              production=state.production, generation=state.generation)
     number = str(version.version)
     base = {"name": model, "version": number, "alias": alias, "metrics": {}}
