@@ -87,10 +87,16 @@ def _check_candidate(loaded: LoadedSpec, candidate: Any, task: str | None) -> No
     for param, message in check_params(estimator, candidate.params):
         raise loaded.error(f"{candidate.key}.params.{param}", message)
     try:  # values too (C=abc), before any run is created
-        build_estimator(candidate.estimator, candidate.params, key=candidate.key,
-                        task=task)
+        built = build_estimator(candidate.estimator, candidate.params, key=candidate.key,
+                                task=task)
     except SpecError as exc:
         raise loaded.error(exc.key or f"{candidate.key}.params", exc.reason) from None
+    tune = loaded.spec.search()
+    if tune is not None and tune.metric == "log_loss" and not hasattr(built, "predict_proba"):
+        raise loaded.error(f"{candidate.key}.estimator", (
+            f"tune.metric log_loss scores predicted probabilities, and {type(built).__name__} "
+            "has no predict_proba; search by another metric (roc_auc ranks by the decision "
+            "function) or use an estimator with probabilities"))
     for param, message in check_params(estimator, candidate.space):
         raise loaded.error(f"{candidate.space_key}.{param}", message)
     for param, space in candidate.space.items():

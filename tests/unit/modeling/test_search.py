@@ -459,3 +459,21 @@ def test_the_train_line_names_the_decision_threshold() -> None:
     assert TrainStep().summary({"estimator": "LogisticRegression", "threshold": 0.6412},
                                {}) == "LogisticRegression, threshold 0.64"
     assert TrainStep().summary({"estimator": "LogisticRegression"}, {}) == "LogisticRegression"
+
+
+def test_a_search_by_log_loss_needs_an_estimator_with_probabilities(tmp_path: Path) -> None:
+    """LinearSVC has no predict_proba: every trial raised AttributeError in scikit-learn's
+    scorer, which ended the run as a failure (exit 1, retried under Airflow), after
+    `conveyor validate` had passed the spec."""
+    body = """\
+models:
+  - estimator: logistic_regression
+  - estimator: linear_svc
+    space: {C: {low: 0.01, high: 10.0, log: true}}
+tune: {method: optuna, metric: log_loss, cv: 3, n_trials: 3}
+"""
+    error = spec_error(tmp_path, body, check=True)
+    assert error.key == "models.1.estimator" and error.line == 6, error
+    assert "tune.metric log_loss scores predicted probabilities, and LinearSVC has no " \
+           "predict_proba" in str(error)
+    check_spec(load_spec(write(tmp_path, body.replace("log_loss", "roc_auc"))), data=False)
