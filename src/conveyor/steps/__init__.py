@@ -91,12 +91,18 @@ def _check_candidate(loaded: LoadedSpec, candidate: Any, task: str | None) -> No
                                 task=task)
     except SpecError as exc:
         raise loaded.error(exc.key or f"{candidate.key}.params", exc.reason) from None
-    tune = loaded.spec.search()
-    if tune is not None and tune.metric == "log_loss" and not hasattr(built, "predict_proba"):
+    # log loss scores probabilities: a decision function is not one (LinearSVC's, clipped
+    # into [0, 1], gave a log loss that meant nothing; a search by it failed every trial)
+    tune, evaluate = loaded.spec.search(), loaded.spec.evaluate
+    wanted = [what for what, asked in (
+        ("tune.metric log_loss", tune is not None and tune.metric == "log_loss"),
+        ("evaluate.metrics has log_loss, which",
+         "metrics" in evaluate.model_fields_set and "log_loss" in evaluate.metrics)) if asked]
+    if wanted and not hasattr(built, "predict_proba"):
         raise loaded.error(f"{candidate.key}.estimator", (
-            f"tune.metric log_loss scores predicted probabilities, and {type(built).__name__} "
-            "has no predict_proba; search by another metric (roc_auc ranks by the decision "
-            "function) or use an estimator with probabilities"))
+            f"{wanted[0]} scores predicted probabilities, and {type(built).__name__} has no "
+            "predict_proba; use another metric (roc_auc ranks by the decision function) or "
+            "an estimator with probabilities"))
     for param, message in check_params(estimator, candidate.space):
         raise loaded.error(f"{candidate.space_key}.{param}", message)
     for param, space in candidate.space.items():

@@ -475,5 +475,18 @@ tune: {method: optuna, metric: log_loss, cv: 3, n_trials: 3}
     error = spec_error(tmp_path, body, check=True)
     assert error.key == "models.1.estimator" and error.line == 6, error
     assert "tune.metric log_loss scores predicted probabilities, and LinearSVC has no " \
-           "predict_proba" in str(error)
+           "predict_proba; use another metric" in str(error)
     check_spec(load_spec(write(tmp_path, body.replace("log_loss", "roc_auc"))), data=False)
+
+
+def test_log_loss_in_evaluate_needs_an_estimator_with_probabilities(tmp_path: Path) -> None:
+    """evaluate's log_loss for LinearSVC took its decision function, clipped into [0, 1],
+    for probabilities, and reported a number that means nothing (test_log_loss 0.98)."""
+    error = spec_error(tmp_path, "model: {estimator: linear_svc}\n"
+                                 "evaluate: {metrics: [accuracy, log_loss]}\n", check=True)
+    assert error.key == "model.estimator", error
+    assert "evaluate.metrics has log_loss, which scores predicted probabilities, and " \
+           "LinearSVC has no predict_proba" in str(error)
+    check_spec(load_spec(write(tmp_path, "model: {estimator: linear_svc}\n"
+                                         "evaluate: {metrics: [accuracy, roc_auc]}\n")),
+               data=False)
