@@ -94,15 +94,22 @@ def _check_candidate(loaded: LoadedSpec, candidate: Any, task: str | None) -> No
     # log loss scores probabilities: a decision function is not one (LinearSVC's, clipped
     # into [0, 1], gave a log loss that meant nothing; a search by it failed every trial)
     tune, evaluate = loaded.spec.search(), loaded.spec.evaluate
-    wanted = [what for what, asked in (
-        ("tune.metric log_loss", tune is not None and tune.metric == "log_loss"),
-        ("evaluate.metrics has log_loss, which",
+    one_vs_rest = loaded.spec.schema_.positive_label is None  # roc_auc_ovr: predict_proba
+    ranks = ("use another metric (roc_auc ranks by the decision function) or an estimator "
+             "with probabilities")
+    wanted = [(what, hint) for what, hint, asked in (
+        ("tune.metric log_loss", ranks, tune is not None and tune.metric == "log_loss"),
+        (f"tune.metric {tune.metric if tune else ''} without schema.positive_label "
+         "(one-vs-rest)", "set schema.positive_label (a binary target), use another metric, "
+         "or an estimator with probabilities", tune is not None and one_vs_rest
+         and tune.metric in ("roc_auc", "pr_auc")),
+        ("evaluate.metrics has log_loss, which", ranks,
          "metrics" in evaluate.model_fields_set and "log_loss" in evaluate.metrics)) if asked]
     if wanted and not hasattr(built, "predict_proba"):
+        what, hint = wanted[0]
         raise loaded.error(f"{candidate.key}.estimator", (
-            f"{wanted[0]} scores predicted probabilities, and {type(built).__name__} has no "
-            "predict_proba; use another metric (roc_auc ranks by the decision function) or "
-            "an estimator with probabilities"))
+            f"{what} scores predicted probabilities, and {type(built).__name__} has no "
+            f"predict_proba; {hint}"))
     for param, message in check_params(estimator, candidate.space):
         raise loaded.error(f"{candidate.space_key}.{param}", message)
     for param, space in candidate.space.items():

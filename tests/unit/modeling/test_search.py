@@ -490,3 +490,27 @@ def test_log_loss_in_evaluate_needs_an_estimator_with_probabilities(tmp_path: Pa
     check_spec(load_spec(write(tmp_path, "model: {estimator: linear_svc}\n"
                                          "evaluate: {metrics: [accuracy, roc_auc]}\n")),
                data=False)
+
+
+def test_a_search_by_roc_auc_without_a_positive_class_needs_probabilities(
+        tmp_path: Path) -> None:
+    """Without schema.positive_label, roc_auc is one-vs-rest over predict_proba: LinearSVC
+    on iris failed every trial with AttributeError (exit 1)."""
+    body = """\
+name: iris_svc
+data: {source: sklearn, name: iris}
+schema: {target: target}
+models:
+  - estimator: linear_svc
+tune: {method: optuna, metric: roc_auc, cv: 3, n_trials: 2}
+"""
+    path = tmp_path / "iris.yaml"
+    path.write_text(body)
+    with pytest.raises(SpecError) as caught:
+        check_spec(load_spec(path), data=False)
+    assert caught.value.key == "models.0.estimator"
+    assert "tune.metric roc_auc without schema.positive_label (one-vs-rest)" in str(caught.value)
+    # with a positive class the decision function ranks the rows: no probabilities needed
+    check_spec(load_spec(write(tmp_path, "models:\n  - estimator: linear_svc\n"
+                                         "tune: {method: optuna, metric: roc_auc}\n")),
+               data=False)
