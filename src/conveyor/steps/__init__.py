@@ -95,6 +95,8 @@ def _check_candidate(loaded: LoadedSpec, candidate: Any, task: str | None) -> No
     # into [0, 1], gave a log loss that meant nothing; a search by it failed every trial)
     tune, evaluate = loaded.spec.search(), loaded.spec.evaluate
     one_vs_rest = loaded.spec.schema_.positive_label is None  # roc_auc_ovr: predict_proba
+    # as written (the task's default list keeps leaving out what the model cannot score)
+    written = evaluate.metrics if "metrics" in evaluate.model_fields_set else []
     ranks = ("use another metric (roc_auc ranks by the decision function) or an estimator "
              "with probabilities")
     wanted = [(what, hint) for what, hint, asked in (
@@ -103,8 +105,11 @@ def _check_candidate(loaded: LoadedSpec, candidate: Any, task: str | None) -> No
          "(one-vs-rest)", "set schema.positive_label (a binary target), use another metric, "
          "or an estimator with probabilities", tune is not None and one_vs_rest
          and tune.metric in ("roc_auc", "pr_auc")),
-        ("evaluate.metrics has log_loss, which", ranks,
-         "metrics" in evaluate.model_fields_set and "log_loss" in evaluate.metrics)) if asked]
+        ("evaluate.metrics has log_loss, which", ranks, "log_loss" in written),
+        *((f"evaluate.metrics has {m}, which without schema.positive_label (one-vs-rest)",
+           "set schema.positive_label (a binary target), leave it out, or use an estimator "
+           "with probabilities", one_vs_rest and m in written) for m in ("roc_auc", "pr_auc")),
+    ) if asked]
     if wanted and not hasattr(built, "predict_proba"):
         what, hint = wanted[0]
         raise loaded.error(f"{candidate.key}.estimator", (

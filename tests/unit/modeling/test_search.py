@@ -514,3 +514,18 @@ tune: {method: optuna, metric: roc_auc, cv: 3, n_trials: 2}
     check_spec(load_spec(write(tmp_path, "models:\n  - estimator: linear_svc\n"
                                          "tune: {method: optuna, metric: roc_auc}\n")),
                data=False)
+
+
+def test_a_written_roc_auc_without_a_positive_class_needs_probabilities(
+        tmp_path: Path) -> None:
+    """iris with LinearSVC and evaluate.metrics [.., roc_auc]: evaluate left roc_auc out
+    without a word, and a gate on test_roc_auc rejected the model, 'was not computed'."""
+    path = tmp_path / "iris.yaml"
+    path.write_text("name: iris_svc\ndata: {source: sklearn, name: iris}\n"
+                    "schema: {target: target}\nmodel: {estimator: linear_svc}\n"
+                    "evaluate: {metrics: [accuracy, roc_auc]}\n")
+    with pytest.raises(SpecError) as caught:
+        check_spec(load_spec(path), data=False)
+    assert caught.value.key == "model.estimator"
+    assert "evaluate.metrics has roc_auc, which without schema.positive_label (one-vs-rest) " \
+           "scores predicted probabilities" in str(caught.value)
