@@ -17,6 +17,7 @@ CLI (docs/decisions/0024).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -176,6 +177,9 @@ class RunResult:
         report_uri: the evaluation report (HTML), if evaluate ran.
         export_uri: the exported model folder, or ``None``.
         reason: why the gate rejected the model ("" otherwise).
+        aliases: with ``gate.champion``, the aliases on the registered version once the run
+            is over (``("challenger", "production")`` after ``gate.promote`` moved
+            production to it); empty otherwise.
         steps: the status of each step this call executed (``ok``, ``cached``, ``skipped``).
         manifest: the whole manifest (``None`` for a partial run).
     """
@@ -193,6 +197,7 @@ class RunResult:
     export_uri: str | None = None
     reason: str = ""
     steps: Mapping[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
     manifest: Mapping[str, Any] | None = field(default=None, repr=False)
 
     @property
@@ -283,6 +288,20 @@ def run(spec: PathLike | LoadedSpec, overrides: Iterable[str] = (), *,
     artifacts = manifest.get("artifacts", {})  # the gate's report (ADR 0041), or evaluate's
     report = (artifacts.get("gate/report") or artifacts.get("evaluate/report") or {}).get("uri")
     status = "rejected" if manifest.get("status") == "rejected" else "ok"
+    registered = info.get("register", {})
+    aliases: tuple[str, ...] = ()
+    if loaded.spec.gate.champion is not None and registered.get("version"):
+        # the register step moved them after the manifest (its publish hook): ask the registry
+        from conveyor.errors import TrackingError
+        from conveyor.tracking import Tracker
+        from conveyor.tracking.aliases import version_aliases
+
+        tracker = Tracker(manifest.get("tracking_uri"), loaded.spec.name)
+        try:
+            aliases = version_aliases(tracker, registered["name"], registered["version"])
+        except TrackingError as exc:  # the run is done: a summary line is not worth failing it
+            logging.getLogger(__name__).warning("could not read the aliases of %s v%s: %s",
+                                                registered["name"], registered["version"], exc)
     return RunResult(
         run_id=summary.run_id, pipeline=loaded.spec.name, status=status,
         metrics=dict(manifest.get("metrics", {})),
@@ -292,7 +311,7 @@ def run(spec: PathLike | LoadedSpec, overrides: Iterable[str] = (), *,
         tracking_uri=manifest.get("tracking_uri"), report_uri=report,
         export_uri=info.get("export", {}).get("model"),
         reason=str(info.get("gate", {}).get("reason", "")) if status == "rejected" else "",
-        steps=steps, manifest=manifest)
+        steps=steps, manifest=manifest, aliases=aliases)
 
 
 # metric None: f1, or rmse for a regressor (conveyor.promotion.plan_promotion decides)

@@ -127,10 +127,15 @@ def test_the_first_model_passes_with_no_champion_and_becomes_production(story: S
     first = story.runs["first"]
     assert first.code == 0, first.out + first.err
     assert "no champion" in first.out
+    # one pair of parentheses (it read "passed (no champion: ... yet (the first ...))")
+    assert (f"passed (no champion yet: '{MODEL}' is not registered, so the first model "
+            "passes the champion check)\n") in first.out, first.out
     verdict = story.verdict("first")
     assert (verdict["passed"], verdict["champion"], verdict["comparison"]) == (True, None, [])
     assert first.versions == ["1"]
     assert first.aliases == {"challenger": "1", "production": "1"}
+    # the run says where the aliases point (it said only "registered .../1")
+    assert f"registered models:/{MODEL}/1\naliases    challenger, production\n" in first.out
     tags = story.tags("first")
     assert (tags["conveyor.gate"], tags["conveyor.champion_version"],
             tags["conveyor.challenger_version"], tags["conveyor.promotion"]) == (
@@ -141,6 +146,9 @@ def test_a_worse_model_is_rejected_and_nothing_is_registered(story: Story) -> No
     worse = story.runs["worse"]
     assert worse.code == 3, worse.out + worse.err
     assert "test_f1 0.9231 is worse than champion v1 (0.9512): the champion stays" in worse.out
+    # the rejection was shown with the same green tick as a pass
+    [gate] = [line for line in worse.out.splitlines() if line.split()[1:2] == ["gate"]]
+    assert gate.startswith("  ✗ gate ") and "rejected: test_f1 0.9231" in gate, gate
     assert worse.versions == ["1"] and worse.aliases == {"challenger": "1", "production": "1"}
     verdict = story.verdict("worse")
     assert verdict["passed"] is False
@@ -177,6 +185,7 @@ def test_a_better_model_becomes_the_challenger(story: Story) -> None:
     assert "test_f1 0.9630 beats champion v1 (0.9512) by 0.0117 >= min_delta 0.005" in run.out
     assert run.versions == ["1", "2"]
     assert run.aliases == {"challenger": "2", "production": "1"}  # no gate.promote
+    assert f"registered models:/{MODEL}/2\naliases    challenger\n" in run.out
     tags = story.tags("challenger")
     assert tags["conveyor.challenger_version"] == "2" and "conveyor.promotion" not in tags
 
@@ -206,6 +215,7 @@ def test_gate_promote_moves_production_by_compare_and_set(story: Story) -> None:
     assert run.code == 0, run.out + run.err
     assert run.versions == ["1", "2"]  # the same trained model: its version, found again
     assert run.aliases == {"challenger": "2", "production": "2", "previous_production": "1"}
+    assert "aliases    challenger, production\n" in run.out
     tags = story.tags("promoted")
     assert tags["conveyor.promotion"] == "promoted"
     assert "beats champion v1" in tags["conveyor.promotion_reason"]
@@ -243,3 +253,28 @@ def test_a_plan_made_against_a_production_that_moved_since_is_aborted(
         assert registry(story.home)[0]["production"] == "1"  # nothing moved
     finally:
         client(story.home).set_registered_model_alias(MODEL, "production", "2")
+
+
+def test_a_run_does_not_promote_again_a_version_that_was_rolled_back(
+        conveyor_home: Path, monkeypatch: pytest.MonkeyPatch, wdbc_path: Path) -> None:
+    """`conveyor rollback` takes v2 out of production "if v2 misbehaves"; the next run of the
+    unchanged pipeline (train cached: the same v2) beat v1 again and gate.promote put v2 back
+    in production, silently undoing the rollback."""
+    monkeypatch.setenv("WDBC_PATH", str(wdbc_path))
+    assert run_as(conveyor_home, "rb-first", *PROMOTE).code == 0
+    better = run_as(conveyor_home, "rb-better", *PROMOTE, BETTER)
+    assert better.code == 0 and better.aliases["production"] == "2", better.out + better.err
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["rollback", MODEL]) == 0
+    assert registry(conveyor_home)[0]["production"] == "1"
+
+    again = run_as(conveyor_home, "rb-again", *PROMOTE, BETTER)
+    assert again.code == 0, again.out + again.err  # the gate still passes: v2 beats v1
+    assert again.versions == ["1", "2"]
+    assert again.aliases["production"] == "1", again.aliases  # the rollback stands
+    assert again.aliases["challenger"] == "2"
+    assert "aliases    challenger\n" in again.out
+    tags = Story(conveyor_home, {"again": again}, None, []).tags("again")
+    assert tags["conveyor.promotion"] == "kept"
+    assert "v2 was rolled back from production" in tags["conveyor.promotion_reason"]

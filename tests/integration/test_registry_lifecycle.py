@@ -224,6 +224,32 @@ def test_promote_and_rollback_a_model_registered_by_conveyor_run(shared: Shared,
     assert str(aliases["production"]) == production
 
 
+def test_promote_by_a_metric_of_the_other_task_is_bad_input(shared: Shared,
+                                                             home: Path) -> None:
+    """``--metric rmse`` on a classifier: every version was "refused" (predictions are not
+    numbers), a decision record was written and the command exited 0."""
+    promotions = home / "artifacts" / "_registry" / REGISTERED / "promotions"
+    before = sorted(promotions.glob("*.json")) if promotions.exists() else []
+    wrong = cli("promote", REGISTERED, "--metric", "rmse")
+    assert wrong.code == 2, wrong.out + wrong.err
+    [line] = wrong.err.strip().splitlines()
+    assert line == (f"error: rmse is a regression metric, but {REGISTERED} is a "
+                    "classification model; use accuracy, f1, precision or recall"), line
+    after = sorted(promotions.glob("*.json")) if promotions.exists() else []
+    assert after == before  # nothing decided, nothing recorded
+    import conveyor
+
+    with pytest.raises(conveyor.BadInputError, match="rmse is a regression metric"):
+        conveyor.promote(REGISTERED, metric="rmse", dry_run=True)
+    # a minimum of the other task, with the default metric: it blamed "metric f1", which
+    # the user had not given
+    floor = cli("promote", REGISTERED, "--minimum", "rmse=60")
+    assert floor.code == 2, floor.out + floor.err
+    assert floor.err.strip() == (f"error: minimum rmse is a regression metric, but "
+                                 f"{REGISTERED} is a classification model; use accuracy, f1, "
+                                 "precision or recall"), floor.err
+
+
 # --------------------------------------------------------------------------- item 12
 
 

@@ -77,6 +77,8 @@ def test_the_run_validates_a_regression_and_registers_a_regressor(
         p.name for p in evaluate.iterdir()}
     report = (evaluate.parent / "gate" / "report.html").read_text()  # the gate's (ADR 0041)
     assert "rmse" in report and report.count("data:image/png;base64,") == 2
+    assert "<tr><th>target</th><td>target: 25 to 346</td></tr>" in report  # not "classes —"
+    assert "description: |\n  Predict disease progression one year after baseline" in report
     metrics = json.loads((evaluate / "metrics.json").read_text())
     names = ("rmse", "mae", "r2", "mape")
     assert set(metrics) == ({f"{s}_{m}" for s in ("train", "test", "cv") for m in names}

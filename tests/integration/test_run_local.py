@@ -340,6 +340,25 @@ def test_registering_prints_conveyor_lines_only(shared: Shared, home: Path) -> N
     assert "it/s" not in result.err, result.err
 
 
+def test_library_warnings_are_counted_in_the_step_line_not_printed(shared: Shared,
+                                                                   home: Path) -> None:
+    # scikit-learn's ConvergenceWarning (9 lines each, once per fit: every CV fold and every
+    # search trial) went to stderr between the step lines: 144 lines for a 5-trial search
+    result = cli("run", str(SPEC), "model.params.max_iter=3", "evaluate.cv=3",
+                 "--run-id", "fit-warnings")
+    assert result.code == 0, result.err
+    assert "ConvergenceWarning" not in result.err and "lbfgs" not in result.err, result.err
+    said = "ConvergenceWarning: lbfgs failed to converge after 3 iteration(s) (status=1)"
+    assert result.step_line("train").endswith(f"LogisticRegression · 1 warning: {said}")
+    assert f"3 warnings: {said}" in result.step_line("evaluate")
+    steps = manifest(shared, "fit-warnings")["steps"]
+    assert steps["train"]["info"]["library_warnings"] == [
+        {"category": "ConvergenceWarning", "count": 1,
+         "message": "lbfgs failed to converge after 3 iteration(s) (status=1)"}]
+    assert steps["evaluate"]["info"]["library_warnings"][0]["count"] == 3
+    assert "library_warnings" not in steps["split"]["info"]
+
+
 def test_run_id_with_another_spec_is_refused(shared: Shared, home: Path) -> None:
     run_id = shared.first.run_id
     before = (shared.runs / run_id / "manifest.json").read_bytes()

@@ -122,3 +122,21 @@ def test_trials_are_child_runs_and_the_parent_has_the_best(
     drop = {"mlflow.parentRunId", "mlflow.user"}
     assert {k: v for k, v in public.data.tags.items() if k not in drop} == \
         {k: v for k, v in bulk.data.tags.items() if k not in drop}
+
+
+def test_the_tuned_example_gates_against_the_champion(
+        conveyor_home: Path, monkeypatch: pytest.MonkeyPatch, wdbc_path: Path) -> None:
+    """examples/breast_cancer/tuned.yaml is issue 11's scenario: candidates, Optuna, CV,
+    the report and the champion gate; it had the absolute gate only."""
+    monkeypatch.setenv("WDBC_PATH", str(wdbc_path))
+    spec = Path(__file__).resolve().parents[2] / "examples" / "breast_cancer" / "tuned.yaml"
+    code, out = cli("run", str(spec), "tune.n_trials=2", "--run-id", "tuned-1")
+    assert code == 0, out
+    assert "no champion" in out and "aliases    challenger, production" in out, out
+    # the same spec again: every step up to evaluate cached, the candidate is the champion
+    code, again = cli("run", str(spec), "tune.n_trials=2", "--run-id", "tuned-2")
+    assert code == 0, again
+    assert "registered models:/breast_cancer_tuned/1 (already registered)" in again, again
+    verdict = json.loads((conveyor_home / "artifacts" / "breast_cancer_tuned" / "tuned-2" /
+                          "gate" / "verdict.json").read_text())
+    assert verdict["passed"] and verdict["champion"]["version"] == "1"

@@ -65,6 +65,9 @@ def test_a_typo_beats_the_missing_key_it_causes_and_names_its_line() -> None:
     ({"name": "a", "inner": {"size": 2}},
      "x.yaml:4: inner.size: Input should be less than 1, got 2"),
     ({"name": "a", "inner": {"size": "x" * 5000}}, "got 'xxxx"),
+    # a value where a section goes named the model's class ("instance of _Inner")
+    ({"name": "a", "inner": "f1"},
+     "x.yaml:2: inner: expected a mapping with the keys metric, size, got 'f1'"),
 ])
 def test_values_are_explained_in_one_short_line(data: dict, expected: str) -> None:
     message = _error(data)

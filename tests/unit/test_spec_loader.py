@@ -142,6 +142,14 @@ def test_typo_in_override_names_the_command_line(tmp_path: Path) -> None:
     assert "did you mean 'params'?" in str(err)
 
 
+def test_an_error_inside_an_overridden_list_names_the_command_line(tmp_path: Path) -> None:
+    """``evaluate.metrics=[accuracy, f2]`` replaced the file's list, but the error on its
+    item pointed at the file's line (``metrics: [accuracy, ...]``), which no longer applies."""
+    err = spec_error(write(tmp_path, EXAMPLE), ("evaluate.metrics=[accuracy, f2]",))
+    assert err.key == "evaluate.metrics.1", err
+    assert err.file == "<command line>" and err.line is None, err
+
+
 # --------------------------------------------------------------------------- types, ranges
 
 

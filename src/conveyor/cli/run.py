@@ -81,6 +81,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress.stop()
         mark = {"ok": "[green]✓[/]", "cached": "[cyan]✓[/]", "skipped": "[yellow]–[/]"}.get(
             record.status, "?")
+        if record.status == "ok" and _rejected(step, record):
+            mark = "[red]✗[/]"  # the gate ran fine and said no: not a green tick
         note = {"cached": f"cached (run {record.cached_from})",
                 "skipped": record.info.get("reason", "")}.get(record.status, "")
         facts = _facts(step, record)
@@ -129,10 +131,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result.model_uri:
         console.print(f"registered {result.model_uri}"
                       + ("" if registered.get("created", True) else " (already registered)"))
+        if result.aliases:
+            console.print(f"aliases    {', '.join(result.aliases)}")
     if result.export_uri:
         console.print(f"model      {result.export_uri}")
         console.print(f"metrics    {exported['metrics']}")
     return 0
+
+
+def _rejected(step: str, record: Any) -> bool:
+    """Whether this step's record decides the run is ``rejected`` (the gate said no)."""
+    from conveyor.steps import step_class
+
+    found = step_class(step)
+    return found is not None and found().outcome(record.info) == "rejected"
 
 
 def progress_line(step: str, elapsed: float) -> str:

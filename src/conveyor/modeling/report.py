@@ -19,7 +19,7 @@ from typing import Any
 
 from conveyor.report_page import escape, page
 
-__all__ = ["metric_rows", "render_report"]
+__all__ = ["metric_rows", "render_report", "spec_as_yaml"]
 
 
 _SPLITS = ("test", "train", "cv")
@@ -113,7 +113,8 @@ def _gate_section(verdict: Mapping[str, Any] | None) -> str:
                     for c in comparison) + "</table>")
         scores = champion.get("metrics") or {}
         if scores:
-            parts.append("<details><summary>the champion's recorded scores</summary><table>"
+            parts.append("<details><summary>the champion's scores on this run's test rows"
+                         "</summary><table>"
                          + "".join(f"<tr><td>{_e(k)}</td><td class=n>{_num(v)}</td></tr>"
                                    for k, v in sorted(scores.items())) + "</table></details>")
     elif "champion" in verdict:
@@ -203,7 +204,30 @@ def _search_section(search: Mapping[str, Any] | None, history: bytes | None) -> 
     return "".join(parts)
 
 
-def _data_section(data: Mapping[str, Any] | None) -> str:
+def spec_as_yaml(dumped: Mapping[str, Any]) -> str:
+    """The spec as run, in YAML, in the spec's order; a string of several lines (the
+    ``description: |`` of the examples) as a literal block, as it was written."""
+    import yaml
+
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        style = "|" if "\n" in value.rstrip("\n") or value.endswith("\n") else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    _Dumper.add_representer(str, _text)
+    return yaml.dump(dict(dumped), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+
+
+def _target_range(data: Mapping[str, Any], target: str | None) -> str:
+    column = ((data.get("schema") or {}).get("columns") or {}).get(target or "") or {}
+    if "min" not in column or "max" not in column:
+        return "—"
+    return f"{target}: {column['min']:g} to {column['max']:g}"
+
+
+def _data_section(data: Mapping[str, Any] | None, target: str | None = None) -> str:
     if not data:
         return ""
     features = data.get("features") or {}
@@ -213,6 +237,7 @@ def _data_section(data: Mapping[str, Any] | None) -> str:
         kinds[str(kind)] = kinds.get(str(kind), 0) + 1
     facts = [("rows", data.get("rows")), ("columns", data.get("columns")),
              ("features", ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "—"),
+             ("target", _target_range(data, target)) if data.get("task") == "regression" else
              ("classes", ", ".join(f"{k}: {v}" for k, v in (data.get("classes") or {}).items())
               or "—"),
              ("columns with missing values", len(missing))]
@@ -238,7 +263,7 @@ def render_report(
     facts: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None,
     spec_yaml: str | None = None, search: Mapping[str, Any] | None = None,
     search_history: bytes | None = None, threshold: Mapping[str, Any] | None = None,
-    created: str | None = None,
+    created: str | None = None, target: str | None = None,
 ) -> str:
     """The run's report as one self-contained HTML page.
 
@@ -257,6 +282,7 @@ def render_report(
         threshold: the decision threshold saved with the model (value, how it was chosen,
             the metric at it and at 0.5).
         created: when the report was rendered (ISO 8601).
+        target: the target column (a regression's data summary shows its range).
     """
     images = dict(images or {})
     if verdict is None:
@@ -283,7 +309,7 @@ def render_report(
         _threshold_section(threshold, images),
         _plots_section(images) if images else "",
         _search_section(search, search_history),
-        _data_section(data),
+        _data_section(data, target),
         (f'<section id="spec"><h2>Spec</h2><details open><summary>the spec as run</summary>'
          f"<pre>{_e(spec_yaml)}</pre></details></section>" if spec_yaml else ""),
     ]

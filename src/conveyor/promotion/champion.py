@@ -24,6 +24,7 @@ from conveyor.promotion.decision import (
     make_decision,
 )
 from conveyor.promotion.holdout import Holdout
+from conveyor.promotion.rollback import ROLLED_BACK_TAG
 from conveyor.promotion.scoring import score_on_split
 from conveyor.store import Store
 from conveyor.tracking import Tracker
@@ -88,13 +89,13 @@ def challenge_champion(
     try:
         state = production_state(tracker, model)
     except BadInputError:  # the registered model does not exist yet
-        return ChampionCheck(True, f"no champion: {model!r} is not registered yet (the first "
-                                   "model passes the champion check)")
+        return ChampionCheck(True, f"no champion yet: {model!r} is not registered, so the "
+                                   "first model passes the champion check")
     try:
         version = get_version(tracker, model, alias=alias)
     except VersionRefusedError:
-        return ChampionCheck(True, f"no champion: {model!r} has no {alias!r} alias yet (the "
-                                   "first model passes the champion check)",
+        return ChampionCheck(True, f"no champion yet: {model!r} has no {alias!r} alias, so "
+                                   "the first model passes the champion check",
                              production=state.production, generation=state.generation)
     number = str(version.version)
     base = {"name": model, "version": number, "alias": alias, "metrics": {}}
@@ -167,6 +168,15 @@ def promote_challenger(tracker: Tracker, plan: dict[str, Any], *, store: Store |
         done = make_decision(model, [], version, metric=_PROMOTION_METRIC, min_delta=0.0)
         done.action, done.reason = "kept", f"production is already v{version}"
         return done
+    rolled_back = dict(get_version(tracker, model, number=version).tags or {}).get(
+        ROLLED_BACK_TAG)
+    if rolled_back:  # a person took it out of production: a run does not undo that
+        kept = make_decision(model, [], state.production, metric=_PROMOTION_METRIC,
+                             min_delta=0.0)
+        kept.action, kept.reason = "kept", (
+            f"v{version} was rolled back from production at {rolled_back}; a run does not "
+            f"promote it again (conveyor promote {model} --all can)")
+        return kept
     predictions = np.asarray(plan["check_predictions"], dtype=object)
     candidate = CandidateScore(version=version, role="candidate", status="scored",
                                scores={metric: plan["candidate"]}, predictions=predictions)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from conveyor.promotion.decision import PromotionDecision, check_rules, make_decision
+from conveyor.errors import BadInputError
+from conveyor.promotion.decision import METRICS, PromotionDecision, check_rules, make_decision
 from conveyor.promotion.holdout import Holdout, holdout_from_tags
 from conveyor.promotion.scoring import score_version
 from conveyor.tracking import Tracker, search_versions
@@ -28,6 +29,11 @@ def promotion_task(versions: list[Any], holdout: Holdout | None) -> str:
     if holdout is not None:
         return infer_task(holdout.y).task
     return "classification"
+
+
+def _one_of(names: Any) -> str:
+    *rest, last = list(names)
+    return f"{', '.join(rest)} or {last}" if rest else last
 
 
 def plan_promotion(
@@ -69,7 +75,16 @@ def plan_promotion(
               if str(v.version) == state.production or int(v.version) > seen]
     if holdout is None and chosen:
         holdout = holdout_from_tags(chosen)
-    task = metric_task(metric) if metric is not None else promotion_task(chosen, holdout)
+    if chosen or holdout is not None:
+        task: str | None = promotion_task(chosen, holdout)
+        for name in ([metric] if metric is not None else []) + list(minimums):
+            if metric_task(name) not in (None, task):
+                what = "" if name == metric else "minimum "
+                raise BadInputError(
+                    f"{what}{name} is a {metric_task(name)} metric, but {model} is a {task} "
+                    f"model; use {_one_of(m for m in METRICS if metric_task(m) == task)}")
+    else:
+        task = metric_task(metric) if metric is not None else None
     metric = metric or default_metric(task or "classification")
     check_rules(metric, minimums, min_delta)
     scored = [score_version(tracker, model, version, holdout,

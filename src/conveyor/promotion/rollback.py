@@ -19,9 +19,11 @@ from conveyor.tracking.aliases import (
     tag_version,
 )
 
-__all__ = ["RollbackResult", "rollback"]
+__all__ = ["ROLLED_BACK_TAG", "RollbackResult", "rollback"]
 
 log = logging.getLogger(__name__)
+#: on the version a rollback took out of production: when
+ROLLED_BACK_TAG = "conveyor.rolled_back_at"
 
 
 @dataclass
@@ -74,7 +76,7 @@ def rollback(tracker: Tracker, model: str, *, store: Store | None = None,
     if result.action == "rolled_back":
         assert result.production_before is not None
         tag_version(tracker, model, result.production_before,
-                    {"conveyor.rolled_back_at": result.decided_at}, strict=True)
+                    {ROLLED_BACK_TAG: result.decided_at}, strict=True)
         result.record_uri = write_record(store, "rollbacks", model, result.to_dict())
         set_last_decision(tracker, model, result.record_uri)
     log.info("rollback of %s: %s", model, result.reason)

@@ -70,6 +70,11 @@ def explain(exc: ValidationError, sources: Sources, model: type[BaseModel]) -> S
         message = f"{error['msg'].lower()}, got {short_repr(error.get('input'))}"
     elif kind == "union_tag_invalid":
         message = error["msg"]
+    elif kind == "model_type" and path:  # a value where a section goes
+        _, held = _walk(model, tuple(error["loc"]), descend=True)
+        keys = sorted({k for m in held for k in _field_keys(m)})
+        message = (f"expected a mapping with the keys {', '.join(keys)}, "
+                   f"got {short_repr(error.get('input'))}") if keys else error["msg"]
     else:
         text = error["msg"].removeprefix("Value error, ")
         got = error.get("input")
@@ -118,6 +123,8 @@ def _unwrap(annotation: Any) -> list[type[BaseModel]]:
         return _unwrap(typing.get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
         return [m for arg in typing.get_args(annotation) for m in _unwrap(arg)]
+    if origin is list:  # ``models:``: the items' models, reached through an index
+        return _unwrap(typing.get_args(annotation)[0])
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
     return []
@@ -159,5 +166,6 @@ def _walk(root: type[BaseModel], loc: tuple[Any, ...], *,
             models = [plugin]
             continue
         path.append(part)
-        models = []
+        if not (part.isdigit() and models):  # an index keeps the list items' models
+            models = []
     return tuple(path), models

@@ -82,6 +82,10 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str], sources: _So
     for text in overrides:
         key_path, value = parse_override(text)
         _set_path(data, key_path, value, text)
+        # what was under the key in a file is gone: its items come from the command line
+        for stale in [p for p in sources if len(p) > len(key_path)
+                      and p[:len(key_path)] == key_path]:
+            del sources[stale]
         for end in range(1, len(key_path) + 1):
             sources.setdefault(key_path[:end], (_COMMAND_LINE, None))
         sources[key_path] = (_COMMAND_LINE, None)

@@ -433,6 +433,18 @@ class TuneSpec(_Model):
     def _timeout(cls, value: Any) -> float | None:
         return parse_timeout(value)
 
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, value: str) -> str:
+        # one of the metrics evaluate knows (the task's fit is checked by modeling.tasks);
+        # anything else reached scikit-learn's get_scorer in the middle of the run
+        known = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
+        if value not in known:
+            close = difflib.get_close_matches(value, known, n=1, cutoff=0.4)
+            hint = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(known)}"
+            raise ValueError(f"unknown metric {value!r}; {hint}")
+        return value
+
     @field_validator("n_jobs")
     @classmethod
     def _jobs(cls, value: int) -> int:

@@ -87,10 +87,34 @@ def _check_candidate(loaded: LoadedSpec, candidate: Any, task: str | None) -> No
     for param, message in check_params(estimator, candidate.params):
         raise loaded.error(f"{candidate.key}.params.{param}", message)
     try:  # values too (C=abc), before any run is created
-        build_estimator(candidate.estimator, candidate.params, key=candidate.key,
-                        task=task)
+        built = build_estimator(candidate.estimator, candidate.params, key=candidate.key,
+                                task=task)
     except SpecError as exc:
         raise loaded.error(exc.key or f"{candidate.key}.params", exc.reason) from None
+    # log loss scores probabilities: a decision function is not one (LinearSVC's, clipped
+    # into [0, 1], gave a log loss that meant nothing; a search by it failed every trial)
+    tune, evaluate = loaded.spec.search(), loaded.spec.evaluate
+    one_vs_rest = loaded.spec.schema_.positive_label is None  # roc_auc_ovr: predict_proba
+    # as written (the task's default list keeps leaving out what the model cannot score)
+    written = evaluate.metrics if "metrics" in evaluate.model_fields_set else []
+    ranks = ("use another metric (roc_auc ranks by the decision function) or an estimator "
+             "with probabilities")
+    wanted = [(what, hint) for what, hint, asked in (
+        ("tune.metric log_loss", ranks, tune is not None and tune.metric == "log_loss"),
+        (f"tune.metric {tune.metric if tune else ''} without schema.positive_label "
+         "(one-vs-rest)", "set schema.positive_label (a binary target), use another metric, "
+         "or an estimator with probabilities", tune is not None and one_vs_rest
+         and tune.metric in ("roc_auc", "pr_auc")),
+        ("evaluate.metrics has log_loss, which", ranks, "log_loss" in written),
+        *((f"evaluate.metrics has {m}, which without schema.positive_label (one-vs-rest)",
+           "set schema.positive_label (a binary target), leave it out, or use an estimator "
+           "with probabilities", one_vs_rest and m in written) for m in ("roc_auc", "pr_auc")),
+    ) if asked]
+    if wanted and not hasattr(built, "predict_proba"):
+        what, hint = wanted[0]
+        raise loaded.error(f"{candidate.key}.estimator", (
+            f"{what} scores predicted probabilities, and {type(built).__name__} has no "
+            f"predict_proba; {hint}"))
     for param, message in check_params(estimator, candidate.space):
         raise loaded.error(f"{candidate.space_key}.{param}", message)
     for param, space in candidate.space.items():

@@ -14,6 +14,7 @@ import inspect
 import logging
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -32,6 +33,18 @@ __all__ = ["BaseStep", "StepContext", "StepResult", "StepStatus"]
 log = logging.getLogger(__name__)
 
 StepStatus = Literal["ok", "cached", "skipped"]
+
+
+def count_warnings(caught: list[warnings.WarningMessage]) -> list[dict[str, Any]]:
+    """Distinct warnings by first appearance: category, the message's first line (at most
+    200 characters, no trailing colon) and how many times it came."""
+    counted: dict[tuple[str, str], int] = {}
+    for item in caught:
+        text = str(item.message).strip().splitlines()[0] if str(item.message).strip() else ""
+        key = (item.category.__name__, text[:200].rstrip(":"))
+        counted[key] = counted.get(key, 0) + 1
+    return [{"category": category, "message": message, "count": count}
+            for (category, message), count in counted.items()]
 
 
 @dataclass
@@ -239,14 +252,26 @@ class BaseStep:
         """Run the step: timing, logging, and one wrap of foreign failures."""
         started = time.perf_counter()
         log.info("step %s: started (run %s)", self.name, ctx.run_id)
-        try:
-            result = self._run(ctx)
-        except ConveyorError:
-            raise
-        except Exception as exc:  # a foreign failure, wrapped once with its cause
-            raise ConveyorRuntimeError(
-                f"step {self.name} failed: {type(exc).__name__}: {exc}"
-            ) from exc
+        # A library's warnings (scikit-learn's ConvergenceWarning: 9 lines per fit, one fit
+        # per fold and trial) are counted into the step's info, not printed between the step
+        # lines; the filters set before (``ignore``) still apply.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.filterwarnings("always", append=True)
+            try:
+                result = self._run(ctx)
+            except ConveyorError:
+                raise
+            except Exception as exc:  # a foreign failure, wrapped once with its cause
+                raise ConveyorRuntimeError(
+                    f"step {self.name} failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            finally:
+                noted = count_warnings(caught)
+                for note in noted:
+                    log.info("step %s: %s ×%d: %s", self.name, note["category"],
+                             note["count"], note["message"])
+        if noted:
+            result.info = {**result.info, "library_warnings": noted}
         missing = [o for o in self.outputs if o not in result.outputs]
         if result.status == "ok" and missing:
             raise ConveyorRuntimeError(

@@ -29,9 +29,7 @@ def _json(ctx: StepContext, name: str) -> Any:
 
 def write_run_report(ctx: StepContext, verdict: dict[str, Any] | None) -> ArtifactRef:
     """Render the run's ``report.html`` into the calling step's folder and return its ref."""
-    import yaml
-
-    from conveyor.modeling.report import render_report
+    from conveyor.modeling.report import render_report, spec_as_yaml
 
     store = ctx.store
     images: dict[str, bytes] = {}
@@ -48,7 +46,7 @@ def write_run_report(ctx: StepContext, verdict: dict[str, Any] | None) -> Artifa
     page = render_report(
         pipeline=ctx.spec.name, run_id=ctx.run_id, metrics=ctx.read_json("evaluate.metrics"),
         images=images, verdict=verdict, facts=facts, data=_json(ctx, "validate.report"),
-        spec_yaml=yaml.safe_dump(ctx.spec.dump(), sort_keys=False, allow_unicode=True),
+        spec_yaml=spec_as_yaml(ctx.spec.dump()), target=ctx.spec.schema_.target,
         search=_json(ctx, "train.search"), search_history=history,
         threshold=_json(ctx, "train.threshold"), created=now_iso())
     return ctx.write_bytes("report.html", page.encode("utf-8"))

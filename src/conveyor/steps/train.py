@@ -58,10 +58,14 @@ class TrainStep(BaseStep):
         return hashlib.sha256(super().code_version.encode() + source).hexdigest()[:16]
 
     def summary(self, info: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
+        threshold = info.get("threshold")
+        at = f", threshold {threshold:.2f}" if isinstance(threshold, (int, float)) else ""
         if info.get("search"):
-            return (f"{info.get('estimator', '')} ({info.get('candidate')}, best of "
-                    f"{info.get('trials')} trials)")
-        return str(info.get("estimator", ""))
+            stopped = "; stopped by tune.timeout" if info.get("stopped_by") == "timeout" else ""
+            tried = (f"best of {info.get('trials')} trials" if info.get("trials") != 1
+                     else "1 trial")
+            return f"{info.get('estimator', '')} ({info.get('candidate')}, {tried}{stopped}){at}"
+        return f"{info.get('estimator', '')}{at}"
 
     def tags(self, info: Mapping[str, Any]) -> dict[str, str]:
         """The chosen candidate, on the run also when train was cached."""

@@ -31,6 +31,7 @@ __all__ = [
     "set_alias",
     "set_last_decision",
     "tag_version",
+    "version_aliases",
 ]
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,14 @@ def set_alias(tracker: Tracker, model: str, alias: str, version: str) -> None:
         raise TrackingError(f"{alias!r} moves only through a promotion or a rollback")
     _call(f"setting {model!r} {alias}", tracker.client.set_registered_model_alias, model,
           alias, version)
+
+
+def version_aliases(tracker: Tracker, model: str, version: str) -> tuple[str, ...]:
+    """The aliases of registered model ``model`` that point at ``version``, sorted."""
+    registered = _call(f"reading registered model {model!r}",
+                       tracker.client.get_registered_model, model)
+    return tuple(sorted(alias for alias, number in (registered.aliases or {}).items()
+                        if str(number) == str(version)))
 
 
 def set_last_decision(tracker: Tracker, model: str, record_uri: str) -> None:

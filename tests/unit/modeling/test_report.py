@@ -117,3 +117,38 @@ def test_metric_rows_pair_the_splits() -> None:
                         "test_roc_auc": 0.95}) == [
         {"metric": "f1", "test": 0.9, "train": 1.0, "cv": 0.88, "cv_std": 0.02},
         {"metric": "roc_auc", "test": 0.95, "train": None, "cv": None, "cv_std": None}]
+
+
+def test_the_spec_keeps_a_multi_line_description_as_written() -> None:
+    """A ``description: |`` block was shown single-quoted, wrapped, with blank lines between
+    its lines and ``scikit-learn''s`` for an apostrophe."""
+    from conveyor.modeling.report import spec_as_yaml
+
+    text = spec_as_yaml({"name": "diabetes",
+                         "description": "Predict disease progression\n"
+                                        "(scikit-learn's bundled copy).\n",
+                         "tags": ["example"]})
+    assert text == ("name: diabetes\ndescription: |\n  Predict disease progression\n"
+                    "  (scikit-learn's bundled copy).\ntags:\n- example\n")
+    import yaml
+
+    assert yaml.safe_load(text)["description"].endswith("bundled copy).\n")  # still YAML
+
+
+def test_a_regression_shows_its_target_range_not_classes() -> None:
+    """The regression report's data summary said "classes —"."""
+    data = {"rows": 442, "columns": 11, "features": {"bmi": "numeric"}, "classes": {},
+            "missing": {}, "task": "regression",
+            "schema": {"columns": {"bmi": {"kind": "numeric", "min": 18.0, "max": 42.2},
+                                   "target": {"kind": "numeric", "min": 25.0, "max": 346.0}}}}
+    text = render_report(pipeline="diabetes", run_id="r", metrics={"test_rmse": 58.5},
+                         data=data, target="target")
+    assert "<tr><th>target</th><td>target: 25 to 346</td></tr>" in text
+    assert "<th>classes</th>" not in text
+
+
+def test_the_champions_scores_say_which_rows_they_are_on(page: str) -> None:
+    # the gate scores the champion on this run's test rows; "recorded scores" read as the
+    # metrics logged when the champion was trained, on another split
+    assert "the champion's scores on this run's test rows" in page.replace("&#x27;", "'")
+    assert "recorded scores" not in page

@@ -138,6 +138,17 @@ def test_a_choice_the_estimator_refuses_is_refused_before_any_work(tmp_path: Pat
      "also models.0's"),
     (CANDIDATES.replace("timeout: 2m", "timeout: soon"), "tune.timeout", "'2m'"),
     (CANDIDATES.replace("n_trials: 8", "n_jobs: 0"), "tune.n_jobs", "-1 for every core"),
+    # a typo in the metric passed `conveyor validate`; the run failed in train (exit 1)
+    # with scikit-learn's "'f1_macr' is not a valid scoring value"
+    (CANDIDATES.replace("metric: f1", "metric: f1_macr"), "tune.metric",
+     "unknown metric 'f1_macr'; did you mean 'f1'?"),
+    ("model:\n  estimator: svc\n  tune: {metric: acuracy, params: {C: [1, 2]}}\n",
+     "model.tune.metric", "did you mean 'accuracy'?"),
+    # inside a candidate, a typo had no hint and a bare value named a class (CandidateSpec)
+    (CANDIDATES.replace("    space:\n      n_estimators", "    spcae:\n      n_estimators"),
+     "models.1.spcae", "unknown key 'spcae'; did you mean 'space'?"),
+    ("models: [ridge]\n", "models.0",
+     "expected a mapping with the keys estimator, name, params, space, got 'ridge'"),
 ])
 def test_the_shape_of_model_models_and_tune(tmp_path: Path, body: str, key: str | None,
                                             words: str) -> None:
@@ -318,6 +329,9 @@ def test_conveyor_validate_takes_ranges_under_random_and_names_a_bad_one(
     assert main(["validate", str(spec), "models.0.space.C={low: 10, high: 1}"]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("error: ") and "models.0.space.C: low 10 is above high 1" in line
+    assert main(["validate", str(spec), "tune.metric=f1_macr"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "tune.metric: unknown metric 'f1_macr'; did you mean 'f1'?" in line
 
 
 # --------------------------------------------------------- fold scores (ADR 0052)
@@ -414,3 +428,104 @@ def test_the_history_plot_draws_the_completed_trials(data: Any) -> None:
     none_complete = {**record, "trials": [{**t, "state": "pruned", "cv_mean": None}
                                           for t in record["trials"]]}
     assert marked(none_complete) == 0
+
+
+# ------------------------------------------------------------------- the step's line
+@pytest.mark.parametrize(("stopped_by", "line"), [
+    ("trials", "LogisticRegression (logistic_regression, best of 6 trials)"),
+    ("exhausted", "LogisticRegression (logistic_regression, best of 6 trials)"),
+    # a search its time budget cut short said only "best of 6 trials", as if it had
+    # tried what it was asked to
+    ("timeout", "LogisticRegression (logistic_regression, best of 6 trials; stopped by "
+                "tune.timeout)"),
+])
+def test_the_train_line_says_when_the_time_budget_stopped_the_search(stopped_by: str,
+                                                                     line: str) -> None:
+    from conveyor.steps.train import TrainStep
+
+    info = {"search": True, "estimator": "LogisticRegression",
+            "candidate": "logistic_regression", "trials": 6, "stopped_by": stopped_by}
+    assert TrainStep().summary(info, {}) == line
+    # models: without tune: one fit per candidate ("best of 1 trials")
+    assert TrainStep().summary({**info, "trials": 1}, {}).startswith(
+        "LogisticRegression (logistic_regression, 1 trial")
+
+
+def test_the_train_line_names_the_decision_threshold() -> None:
+    """A tuned ``model.threshold`` (0.64 for F1 on breast cancer) changes every prediction
+    near it; the train line said only "LogisticRegression"."""
+    from conveyor.steps.train import TrainStep
+
+    assert TrainStep().summary({"estimator": "LogisticRegression", "threshold": 0.6412},
+                               {}) == "LogisticRegression, threshold 0.64"
+    assert TrainStep().summary({"estimator": "LogisticRegression"}, {}) == "LogisticRegression"
+
+
+def test_a_search_by_log_loss_needs_an_estimator_with_probabilities(tmp_path: Path) -> None:
+    """LinearSVC has no predict_proba: every trial raised AttributeError in scikit-learn's
+    scorer, which ended the run as a failure (exit 1, retried under Airflow), after
+    `conveyor validate` had passed the spec."""
+    body = """\
+models:
+  - estimator: logistic_regression
+  - estimator: linear_svc
+    space: {C: {low: 0.01, high: 10.0, log: true}}
+tune: {method: optuna, metric: log_loss, cv: 3, n_trials: 3}
+"""
+    error = spec_error(tmp_path, body, check=True)
+    assert error.key == "models.1.estimator" and error.line == 6, error
+    assert "tune.metric log_loss scores predicted probabilities, and LinearSVC has no " \
+           "predict_proba; use another metric" in str(error)
+    check_spec(load_spec(write(tmp_path, body.replace("log_loss", "roc_auc"))), data=False)
+
+
+def test_log_loss_in_evaluate_needs_an_estimator_with_probabilities(tmp_path: Path) -> None:
+    """evaluate's log_loss for LinearSVC took its decision function, clipped into [0, 1],
+    for probabilities, and reported a number that means nothing (test_log_loss 0.98)."""
+    error = spec_error(tmp_path, "model: {estimator: linear_svc}\n"
+                                 "evaluate: {metrics: [accuracy, log_loss]}\n", check=True)
+    assert error.key == "model.estimator", error
+    assert "evaluate.metrics has log_loss, which scores predicted probabilities, and " \
+           "LinearSVC has no predict_proba" in str(error)
+    check_spec(load_spec(write(tmp_path, "model: {estimator: linear_svc}\n"
+                                         "evaluate: {metrics: [accuracy, roc_auc]}\n")),
+               data=False)
+
+
+def test_a_search_by_roc_auc_without_a_positive_class_needs_probabilities(
+        tmp_path: Path) -> None:
+    """Without schema.positive_label, roc_auc is one-vs-rest over predict_proba: LinearSVC
+    on iris failed every trial with AttributeError (exit 1)."""
+    body = """\
+name: iris_svc
+data: {source: sklearn, name: iris}
+schema: {target: target}
+models:
+  - estimator: linear_svc
+tune: {method: optuna, metric: roc_auc, cv: 3, n_trials: 2}
+"""
+    path = tmp_path / "iris.yaml"
+    path.write_text(body)
+    with pytest.raises(SpecError) as caught:
+        check_spec(load_spec(path), data=False)
+    assert caught.value.key == "models.0.estimator"
+    assert "tune.metric roc_auc without schema.positive_label (one-vs-rest)" in str(caught.value)
+    # with a positive class the decision function ranks the rows: no probabilities needed
+    check_spec(load_spec(write(tmp_path, "models:\n  - estimator: linear_svc\n"
+                                         "tune: {method: optuna, metric: roc_auc}\n")),
+               data=False)
+
+
+def test_a_written_roc_auc_without_a_positive_class_needs_probabilities(
+        tmp_path: Path) -> None:
+    """iris with LinearSVC and evaluate.metrics [.., roc_auc]: evaluate left roc_auc out
+    without a word, and a gate on test_roc_auc rejected the model, 'was not computed'."""
+    path = tmp_path / "iris.yaml"
+    path.write_text("name: iris_svc\ndata: {source: sklearn, name: iris}\n"
+                    "schema: {target: target}\nmodel: {estimator: linear_svc}\n"
+                    "evaluate: {metrics: [accuracy, roc_auc]}\n")
+    with pytest.raises(SpecError) as caught:
+        check_spec(load_spec(path), data=False)
+    assert caught.value.key == "model.estimator"
+    assert "evaluate.metrics has roc_auc, which without schema.positive_label (one-vs-rest) " \
+           "scores predicted probabilities" in str(caught.value)
