@@ -7,8 +7,9 @@ quota), 1 a failure worth a retry (the API stayed unavailable).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from conveyor.cli.output import write_stdout
 
 __all__ = ["register"]
 
@@ -46,5 +47,5 @@ def _collect(args: argparse.Namespace) -> int:
         lines.append(f"  skipped {skipped}")
     lines.append(f"  part    {result.part_uri}")
     lines.append(f"  dataset {result.dataset_rows} rows")
-    sys.stdout.write("\n".join(lines) + "\n")
+    write_stdout("\n".join(lines) + "\n")
     return 0

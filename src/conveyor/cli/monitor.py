@@ -7,8 +7,9 @@ Exit codes: 0 no drift, 3 drift passed the thresholds, 2 bad input, 1 a failure.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from conveyor.cli.output import write_stdout
 
 __all__ = ["register"]
 
@@ -68,5 +69,5 @@ def _monitor(args: argparse.Namespace) -> int:
     lines.append(f"report     {result.html_uri}")
     lines.append(f"json       {result.report_uri}")
     lines.append(f"MLflow run {result.mlflow_run_id} (experiment {report['model']}-monitoring)")
-    sys.stdout.write("\n".join(lines) + "\n")
+    write_stdout("\n".join(lines) + "\n")
     return result.exit_code

@@ -50,9 +50,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     console = _console()
     if not console.is_terminal:  # a pipe or a file: the table as wide as its content
-        from rich.console import Console
-
-        console = Console(highlight=False, soft_wrap=True, width=1000)
+        console = _console(width=1000)
     if not runs:
         console.print(f"no runs under {store.root}")
         console.print(_home_line(args), markup=False)
