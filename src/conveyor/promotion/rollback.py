@@ -66,8 +66,11 @@ def rollback(tracker: Tracker, model: str, *, store: Store | None = None,
             raise BadInputError(f"{model!r} has no {PRODUCTION!r} alias: nothing to roll back "
                                 "(promote a version first)")
         if previous is None or previous == production:
-            result.reason = (f"nothing to roll back: production is v{production} and there is "
-                             f"no {PREVIOUS} (already rolled back?)")
+            result.reason = (
+                f"nothing to roll back: v{production} is the first version in production"
+                if state.generation <= 1 else
+                f"nothing to roll back: production is v{production} and there is no "
+                f"{PREVIOUS} (a rollback already moved production back to it)")
         else:
             roll_back_production(tracker, model, state=state)
             result.action = "rolled_back"

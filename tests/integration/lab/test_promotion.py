@@ -100,6 +100,8 @@ def test_the_gate_min_delta_ties_and_rollback(lab: Lab, register: Callable,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     register(KNN)
     assert promote_lab(lab).action == "promoted"  # v1, the only one
+    first = rollback_lab(lab)
+    assert first.action == "none" and "v1 is the first version in production" in first.reason
     register(TREE)  # v2 beats v1 by 0.0238
     strict = make_lab(Path(lab.inbox_uri.removeprefix("file://")), min_delta=0.05)
     kept = promote_lab(strict)
@@ -121,6 +123,7 @@ def test_the_gate_min_delta_ties_and_rollback(lab: Lab, register: Callable,
     assert Path(rolled.record_uri.removeprefix("file://")).is_file()
     again = rollback_lab(lab)  # idempotent: nothing to do, and it says so
     assert again.action == "none" and "nothing to roll back" in again.reason
+    assert "a rollback already moved production back to it" in again.reason
     assert aliases() == {PRODUCTION: "1"}
     assert main(["rollback", MODEL]) == 0
     assert "nothing to roll back" in capsys.readouterr().out
