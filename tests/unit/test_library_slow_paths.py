@@ -73,3 +73,28 @@ def test_a_saved_model_skips_mlflows_requirement_check_and_keeps_its_pins(
     assert environment.warn_dependency_requirement_mismatches == calls.append  # put back
     environment._process_pip_requirements([], pip_requirements=pins)  # MLflow's own path
     assert calls == [pins]  # ... which is the hook the save stood in for
+
+
+_SAVE_WITHOUT_PIP = """
+import sys
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+import mlflow.utils.environment as environment
+from conveyor.tracking.tracker import Tracker
+
+found = environment._get_package_version
+environment._get_package_version = lambda name: None if name == "pip" else found(name)
+X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
+Tracker.save_sklearn_model(LogisticRegression().fit(X, [0, 0, 1, 1]), X.head(2), sys.argv[1])
+"""
+
+
+def test_a_model_saved_where_pip_is_missing_logs_no_pip_notice(tmp_path: Any) -> None:
+    # uv's environments have no pip: MLflow warned "Failed to resolve installed pip version"
+    # on every saved model, which a run through the Python API printed
+    done = subprocess.run([sys.executable, "-c", _SAVE_WITHOUT_PIP, str(tmp_path / "m")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "pip version" not in done.stderr, done.stderr
+    conda = (tmp_path / "m" / "conda.yaml").read_text()
+    assert "- pip\n" in conda  # the path the notice is logged on was taken

@@ -307,6 +307,23 @@ def _no_check(model_requirements: list[str]) -> None:
     """Stands in for MLflow's requirement check while a model is saved."""
 
 
+class _NoPipVersionNotice(logging.Filter):
+    """Drops MLflow's "Failed to resolve installed pip version" warning, logged on every saved
+    model in an environment without pip (uv's virtual environments have none): the model's
+    ``conda.yaml`` and ``python_env.yaml`` then list ``pip`` without a version, which is all
+    the warning says, once per run, from the Python API where the CLI's quieting does not
+    apply."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to resolve installed pip version")
+
+
+def _quiet_pip_notice() -> None:
+    logger = logging.getLogger("mlflow.utils.environment")
+    if not any(isinstance(f, _NoPipVersionNotice) for f in logger.filters):
+        logger.addFilter(_NoPipVersionNotice())
+
+
 class Tracker:
     """MLflow tracking and registry for one pipeline.
 
@@ -690,6 +707,7 @@ class Tracker:
         from mlflow.models import infer_signature
 
         signature = infer_signature(example, model.predict(example))
+        _quiet_pip_notice()
         try:
             with mlflow_scope(), _skops_quietly(), _pins_unchecked():
                 mlflow.sklearn.save_model(
