@@ -13,9 +13,11 @@ import hashlib
 import inspect
 import logging
 import tempfile
+import threading
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -33,6 +35,65 @@ __all__ = ["BaseStep", "StepContext", "StepResult", "StepStatus"]
 log = logging.getLogger(__name__)
 
 StepStatus = Literal["ok", "cached", "skipped"]
+
+
+_RECORDING = threading.Lock()
+_recorders: dict[int, list[warnings.WarningMessage]] = {}  # thread id -> its step's list
+_before: tuple[list[Any], Any] | None = None  # filters and showwarning before the first one
+
+
+def _show(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+          line: Any = None) -> None:
+    """``warnings.showwarning`` while a step records: into the list of the step running in
+    this thread, or of the only step running (a thread it started: parallel trials), else
+    shown as before."""
+    with _RECORDING:
+        into = _recorders.get(threading.get_ident())
+        if into is None and len(_recorders) == 1:
+            into = next(iter(_recorders.values()))
+        shown_before = _before[1] if _before is not None else None
+    if into is not None:
+        into.append(warnings.WarningMessage(message, category, filename, lineno, file, line))
+    elif shown_before is not None:
+        shown_before(message, category, filename, lineno, file, line)
+
+
+@contextmanager
+def recording_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    """Record the warnings raised in this thread while the block runs (ADR 0057).
+
+    ``warnings.catch_warnings`` cannot do it for steps that run at once in two threads (two
+    pipelines through the public API): each restores, on leaving, the state it saw on
+    entering, so the second to leave put the first's recorder back for good and every later
+    warning of the process vanished into it. Here one process-wide hook is installed by the
+    first step to record and removed by the last; each thread's warnings go to its own list.
+    The filters set before (``ignore``) still apply: ``always`` is appended after them.
+    """
+    global _before
+    caught: list[warnings.WarningMessage] = []
+    me = threading.get_ident()
+    with _RECORDING:
+        if not _recorders:
+            _before = (list(warnings.filters), warnings.showwarning)
+            warnings.filterwarnings("always", append=True)
+            warnings.showwarning = _show
+        outer = _recorders.get(me)
+        _recorders[me] = caught
+    try:
+        yield caught
+    finally:
+        with _RECORDING:
+            if outer is None:
+                del _recorders[me]
+            else:
+                _recorders[me] = outer
+            if not _recorders and _before is not None:
+                filters, shown = _before
+                warnings.filters[:] = filters
+                warnings._filters_mutated()  # type: ignore[attr-defined]
+                if warnings.showwarning is _show:
+                    warnings.showwarning = shown
+                _before = None
 
 
 def count_warnings(caught: list[warnings.WarningMessage]) -> list[dict[str, Any]]:
@@ -255,8 +316,7 @@ class BaseStep:
         # A library's warnings (scikit-learn's ConvergenceWarning: 9 lines per fit, one fit
         # per fold and trial) are counted into the step's info, not printed between the step
         # lines; the filters set before (``ignore``) still apply.
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.filterwarnings("always", append=True)
+        with recording_warnings() as caught:
             try:
                 result = self._run(ctx)
             except ConveyorError:
